@@ -1,0 +1,379 @@
+// Package config turns KONSTRUCT_* environment variables into one validated Config.
+//
+// Every variable is read in one pass and every problem is collected, so a
+// misconfigured process stops once with a message naming each bad variable and
+// what it expects, instead of failing on the first and hiding the rest.
+package config
+
+import (
+	"encoding/base64"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/mail"
+	"net/url"
+	"os"
+	"sort"
+	"strconv"
+	"strings"
+	"time"
+)
+
+// Prefix is put in front of every variable name.
+const Prefix = "KONSTRUCT_"
+
+// Config is the whole process configuration. Field comments name the variable.
+type Config struct {
+	DatabaseURL        string // DATABASE_URL: the application role (owns nothing, RLS applies)
+	MigrateDatabaseURL string // MIGRATE_DATABASE_URL: the owner role that runs migrations
+	RedisURL           string // REDIS_URL
+
+	TemporalAddress   string // TEMPORAL_ADDRESS
+	TemporalNamespace string // TEMPORAL_NAMESPACE
+	TemporalTaskQueue string // TEMPORAL_TASK_QUEUE
+	TemporalUIURL     string // TEMPORAL_UI_URL: links from the portal to workflows
+
+	HTTPAddr     string // HTTP_ADDR
+	PublicURL    string // PUBLIC_URL: how browsers and Slack reach this server
+	MaxBodyBytes int64  // MAX_BODY_BYTES
+
+	EncryptionKey     []byte   // ENCRYPTION_KEY: 32 bytes, base64
+	OldEncryptionKeys [][]byte // OLD_ENCRYPTION_KEYS: comma-separated, still accepted for decryption
+
+	BootstrapAdminEmail    string // BOOTSTRAP_ADMIN_EMAIL
+	BootstrapAdminPassword string // BOOTSTRAP_ADMIN_PASSWORD
+
+	SlackSigningSecret string // SLACK_SIGNING_SECRET
+	SlackClientID      string // SLACK_CLIENT_ID
+	SlackClientSecret  string // SLACK_CLIENT_SECRET
+	SlackAppToken      string // SLACK_APP_TOKEN: xapp- token for Socket Mode
+	SlackAPIURL        string // SLACK_API_URL
+
+	WhatsAppAppSecret   string // WHATSAPP_APP_SECRET
+	WhatsAppVerifyToken string // WHATSAPP_VERIFY_TOKEN
+	WhatsAppAPIURL      string // WHATSAPP_API_URL
+
+	OpenAIAPIKey     string   // OPENAI_API_KEY
+	OpenAIBaseURL    string   // OPENAI_BASE_URL
+	AnthropicAPIKey  string   // ANTHROPIC_API_KEY
+	AnthropicBaseURL string   // ANTHROPIC_BASE_URL
+	OllamaURL        string   // OLLAMA_URL
+	DefaultModels    []string // DEFAULT_MODELS: comma-separated provider/model chain
+
+	LLMAttemptTimeout      time.Duration // LLM_ATTEMPT_TIMEOUT: one model attempt
+	LLMUnavailableNotice   time.Duration // LLM_UNAVAILABLE_NOTICE: tell the user after this long without a provider
+	ConversationIdle       time.Duration // CONVERSATION_IDLE_TIMEOUT: an idle conversation workflow ends
+	TenantRatePerMinute    int           // RATE_LIMIT_TENANT_PER_MINUTE: default for tenants without their own
+	ChannelRatePerMinute   int           // RATE_LIMIT_CHANNEL_PER_MINUTE: default per Slack channel / WhatsApp number
+	LoginAttemptsPerMinute int           // RATE_LIMIT_LOGIN_PER_MINUTE: per email and per client IP
+
+	StripeSecretKey     string // STRIPE_SECRET_KEY
+	StripeWebhookSecret string // STRIPE_WEBHOOK_SECRET
+	StripeAPIURL        string // STRIPE_API_URL
+
+	SMTPURL  string // SMTP_URL: smtp:// or smtps://user:pass@host:port; empty logs mail instead
+	MailFrom string // MAIL_FROM
+
+	LogLevel  slog.Level // LOG_LEVEL
+	LogFormat string     // LOG_FORMAT: json or text
+}
+
+// Error lists every variable that is missing or malformed.
+type Error struct {
+	Problems []string // "KONSTRUCT_X: what it expects"
+}
+
+func (e *Error) Error() string {
+	return "config: " + strconv.Itoa(len(e.Problems)) + " invalid setting(s):\n  " + strings.Join(e.Problems, "\n  ")
+}
+
+// FromEnv reads the process environment.
+func FromEnv() (Config, error) { return Load(os.LookupEnv) }
+
+// Load reads variables through lookup (os.LookupEnv in production, a map in tests).
+func Load(lookup func(string) (string, bool)) (Config, error) {
+	l := &loader{lookup: lookup}
+	c := Config{
+		DatabaseURL:        l.url("DATABASE_URL", "postgres://konstruct_app:konstruct@127.0.0.1:5432/konstruct?sslmode=disable", "postgres", "postgresql"),
+		MigrateDatabaseURL: l.url("MIGRATE_DATABASE_URL", "postgres://konstruct_owner:konstruct@127.0.0.1:5432/konstruct?sslmode=disable", "postgres", "postgresql"),
+		RedisURL:           l.url("REDIS_URL", "redis://127.0.0.1:6379/0", "redis", "rediss"),
+
+		TemporalAddress:   l.hostPort("TEMPORAL_ADDRESS", "127.0.0.1:7233"),
+		TemporalNamespace: l.str("TEMPORAL_NAMESPACE", "default"),
+		TemporalTaskQueue: l.str("TEMPORAL_TASK_QUEUE", "konstruct"),
+		TemporalUIURL:     l.url("TEMPORAL_UI_URL", "http://127.0.0.1:8233", "http", "https"),
+
+		HTTPAddr:     l.hostPort("HTTP_ADDR", "127.0.0.1:8080"),
+		PublicURL:    strings.TrimRight(l.url("PUBLIC_URL", "http://127.0.0.1:8080", "http", "https"), "/"),
+		MaxBodyBytes: int64(l.intRange("MAX_BODY_BYTES", 1<<20, 1024, 64<<20)),
+
+		EncryptionKey:     l.key("ENCRYPTION_KEY"),
+		OldEncryptionKeys: l.keys("OLD_ENCRYPTION_KEYS"),
+
+		BootstrapAdminEmail:    l.email("BOOTSTRAP_ADMIN_EMAIL"),
+		BootstrapAdminPassword: l.str("BOOTSTRAP_ADMIN_PASSWORD", ""),
+
+		SlackSigningSecret: l.str("SLACK_SIGNING_SECRET", ""),
+		SlackClientID:      l.str("SLACK_CLIENT_ID", ""),
+		SlackClientSecret:  l.str("SLACK_CLIENT_SECRET", ""),
+		SlackAppToken:      l.prefixed("SLACK_APP_TOKEN", "xapp-"),
+		SlackAPIURL:        l.url("SLACK_API_URL", "https://slack.com/api/", "http", "https"),
+
+		WhatsAppAppSecret:   l.str("WHATSAPP_APP_SECRET", ""),
+		WhatsAppVerifyToken: l.str("WHATSAPP_VERIFY_TOKEN", ""),
+		WhatsAppAPIURL:      l.url("WHATSAPP_API_URL", "https://graph.facebook.com/v21.0/", "http", "https"),
+
+		OpenAIAPIKey:     l.str("OPENAI_API_KEY", ""),
+		OpenAIBaseURL:    l.url("OPENAI_BASE_URL", "", "http", "https"),
+		AnthropicAPIKey:  l.str("ANTHROPIC_API_KEY", ""),
+		AnthropicBaseURL: l.url("ANTHROPIC_BASE_URL", "", "http", "https"),
+		OllamaURL:        l.url("OLLAMA_URL", "", "http", "https"),
+		DefaultModels:    l.models("DEFAULT_MODELS", "openai/gpt-4o-mini"),
+
+		LLMAttemptTimeout:      l.duration("LLM_ATTEMPT_TIMEOUT", 60*time.Second),
+		LLMUnavailableNotice:   l.duration("LLM_UNAVAILABLE_NOTICE", 2*time.Minute),
+		ConversationIdle:       l.duration("CONVERSATION_IDLE_TIMEOUT", 24*time.Hour),
+		TenantRatePerMinute:    l.intRange("RATE_LIMIT_TENANT_PER_MINUTE", 600, 1, 1_000_000),
+		ChannelRatePerMinute:   l.intRange("RATE_LIMIT_CHANNEL_PER_MINUTE", 60, 1, 1_000_000),
+		LoginAttemptsPerMinute: l.intRange("RATE_LIMIT_LOGIN_PER_MINUTE", 10, 1, 10_000),
+
+		StripeSecretKey:     l.str("STRIPE_SECRET_KEY", ""),
+		StripeWebhookSecret: l.str("STRIPE_WEBHOOK_SECRET", ""),
+		StripeAPIURL:        l.url("STRIPE_API_URL", "", "http", "https"),
+
+		SMTPURL:  l.url("SMTP_URL", "", "smtp", "smtps"),
+		MailFrom: l.str("MAIL_FROM", "Konstruct <no-reply@konstruct.local>"),
+
+		LogLevel:  l.level("LOG_LEVEL", slog.LevelInfo),
+		LogFormat: l.oneOf("LOG_FORMAT", "json", "json", "text"),
+	}
+	if c.BootstrapAdminEmail != "" && c.BootstrapAdminPassword == "" {
+		l.fail("BOOTSTRAP_ADMIN_PASSWORD", "required when KONSTRUCT_BOOTSTRAP_ADMIN_EMAIL is set")
+	}
+	if c.BootstrapAdminPassword != "" && len(c.BootstrapAdminPassword) < 12 {
+		l.fail("BOOTSTRAP_ADMIN_PASSWORD", "at least 12 characters")
+	}
+	if (c.SlackClientID == "") != (c.SlackClientSecret == "") {
+		l.fail("SLACK_CLIENT_SECRET", "KONSTRUCT_SLACK_CLIENT_ID and KONSTRUCT_SLACK_CLIENT_SECRET are set together or not at all")
+	}
+	if len(l.problems) > 0 {
+		sort.Strings(l.problems)
+		return Config{}, &Error{Problems: l.problems}
+	}
+	return c, nil
+}
+
+// SecureCookies reports whether browsers reach the server over HTTPS.
+func (c Config) SecureCookies() bool { return strings.HasPrefix(c.PublicURL, "https://") }
+
+type loader struct {
+	lookup   func(string) (string, bool)
+	problems []string
+}
+
+func (l *loader) fail(name, expect string) {
+	l.problems = append(l.problems, Prefix+name+": "+expect)
+}
+
+func (l *loader) raw(name string) (string, bool) {
+	v, ok := l.lookup(Prefix + name)
+	v = strings.TrimSpace(v)
+	return v, ok && v != ""
+}
+
+func (l *loader) str(name, def string) string {
+	if v, ok := l.raw(name); ok {
+		return v
+	}
+	return def
+}
+
+func (l *loader) prefixed(name, prefix string) string {
+	v := l.str(name, "")
+	if v != "" && !strings.HasPrefix(v, prefix) {
+		l.fail(name, fmt.Sprintf("a token starting with %q", prefix))
+		return ""
+	}
+	return v
+}
+
+func (l *loader) oneOf(name, def string, allowed ...string) string {
+	v := strings.ToLower(l.str(name, def))
+	for _, a := range allowed {
+		if v == a {
+			return v
+		}
+	}
+	l.fail(name, "one of "+strings.Join(allowed, ", "))
+	return def
+}
+
+func (l *loader) url(name, def string, schemes ...string) string {
+	v := l.str(name, def)
+	if v == "" {
+		return ""
+	}
+	u, err := url.Parse(v)
+	if err != nil || u.Host == "" {
+		l.fail(name, "an absolute URL ("+strings.Join(schemes, "://, ")+"://host...)")
+		return ""
+	}
+	for _, s := range schemes {
+		if u.Scheme == s {
+			return v
+		}
+	}
+	l.fail(name, "a URL with scheme "+strings.Join(schemes, " or "))
+	return ""
+}
+
+func (l *loader) hostPort(name, def string) string {
+	v := l.str(name, def)
+	i := strings.LastIndexByte(v, ':')
+	if i < 0 {
+		l.fail(name, "host:port")
+		return ""
+	}
+	if p, err := strconv.Atoi(v[i+1:]); err != nil || p < 0 || p > 65535 {
+		l.fail(name, "host:port with a port between 0 and 65535")
+		return ""
+	}
+	return v
+}
+
+func (l *loader) intRange(name string, def, lo, hi int) int {
+	v, ok := l.raw(name)
+	if !ok {
+		return def
+	}
+	n, err := strconv.Atoi(v)
+	if err != nil || n < lo || n > hi {
+		l.fail(name, fmt.Sprintf("an integer between %d and %d", lo, hi))
+		return def
+	}
+	return n
+}
+
+func (l *loader) duration(name string, def time.Duration) time.Duration {
+	v, ok := l.raw(name)
+	if !ok {
+		return def
+	}
+	d, err := time.ParseDuration(v)
+	if err != nil || d <= 0 {
+		l.fail(name, "a positive duration such as 30s, 5m or 24h")
+		return def
+	}
+	return d
+}
+
+func (l *loader) level(name string, def slog.Level) slog.Level {
+	v, ok := l.raw(name)
+	if !ok {
+		return def
+	}
+	var lv slog.Level
+	if err := lv.UnmarshalText([]byte(v)); err != nil {
+		l.fail(name, "one of debug, info, warn, error")
+		return def
+	}
+	return lv
+}
+
+func (l *loader) email(name string) string {
+	v := l.str(name, "")
+	if v == "" {
+		return ""
+	}
+	a, err := mail.ParseAddress(v)
+	if err != nil || a.Address != v {
+		l.fail(name, "a plain email address such as admin@example.com")
+		return ""
+	}
+	return strings.ToLower(v)
+}
+
+// KeyLen is the AES-256 key size that ENCRYPTION_KEY must decode to.
+const KeyLen = 32
+
+func decodeKey(v string) ([]byte, error) {
+	k, err := base64.StdEncoding.DecodeString(v)
+	if err != nil {
+		k, err = base64.RawURLEncoding.DecodeString(strings.TrimRight(v, "="))
+	}
+	if err != nil {
+		return nil, errors.New("not base64")
+	}
+	if len(k) != KeyLen {
+		return nil, fmt.Errorf("decodes to %d bytes", len(k))
+	}
+	return k, nil
+}
+
+func (l *loader) key(name string) []byte {
+	v, ok := l.raw(name)
+	if !ok {
+		l.fail(name, "required: 32 random bytes, base64 (generate with: openssl rand -base64 32)")
+		return nil
+	}
+	k, err := decodeKey(v)
+	if err != nil {
+		l.fail(name, "32 bytes, base64 ("+err.Error()+")")
+		return nil
+	}
+	return k
+}
+
+func (l *loader) keys(name string) [][]byte {
+	v, ok := l.raw(name)
+	if !ok {
+		return nil
+	}
+	var out [][]byte
+	for i, part := range strings.Split(v, ",") {
+		k, err := decodeKey(strings.TrimSpace(part))
+		if err != nil {
+			l.fail(name, fmt.Sprintf("comma-separated 32-byte base64 keys (key %d: %v)", i+1, err))
+			return nil
+		}
+		out = append(out, k)
+	}
+	return out
+}
+
+// Providers names the model providers Konstruct can call.
+var Providers = []string{"openai", "anthropic", "ollama"}
+
+// ParseModelName splits "provider/model" and checks the provider is known.
+func ParseModelName(s string) (provider, model string, err error) {
+	provider, model, ok := strings.Cut(strings.TrimSpace(s), "/")
+	if !ok || provider == "" || model == "" {
+		return "", "", fmt.Errorf("%q is not provider/model (for example openai/gpt-4o-mini)", s)
+	}
+	for _, p := range Providers {
+		if p == provider {
+			return provider, model, nil
+		}
+	}
+	return "", "", fmt.Errorf("%q: unknown provider %q (known: %s)", s, provider, strings.Join(Providers, ", "))
+}
+
+func (l *loader) models(name, def string) []string {
+	v := l.str(name, def)
+	var out []string
+	for _, part := range strings.Split(v, ",") {
+		part = strings.TrimSpace(part)
+		if part == "" {
+			continue
+		}
+		if _, _, err := ParseModelName(part); err != nil {
+			l.fail(name, "comma-separated provider/model names: "+err.Error())
+			return nil
+		}
+		out = append(out, part)
+	}
+	if len(out) == 0 {
+		l.fail(name, "at least one provider/model name")
+	}
+	return out
+}

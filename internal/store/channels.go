@@ -1,0 +1,112 @@
+package store
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/google/uuid"
+	"github.com/jackc/pgx/v5"
+)
+
+// Channel kinds.
+const (
+	ChannelSlack    = "slack"
+	ChannelWhatsApp = "whatsapp"
+)
+
+// ChannelConnection routes a Slack workspace or WhatsApp number to an agent.
+type ChannelConnection struct {
+	ID          uuid.UUID
+	TenantID    uuid.UUID
+	AgentID     uuid.UUID
+	Kind        string
+	ExternalID  string // Slack team ID or WhatsApp phone-number ID
+	DisplayName string
+	BotUserID   string
+	Secret      []byte // secrets.Box ciphertext; never leaves the server in clear
+	Status      string
+	CreatedAt   time.Time
+	UpdatedAt   time.Time
+}
+
+const channelCols = `id, tenant_id, agent_id, kind, external_id, display_name, bot_user_id, secret, status, created_at, updated_at`
+
+func scanChannel(row pgx.Row) (ChannelConnection, error) {
+	var c ChannelConnection
+	err := row.Scan(&c.ID, &c.TenantID, &c.AgentID, &c.Kind, &c.ExternalID, &c.DisplayName, &c.BotUserID, &c.Secret,
+		&c.Status, &c.CreatedAt, &c.UpdatedAt)
+	return c, mapErr(err)
+}
+
+// UpsertChannelConnection connects an external workspace or number to an
+// agent, or re-points and re-keys the tenant's existing connection (a repeated
+// OAuth install). A workspace already connected to another tenant is a conflict:
+// RLS hides that row, so the insert hits the unique key instead of updating it.
+func (t *Tx) UpsertChannelConnection(ctx context.Context, c ChannelConnection) (ChannelConnection, error) {
+	out, err := scanChannel(t.tx.QueryRow(ctx, `
+		INSERT INTO channel_connections (tenant_id, agent_id, kind, external_id, display_name, bot_user_id, secret)
+		VALUES ($1, $2, $3, $4, $5, $6, $7)
+		ON CONFLICT (kind, external_id) DO UPDATE SET
+			agent_id = EXCLUDED.agent_id, display_name = EXCLUDED.display_name,
+			bot_user_id = EXCLUDED.bot_user_id, secret = EXCLUDED.secret, status = 'active', updated_at = now()
+		WHERE channel_connections.tenant_id = EXCLUDED.tenant_id
+		RETURNING `+channelCols,
+		t.scope(c.TenantID), c.AgentID, c.Kind, c.ExternalID, c.DisplayName, c.BotUserID, c.Secret))
+	if err != nil {
+		// The conflicting row belongs to another tenant: RLS refuses the update
+		// path (or the WHERE filters it out). Report it as the conflict it is.
+		if errors.Is(err, ErrForbidden) || errors.Is(err, ErrNotFound) {
+			return ChannelConnection{}, fmt.Errorf("store: connect channel: %w", &ConstraintError{
+				Kind: ErrConflict, Constraint: "channel_connections_kind_external_id_key", Err: err})
+		}
+		return ChannelConnection{}, fmt.Errorf("store: connect channel: %w", err)
+	}
+	return out, nil
+}
+
+// GetChannelByExternalID finds the connection for an inbound webhook. Webhook
+// routing runs it in platform scope: the external ID is how the tenant is found.
+func (t *Tx) GetChannelByExternalID(ctx context.Context, kind, externalID string) (ChannelConnection, error) {
+	c, err := scanChannel(t.tx.QueryRow(ctx,
+		`SELECT `+channelCols+` FROM channel_connections WHERE kind = $1 AND external_id = $2`, kind, externalID))
+	if err != nil {
+		return ChannelConnection{}, fmt.Errorf("store: get channel %s/%s: %w", kind, externalID, err)
+	}
+	return c, nil
+}
+
+// GetChannel returns a connection visible in this scope.
+func (t *Tx) GetChannel(ctx context.Context, id uuid.UUID) (ChannelConnection, error) {
+	c, err := scanChannel(t.tx.QueryRow(ctx, `SELECT `+channelCols+` FROM channel_connections WHERE id = $1`, id))
+	if err != nil {
+		return ChannelConnection{}, fmt.Errorf("store: get channel: %w", err)
+	}
+	return c, nil
+}
+
+// ListChannels returns the connections visible in this scope.
+func (t *Tx) ListChannels(ctx context.Context) ([]ChannelConnection, error) {
+	rows, err := t.tx.Query(ctx, `SELECT `+channelCols+` FROM channel_connections ORDER BY kind, created_at`)
+	if err != nil {
+		return nil, fmt.Errorf("store: list channels: %w", mapErr(err))
+	}
+	out, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (ChannelConnection, error) { return scanChannel(r) })
+	if err != nil {
+		return nil, fmt.Errorf("store: list channels: %w", err)
+	}
+	return out, nil
+}
+
+// DeleteChannel disconnects a workspace or number.
+func (t *Tx) DeleteChannel(ctx context.Context, id uuid.UUID) error {
+	tag, err := t.tx.Exec(ctx, `DELETE FROM channel_connections WHERE id = $1`, id)
+	if err != nil {
+		return fmt.Errorf("store: delete channel: %w", mapErr(err))
+	}
+	if tag.RowsAffected() == 0 {
+		return fmt.Errorf("store: delete channel: %w", ErrNotFound)
+	}
+	return nil
+}

@@ -1,0 +1,363 @@
+package store_test
+
+import (
+	"context"
+	"crypto/sha256"
+	"errors"
+	"fmt"
+	"testing"
+
+	"github.com/google/uuid"
+	"github.com/jackc/pgx/v5"
+	"github.com/stretchr/testify/require"
+
+	"github.com/konstruct/konstruct/internal/store"
+	"github.com/konstruct/konstruct/internal/testkit"
+)
+
+// tenantTables lists, from the catalog, every table that has a tenant_id
+// column, plus tenants itself (scoped by its id).
+func tenantTables(t *testing.T, ctx context.Context, conn *pgx.Conn) []string {
+	t.Helper()
+	rows, err := conn.Query(ctx, `
+		SELECT c.relname FROM pg_class c
+		JOIN pg_namespace n ON n.oid = c.relnamespace AND n.nspname = 'public'
+		WHERE c.relkind IN ('r', 'p')
+		  AND (c.relname = 'tenants' OR EXISTS (
+		        SELECT 1 FROM pg_attribute a WHERE a.attrelid = c.oid AND a.attname = 'tenant_id' AND NOT a.attisdropped))
+		ORDER BY 1`)
+	require.NoError(t, err)
+	names, err := pgx.CollectRows(rows, pgx.RowTo[string])
+	require.NoError(t, err)
+	require.Contains(t, names, "agents", "catalog query found the schema")
+	return names
+}
+
+// A future table with a tenant_id column cannot forget row-level security:
+// this test finds it in the catalog and fails unless RLS is enabled, forced
+// and has a policy.
+func TestEveryTenantTableHasForcedRLS(t *testing.T) {
+	ctx := context.Background()
+	db := testkit.NewDatabase(t)
+	conn, err := pgx.Connect(ctx, db.OwnerURL)
+	require.NoError(t, err)
+	defer conn.Close(ctx)
+
+	for _, table := range tenantTables(t, ctx, conn) {
+		var enabled, forced bool
+		var policies int
+		require.NoError(t, conn.QueryRow(ctx, `
+			SELECT c.relrowsecurity, c.relforcerowsecurity,
+			       (SELECT count(*) FROM pg_policy p WHERE p.polrelid = c.oid)
+			FROM pg_class c WHERE c.relname = $1 AND c.relnamespace = 'public'::regnamespace`, table).
+			Scan(&enabled, &forced, &policies))
+		require.True(t, enabled, "%s: row-level security is not enabled", table)
+		require.True(t, forced, "%s: row-level security is not forced", table)
+		require.Positive(t, policies, "%s: no RLS policy", table)
+	}
+}
+
+// The application role must not be able to step around RLS.
+func TestAppRoleOwnsNothingAndCannotBypassRLS(t *testing.T) {
+	ctx := context.Background()
+	db := testkit.NewDatabase(t)
+	conn, err := pgx.Connect(ctx, db.AppURL)
+	require.NoError(t, err)
+	defer conn.Close(ctx)
+
+	var super, bypass bool
+	var owned int
+	require.NoError(t, conn.QueryRow(ctx, `
+		SELECT r.rolsuper, r.rolbypassrls,
+		       (SELECT count(*) FROM pg_class c WHERE c.relowner = r.oid)
+		FROM pg_roles r WHERE r.rolname = current_user`).Scan(&super, &bypass, &owned))
+	require.False(t, super, "app role is a superuser")
+	require.False(t, bypass, "app role has BYPASSRLS")
+	require.Zero(t, owned, "app role owns relations")
+}
+
+type seeded struct {
+	tenant       store.Tenant
+	user         store.User
+	agent        store.Agent
+	channel      store.ChannelConnection
+	conversation store.Conversation
+}
+
+// seed writes one row of every tenant-scoped table for a new tenant.
+func seed(t *testing.T, ctx context.Context, s *store.Store, label string) seeded {
+	t.Helper()
+	var out seeded
+	id := uuid.New()
+	require.NoError(t, s.WithTenant(ctx, id, func(tx *store.Tx) error {
+		var err error
+		if out.tenant, err = tx.CreateTenant(ctx, id, "Tenant "+label); err != nil {
+			return err
+		}
+		if out.user, err = tx.CreateUser(ctx, store.User{Email: label + "@example.com", PasswordHash: "x", Role: store.RoleCustomerAdmin}); err != nil {
+			return err
+		}
+		hash := sha256.Sum256([]byte("token-" + label + id.String()))
+		if _, err = tx.CreateAPIToken(ctx, out.user, "cli", hash[:], nil); err != nil {
+			return err
+		}
+		if out.agent, err = tx.CreateAgent(ctx, store.Agent{Name: "Ada " + label, Models: []string{"openai/gpt-4o-mini"}}); err != nil {
+			return err
+		}
+		if out.channel, err = tx.UpsertChannelConnection(ctx, store.ChannelConnection{
+			AgentID: out.agent.ID, Kind: store.ChannelSlack, ExternalID: "T" + label + id.String()[:8], Secret: []byte{1, 2, 3},
+		}); err != nil {
+			return err
+		}
+		if out.conversation, err = tx.EnsureConversation(ctx, store.Conversation{
+			AgentID: out.agent.ID, Channel: store.ChannelSlack, ExternalKey: "k-" + label, WorkflowID: "wf-" + id.String(),
+		}); err != nil {
+			return err
+		}
+		if _, err = tx.AddMessage(ctx, store.Message{ConversationID: out.conversation.ID, Turn: 1, Role: "user",
+			Content: "hello from " + label, IdempotencyKey: "m1"}); err != nil {
+			return err
+		}
+		if err = tx.AddUsage(ctx, store.Usage{Provider: "openai", Model: "gpt-4o-mini", InputTokens: 3, IdempotencyKey: "u1"}); err != nil {
+			return err
+		}
+		if _, err = tx.ClaimOutbound(ctx, store.Outbound{Key: "wf:1:0", Channel: store.ChannelSlack}); err != nil {
+			return err
+		}
+		return tx.AppendAudit(ctx, store.AuditEvent{Actor: "test", Action: "seed"})
+	}))
+	return out
+}
+
+// Tenant B, holding tenant A's primary keys, can neither read, change, delete
+// nor insert A's rows, in any tenant-scoped table, by raw SQL as the app role.
+func TestTenantIsolationInEveryTable(t *testing.T) {
+	ctx := context.Background()
+	db := testkit.NewDatabase(t)
+	s, err := store.Open(ctx, db.AppURL)
+	require.NoError(t, err)
+	defer s.Close()
+	owner, err := pgx.Connect(ctx, db.OwnerURL)
+	require.NoError(t, err)
+	defer owner.Close(ctx)
+
+	a := seed(t, ctx, s, "a")
+	b := seed(t, ctx, s, "b")
+	tables := tenantTables(t, ctx, owner)
+	scopeCol := func(table string) string {
+		if table == "tenants" {
+			return "id"
+		}
+		return "tenant_id"
+	}
+
+	for _, table := range tables {
+		t.Run(table, func(t *testing.T) {
+			col := scopeCol(table)
+			// A seeded row exists, so the checks below are not vacuous. A new
+			// table must get a row in seed().
+			var rowJSON []byte
+			require.NoError(t, s.WithPlatform(ctx, func(tx *store.Tx) error {
+				n, err := tx.QueryInt(ctx, fmt.Sprintf(`SELECT count(*) FROM %s WHERE %s = $1`, table, col), a.tenant.ID)
+				require.Positive(t, n, "seed() writes no %s row for tenant A: add one", table)
+				if err != nil {
+					return err
+				}
+				return tx.QueryRowScan(ctx, fmt.Sprintf(`SELECT row_to_json(x)::text FROM %s x WHERE %s = $1 LIMIT 1`, table, col),
+					[]any{a.tenant.ID}, &rowJSON)
+			}))
+
+			require.NoError(t, s.WithTenant(ctx, b.tenant.ID, func(tx *store.Tx) error {
+				n, err := tx.QueryInt(ctx, fmt.Sprintf(`SELECT count(*) FROM %s WHERE %s = $1`, table, col), a.tenant.ID)
+				require.NoError(t, err)
+				require.Zero(t, n, "B sees A's rows")
+
+				n, err = tx.QueryInt(ctx, fmt.Sprintf(`SELECT count(*) FROM %s WHERE %s <> $1`, table, col), b.tenant.ID)
+				require.NoError(t, err)
+				require.Zero(t, n, "B sees rows of other tenants")
+				return nil
+			}))
+
+			// Each write runs in its own transaction, since a refusal aborts it.
+			write := func(sql string, args ...any) (int64, error) {
+				var affected int64
+				err := s.WithTenant(ctx, b.tenant.ID, func(tx *store.Tx) error {
+					var err error
+					affected, err = tx.Exec(ctx, sql, args...)
+					return err
+				})
+				return affected, err
+			}
+			n, err := write(fmt.Sprintf(`UPDATE %s SET %s = %s WHERE %s = $1`, table, col, col, col), a.tenant.ID)
+			if table == "audit_events" {
+				require.ErrorIs(t, err, store.ErrForbidden, "audit_events: the app role has no UPDATE")
+			} else {
+				require.NoError(t, err)
+				require.Zero(t, n, "B updated A's rows")
+			}
+			n, err = write(fmt.Sprintf(`DELETE FROM %s WHERE %s = $1`, table, col), a.tenant.ID)
+			if table == "audit_events" {
+				require.ErrorIs(t, err, store.ErrForbidden, "audit_events: the app role has no DELETE")
+			} else {
+				require.NoError(t, err)
+				require.Zero(t, n, "B deleted A's rows")
+			}
+			// Moving one of B's own rows into A is refused too.
+			_, err = write(fmt.Sprintf(`UPDATE %s SET %s = $1 WHERE %s = $2`, table, col, col), a.tenant.ID, b.tenant.ID)
+			require.Error(t, err, "B moved a row into A")
+
+			// Inserting a copy of A's row (fresh primary key) is refused by WITH CHECK.
+			_, err = write(fmt.Sprintf(`
+				INSERT INTO %[1]s SELECT * FROM jsonb_populate_record(NULL::%[1]s,
+					$1::jsonb || CASE WHEN $2 = 'id' OR jsonb_typeof($1::jsonb->'id') <> 'string' THEN '{}'::jsonb
+					              ELSE jsonb_build_object('id', gen_random_uuid()) END)`, table),
+				string(rowJSON), col)
+			require.Error(t, err, "B inserted a row for A")
+			require.NotErrorIs(t, err, store.ErrConflict, "refused by a unique key, not by RLS: make the copy unique")
+		})
+	}
+
+	// Through the store's own methods, A's IDs are simply not found in B.
+	require.NoError(t, s.WithTenant(ctx, b.tenant.ID, func(tx *store.Tx) error {
+		_, err := tx.GetAgent(ctx, a.agent.ID)
+		require.ErrorIs(t, err, store.ErrNotFound)
+		_, err = tx.GetConversation(ctx, a.conversation.ID)
+		require.ErrorIs(t, err, store.ErrNotFound)
+		_, err = tx.GetUser(ctx, a.user.ID)
+		require.ErrorIs(t, err, store.ErrNotFound)
+		_, err = tx.GetChannel(ctx, a.channel.ID)
+		require.ErrorIs(t, err, store.ErrNotFound)
+		msgs, err := tx.ListMessages(ctx, a.conversation.ID)
+		require.NoError(t, err)
+		require.Empty(t, msgs)
+		agents, err := tx.ListAgents(ctx)
+		require.NoError(t, err)
+		require.Len(t, agents, 1)
+		require.Equal(t, b.agent.ID, agents[0].ID)
+		return nil
+	}))
+	// B cannot point its channel at A's agent, even knowing its ID.
+	err = s.WithTenant(ctx, b.tenant.ID, func(tx *store.Tx) error {
+		_, err := tx.UpsertChannelConnection(ctx, store.ChannelConnection{
+			AgentID: a.agent.ID, Kind: store.ChannelSlack, ExternalID: "TNEW", Secret: []byte{1}})
+		return err
+	})
+	require.ErrorIs(t, err, store.ErrReferenced)
+	// Nor take over A's Slack workspace by connecting the same team ID.
+	err = s.WithTenant(ctx, b.tenant.ID, func(tx *store.Tx) error {
+		_, err := tx.UpsertChannelConnection(ctx, store.ChannelConnection{
+			AgentID: b.agent.ID, Kind: store.ChannelSlack, ExternalID: a.channel.ExternalID, Secret: []byte{9}})
+		return err
+	})
+	require.ErrorIs(t, err, store.ErrConflict)
+	require.NoError(t, s.WithTenant(ctx, a.tenant.ID, func(tx *store.Tx) error {
+		c, err := tx.GetChannel(ctx, a.channel.ID)
+		require.NoError(t, err)
+		require.Equal(t, a.agent.ID, c.AgentID, "A's connection unchanged")
+		require.Equal(t, []byte{1, 2, 3}, c.Secret)
+		return nil
+	}))
+}
+
+// Outside WithTenant and WithPlatform, no tenant row is visible at all.
+func TestNoScopeSeesNothing(t *testing.T) {
+	ctx := context.Background()
+	db := testkit.NewDatabase(t)
+	s, err := store.Open(ctx, db.AppURL)
+	require.NoError(t, err)
+	defer s.Close()
+	owner, err := pgx.Connect(ctx, db.OwnerURL)
+	require.NoError(t, err)
+	defer owner.Close(ctx)
+	seed(t, ctx, s, "a")
+
+	for _, table := range tenantTables(t, ctx, owner) {
+		require.NoError(t, s.WithNoScope(ctx, func(tx *store.Tx) error {
+			n, err := tx.QueryInt(ctx, `SELECT count(*) FROM `+table)
+			require.NoError(t, err)
+			require.Zero(t, n, "%s: rows visible without a tenant", table)
+			return nil
+		}))
+	}
+	// The owner role is subject to the forced policies too.
+	var n int
+	require.NoError(t, owner.QueryRow(ctx, `SELECT count(*) FROM agents`).Scan(&n))
+	require.Zero(t, n, "owner sees rows without a tenant: RLS not forced")
+}
+
+// A pooled connection never carries one tenant's setting to the next user.
+func TestTenantSettingDoesNotLeakAcrossPooledConnections(t *testing.T) {
+	ctx := context.Background()
+	db := testkit.NewDatabase(t)
+	s, err := store.Open(ctx, db.AppURL+"&pool_max_conns=1")
+	require.NoError(t, err)
+	defer s.Close()
+	a := seed(t, ctx, s, "a")
+
+	require.NoError(t, s.WithTenant(ctx, a.tenant.ID, func(tx *store.Tx) error {
+		n, err := tx.QueryInt(ctx, `SELECT count(*) FROM agents`)
+		require.Equal(t, int64(1), n)
+		return err
+	}))
+	require.NoError(t, s.WithNoScope(ctx, func(tx *store.Tx) error {
+		var setting *string
+		require.NoError(t, tx.QueryRowScan(ctx, `SELECT current_setting('app.tenant_id', true)`, nil, &setting))
+		require.True(t, setting == nil || *setting == "", "tenant setting survived the transaction: %v", setting)
+		n, err := tx.QueryInt(ctx, `SELECT count(*) FROM agents`)
+		require.Zero(t, n)
+		return err
+	}))
+	// A failed transaction rolls back the setting as well.
+	boom := errors.New("boom")
+	require.ErrorIs(t, s.WithTenant(ctx, a.tenant.ID, func(*store.Tx) error { return boom }), boom)
+	require.NoError(t, s.WithPlatform(ctx, func(tx *store.Tx) error {
+		var setting *string
+		require.NoError(t, tx.QueryRowScan(ctx, `SELECT current_setting('app.tenant_id', true)`, nil, &setting))
+		require.True(t, setting == nil || *setting == "")
+		return nil
+	}))
+}
+
+// The audit trail is append-only, even for the owner role.
+func TestAuditEventsRefuseUpdateAndDelete(t *testing.T) {
+	ctx := context.Background()
+	db := testkit.NewDatabase(t)
+	s, err := store.Open(ctx, db.AppURL)
+	require.NoError(t, err)
+	defer s.Close()
+	a := seed(t, ctx, s, "a")
+
+	err = s.WithTenant(ctx, a.tenant.ID, func(tx *store.Tx) error {
+		_, err := tx.Exec(ctx, `UPDATE audit_events SET action = 'forged'`)
+		return err
+	})
+	require.ErrorIs(t, err, store.ErrForbidden)
+	err = s.WithTenant(ctx, a.tenant.ID, func(tx *store.Tx) error {
+		_, err := tx.Exec(ctx, `DELETE FROM audit_events`)
+		return err
+	})
+	require.ErrorIs(t, err, store.ErrForbidden)
+
+	owner, err := pgx.Connect(ctx, db.OwnerURL)
+	require.NoError(t, err)
+	defer owner.Close(ctx)
+	for _, sql := range []string{
+		`UPDATE audit_events SET action = 'forged'`,
+		`DELETE FROM audit_events`,
+		`TRUNCATE audit_events`,
+	} {
+		tx, err := owner.Begin(ctx)
+		require.NoError(t, err)
+		_, err = tx.Exec(ctx, `SELECT set_config('app.platform', 'on', true)`)
+		require.NoError(t, err)
+		_, err = tx.Exec(ctx, sql)
+		require.ErrorContains(t, err, "audit_events is append-only", sql)
+		require.NoError(t, tx.Rollback(ctx))
+	}
+	require.NoError(t, s.WithTenant(ctx, a.tenant.ID, func(tx *store.Tx) error {
+		events, err := tx.ListAudit(ctx, 10)
+		require.Len(t, events, 1)
+		require.Equal(t, "seed", events[0].Action)
+		return err
+	}))
+}
