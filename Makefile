@@ -1,0 +1,77 @@
+# Konstruct — developer entry points. `make help` lists them.
+#
+# Services run natively (scripts/services.sh): PostgreSQL 15 + pgvector 0.8,
+# Redis, the Temporal dev server (settings: temporal-dev.yaml) and
+# stripe-mock; Chromium for browser tests. Local state, logs, pids and tools
+# live in .konstruct/ (git-ignored). With Docker instead: docker-compose.yml.
+
+SHELL := /bin/bash
+.SHELLFLAGS := -euo pipefail -c
+.DEFAULT_GOAL := help
+MAKEFLAGS += --no-print-directory
+
+GO       ?= go
+BIN      := .konstruct/bin
+KONSTRUCT := $(BIN)/konstruct
+FUZZTIME ?= 20s
+# Extra flags, e.g. make test TESTFLAGS='-run TestX -v' PKGS=./internal/...
+PKGS     ?= ./...
+TESTFLAGS ?=
+BENCHFLAGS ?=
+
+# Every recipe that talks to the services sources this first.
+ENV := source scripts/env.sh
+
+.PHONY: help services build dev test bench lint fuzz stop clean distclean
+
+help: ## List the targets
+	@echo "Konstruct make targets:"
+	@grep -hE '^[a-zA-Z_-]+:.*?## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*?## "}; {printf "  %-10s %s\n", $$1, $$2}'
+	@echo "Variables: FUZZTIME=$(FUZZTIME) PKGS=$(PKGS) TESTFLAGS=... BENCHFLAGS=..."
+
+services: ## Install (if missing) and start Postgres+pgvector, Redis, Temporal dev server, stripe-mock
+	@scripts/services.sh
+
+build: ## Build the konstruct binary into .konstruct/bin/konstruct
+	@mkdir -p $(BIN)
+	$(GO) build -o $(KONSTRUCT) ./cmd/konstruct
+
+dev: services build ## Start services, migrate, and run API + worker locally (konstruct dev)
+	@$(ENV); \
+	echo ""; \
+	echo "  Portal:          $$KONSTRUCT_PUBLIC_URL"; \
+	echo "  Temporal Web UI: $$KONSTRUCT_TEMPORAL_UI_URL"; \
+	echo "  Admin login:     $$KONSTRUCT_BOOTSTRAP_ADMIN_EMAIL / $$KONSTRUCT_BOOTSTRAP_ADMIN_PASSWORD"; \
+	echo "                   (generated once, kept in .konstruct/dev.env)"; \
+	echo ""; \
+	$(KONSTRUCT) migrate up; \
+	exec $(KONSTRUCT) dev
+
+test: ## Start services (with Chromium) and run all tests with -race
+	@scripts/services.sh --with-browser
+	@$(ENV); $(GO) test -race -count=1 -timeout 60m $(TESTFLAGS) $(PKGS)
+
+bench: services ## Go benchmarks, then the load driver (cmd/konstruct-bench) if present
+	@$(ENV); $(GO) test -run '^$$' -bench . -benchmem $(BENCHFLAGS) $(PKGS)
+	@if [ -d cmd/konstruct-bench ]; then \
+		$(ENV); echo "go run ./cmd/konstruct-bench"; $(GO) run ./cmd/konstruct-bench; \
+	else \
+		echo "cmd/konstruct-bench does not exist yet: load driver skipped"; \
+	fi
+
+lint: ## go vet and Temporal's workflowcheck over ./workflows/...
+	@scripts/lint.sh
+
+fuzz: ## Run each Fuzz* target for FUZZTIME (default 20s), one at a time
+	@$(ENV); FUZZTIME='$(FUZZTIME)' scripts/fuzz.sh $(filter-out ./...,$(PKGS))
+
+stop: ## Stop the Temporal dev server and stripe-mock started by the scripts
+	@scripts/temporal.sh stop
+	@scripts/stripe-mock.sh stop
+
+clean: ## Remove build and test outputs (keeps .konstruct state, tools and dev.env)
+	rm -f $(KONSTRUCT) coverage.out coverage.html cover.out *.coverprofile
+	find . -name '*.test' -type f -not -path './.konstruct/*' -print -delete
+
+distclean: stop clean ## clean, and remove all of .konstruct/ (tools, Temporal DB, dev.env keys!)
+	rm -rf .konstruct
