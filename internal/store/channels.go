@@ -110,3 +110,9 @@ func (t *Tx) DeleteChannel(ctx context.Context, id uuid.UUID) error {
 	}
 	return nil
 }
+
+// SecretAAD is the associated data that binds a connection's encrypted token
+// to its tenant and workspace: a ciphertext copied to another row won't open.
+func SecretAAD(tenantID uuid.UUID, kind, externalID string) []byte {
+	return []byte("channel-token:" + tenantID.String() + ":" + kind + ":" + externalID)
+}

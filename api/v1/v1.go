@@ -1,0 +1,113 @@
+// Package v1 is the REST API under /api/v1, described by api/openapi.yaml.
+// JSON fields are snake_case, IDs are UUIDs, creation answers 201 with the
+// object, and errors are {"error":{"code","message","field"}}.
+package v1
+
+import (
+	"context"
+	"log/slog"
+	"net/http"
+	"time"
+
+	"github.com/gin-gonic/gin"
+	"github.com/google/uuid"
+
+	"github.com/konstruct/konstruct/api/apiutil"
+	"github.com/konstruct/konstruct/internal/apperr"
+	"github.com/konstruct/konstruct/internal/auth"
+	"github.com/konstruct/konstruct/internal/authz"
+	"github.com/konstruct/konstruct/internal/channel/slack"
+	"github.com/konstruct/konstruct/internal/secrets"
+	"github.com/konstruct/konstruct/internal/store"
+)
+
+// SlackVerifier checks a bot token with Slack before a workspace is connected.
+type SlackVerifier interface {
+	AuthTest(ctx context.Context, token string) (slack.AuthInfo, error)
+}
+
+// API holds the handlers' dependencies.
+type API struct {
+	Store         *store.Store
+	Auth          *auth.Service
+	Secrets       *secrets.Box
+	Slack         SlackVerifier
+	KnownTools    []string
+	DefaultModels []string
+	TemporalUIURL string
+	Namespace     string
+	Logger        *slog.Logger
+}
+
+func deny(c *gin.Context, d authz.Decision) {
+	switch d {
+	case authz.Unauthenticated:
+		c.Header("WWW-Authenticate", `Bearer realm="konstruct"`)
+		apiutil.Error(c, apperr.Unauthorized("send a bearer token: POST /api/v1/auth/token exchanges email and password for one"))
+	case authz.NotFound:
+		apiutil.Error(c, apperr.NotFound("resource"))
+	default:
+		apiutil.Error(c, apperr.Forbidden(authz.StatusText(d)))
+	}
+}
+
+// Register adds every v1 route to g, each behind its permission.
+func (a *API) Register(reg *authz.Registry, g *gin.RouterGroup) {
+	h := func(method, path string, perm authz.Perm, fn func(*gin.Context) error) {
+		reg.Handle(g, method, path, perm, deny, apiutil.Handler(fn))
+	}
+	h(http.MethodPost, "/auth/token", authz.Public, a.createToken)
+	h(http.MethodGet, "/me", authz.Read(authz.ObjSelf), a.me)
+
+	h(http.MethodGet, "/tenants", authz.Read(authz.ObjTenants), a.listTenants)
+	h(http.MethodPost, "/tenants", authz.Write(authz.ObjTenants), a.createTenant)
+	h(http.MethodGet, "/tenants/:tenant_id", authz.Read(authz.ObjTenant), a.getTenant)
+	h(http.MethodPatch, "/tenants/:tenant_id", authz.Write(authz.ObjTenant), a.updateTenant)
+	h(http.MethodDelete, "/tenants/:tenant_id", authz.Write(authz.ObjTenants), a.deleteTenant)
+
+	h(http.MethodGet, "/tenants/:tenant_id/agents", authz.Read(authz.ObjAgents), a.listAgents)
+	h(http.MethodPost, "/tenants/:tenant_id/agents", authz.Write(authz.ObjAgents), a.createAgent)
+	h(http.MethodGet, "/tenants/:tenant_id/agents/:agent_id", authz.Read(authz.ObjAgents), a.getAgent)
+	h(http.MethodPatch, "/tenants/:tenant_id/agents/:agent_id", authz.Write(authz.ObjAgents), a.updateAgent)
+	h(http.MethodDelete, "/tenants/:tenant_id/agents/:agent_id", authz.Write(authz.ObjAgents), a.deleteAgent)
+
+	h(http.MethodGet, "/tenants/:tenant_id/channels", authz.Read(authz.ObjChannels), a.listChannels)
+	h(http.MethodPost, "/tenants/:tenant_id/channels/slack", authz.Write(authz.ObjChannels), a.connectSlack)
+	h(http.MethodDelete, "/tenants/:tenant_id/channels/:channel_id", authz.Write(authz.ObjChannels), a.deleteChannel)
+
+	h(http.MethodGet, "/tenants/:tenant_id/conversations", authz.Read(authz.ObjConversations), a.listConversations)
+	h(http.MethodGet, "/tenants/:tenant_id/conversations/:conversation_id", authz.Read(authz.ObjConversations), a.getConversation)
+	h(http.MethodGet, "/tenants/:tenant_id/conversations/:conversation_id/messages", authz.Read(authz.ObjConversations), a.listMessages)
+}
+
+// pathID parses a UUID path parameter; a malformed one names nothing (404).
+func pathID(c *gin.Context, name, what string) (uuid.UUID, error) {
+	id, err := uuid.Parse(c.Param(name))
+	if err != nil {
+		return uuid.Nil, apperr.NotFound(what)
+	}
+	return id, nil
+}
+
+// principal is set by the guard for every non-public route.
+func principal(c *gin.Context) authz.Principal { return *authz.PrincipalFrom(c) }
+
+func actor(c *gin.Context) string { return "user:" + principal(c).UserID.String() }
+
+// notFoundAs renames a store.ErrNotFound for the client.
+func notFoundAs(err error, what string) error {
+	if err != nil && apperr.From(err).Code == "not_found" {
+		return apperr.NotFound(what).Wrap(err)
+	}
+	return err
+}
+
+func ts(t time.Time) string { return t.UTC().Format(time.RFC3339Nano) }
+
+func tsPtr(t *time.Time) *string {
+	if t == nil {
+		return nil
+	}
+	s := ts(*t)
+	return &s
+}

@@ -1,0 +1,210 @@
+// Package agents holds the rules for designing an agent, shared by the REST
+// API and the portal's Agent Designer: field validation, escalation rules
+// checked against a JSON schema, and the system prompt the model receives.
+package agents
+
+import (
+	"bytes"
+	_ "embed"
+	"encoding/json"
+	"fmt"
+	"slices"
+	"strings"
+	"unicode/utf8"
+
+	"github.com/santhosh-tekuri/jsonschema/v6"
+	"golang.org/x/text/language"
+	"golang.org/x/text/message"
+
+	"github.com/konstruct/konstruct/internal/apperr"
+	"github.com/konstruct/konstruct/internal/config"
+	"github.com/konstruct/konstruct/internal/store"
+)
+
+// Field limits; the database checks the same bounds.
+const (
+	MaxName         = 100
+	MaxRole         = 200
+	MaxPersona      = 4000
+	MaxSystemPrompt = 20000
+	MaxModels       = 8
+)
+
+//go:embed escalation.schema.json
+var escalationSchemaJSON []byte
+
+var escalationSchema = func() *jsonschema.Schema {
+	doc, err := jsonschema.UnmarshalJSON(bytes.NewReader(escalationSchemaJSON))
+	if err != nil {
+		panic(fmt.Sprintf("agents: escalation schema: %v", err))
+	}
+	c := jsonschema.NewCompiler()
+	if err := c.AddResource("escalation.schema.json", doc); err != nil {
+		panic(fmt.Sprintf("agents: escalation schema: %v", err))
+	}
+	return c.MustCompile("escalation.schema.json")
+}()
+
+// EscalationSchema returns the JSON schema escalation rules must satisfy.
+func EscalationSchema() json.RawMessage { return escalationSchemaJSON }
+
+// ParseEscalation validates raw escalation rules against the schema and
+// decodes them. An empty input means no rules.
+func ParseEscalation(raw []byte) (store.Escalation, error) {
+	if len(bytes.TrimSpace(raw)) == 0 || string(bytes.TrimSpace(raw)) == "null" {
+		return store.Escalation{}, nil
+	}
+	doc, err := jsonschema.UnmarshalJSON(bytes.NewReader(raw))
+	if err != nil {
+		return store.Escalation{}, apperr.Invalid("escalation", "must be a JSON object")
+	}
+	if err := escalationSchema.Validate(doc); err != nil {
+		return store.Escalation{}, apperr.Invalid("escalation", schemaMessage(err))
+	}
+	var e store.Escalation
+	if err := json.Unmarshal(raw, &e); err != nil {
+		return store.Escalation{}, apperr.Invalid("escalation", "must be a JSON object").Wrap(err)
+	}
+	return e, nil
+}
+
+var englishPrinter = message.NewPrinter(language.English)
+
+// schemaMessage turns a validation error into one readable sentence naming
+// the property, e.g. "max_failed_turns: maximum: got 500, want 100".
+func schemaMessage(err error) string {
+	ve, ok := err.(*jsonschema.ValidationError)
+	if !ok {
+		return err.Error()
+	}
+	for len(ve.Causes) > 0 {
+		ve = ve.Causes[0]
+	}
+	loc := strings.Join(ve.InstanceLocation, ".")
+	msg := ve.ErrorKind.LocalizedString(englishPrinter)
+	if loc == "" {
+		return msg
+	}
+	return loc + ": " + msg
+}
+
+// Input is what a designer submits for an agent.
+type Input struct {
+	Name         string
+	Role         string
+	Persona      string
+	SystemPrompt string
+	Models       []string
+	Tools        []string
+	Escalation   store.Escalation
+	Status       string
+}
+
+// Validate normalises in and reports every invalid field. knownTools lists
+// the tools an agent may select.
+func Validate(in *Input, knownTools []string) error {
+	var errs apperr.Fields
+	in.Name = strings.TrimSpace(in.Name)
+	in.Role = strings.TrimSpace(in.Role)
+	in.Persona = strings.TrimSpace(in.Persona)
+	in.SystemPrompt = strings.TrimSpace(in.SystemPrompt)
+	text := func(field, value string, max int, required bool) {
+		switch n := utf8.RuneCountInString(value); {
+		case required && n == 0:
+			errs.Add(field, "is required")
+		case n > max:
+			errs.Add(field, fmt.Sprintf("must be at most %d characters (got %d)", max, n))
+		case !utf8.ValidString(value) || strings.ContainsRune(value, 0):
+			errs.Add(field, "contains invalid characters")
+		}
+	}
+	text("name", in.Name, MaxName, true)
+	text("role", in.Role, MaxRole, false)
+	text("persona", in.Persona, MaxPersona, false)
+	text("system_prompt", in.SystemPrompt, MaxSystemPrompt, false)
+
+	models := make([]string, 0, len(in.Models))
+	for _, m := range in.Models {
+		m = strings.TrimSpace(m)
+		if m == "" {
+			continue
+		}
+		if _, _, err := config.ParseModelName(m); err != nil {
+			errs.Add("models", err.Error())
+			break
+		}
+		if slices.Contains(models, m) {
+			errs.Add("models", fmt.Sprintf("%q appears twice in the chain", m))
+			break
+		}
+		models = append(models, m)
+	}
+	if len(models) > MaxModels {
+		errs.Add("models", fmt.Sprintf("at most %d models in a chain", MaxModels))
+	}
+	in.Models = models
+
+	tools := make([]string, 0, len(in.Tools))
+	for _, t := range in.Tools {
+		t = strings.TrimSpace(t)
+		if t == "" || slices.Contains(tools, t) {
+			continue
+		}
+		if !slices.Contains(knownTools, t) {
+			errs.Add("tools", fmt.Sprintf("unknown tool %q (available: %s)", t, strings.Join(knownTools, ", ")))
+			break
+		}
+		tools = append(tools, t)
+	}
+	in.Tools = tools
+
+	raw, _ := json.Marshal(in.Escalation)
+	if _, err := ParseEscalation(raw); err != nil {
+		errs = append(errs, apperr.From(err))
+	}
+	switch in.Status {
+	case "":
+		in.Status = store.AgentActive
+	case store.AgentActive, store.AgentInactive:
+	default:
+		errs.Add("status", "must be active or inactive")
+	}
+	return errs.Err()
+}
+
+// Channel hints tell the model how its words will be shown.
+var channelHints = map[string]string{
+	store.ChannelSlack:    "You are chatting in Slack. Keep replies concise; Slack mrkdwn (*bold*, _italic_, `code`, bullet lists) renders, Markdown headings and tables do not.",
+	store.ChannelWhatsApp: "You are chatting on WhatsApp. Keep replies short and plain; *bold* and _italic_ render, links and lists should be simple.",
+}
+
+// SystemPrompt is the system prompt the model receives for a on channel.
+// The portal's preview and the conversation engine both call it, so what the
+// designer sees is what the model gets.
+func SystemPrompt(a store.Agent, channel string) string {
+	var b strings.Builder
+	name := strings.TrimSpace(a.Name)
+	if name == "" {
+		name = "an assistant"
+	}
+	b.WriteString("You are ")
+	b.WriteString(name)
+	if a.Role != "" {
+		b.WriteString(", ")
+		b.WriteString(a.Role)
+	}
+	b.WriteString(".")
+	if a.Persona != "" {
+		b.WriteString("\n\nPersona: ")
+		b.WriteString(a.Persona)
+	}
+	if a.SystemPrompt != "" {
+		b.WriteString("\n\n")
+		b.WriteString(a.SystemPrompt)
+	}
+	if hint := channelHints[channel]; hint != "" {
+		b.WriteString("\n\n")
+		b.WriteString(hint)
+	}
+	return b.String()
+}

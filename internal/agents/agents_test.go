@@ -1,0 +1,76 @@
+package agents
+
+import (
+	"errors"
+	"strings"
+	"testing"
+
+	"github.com/stretchr/testify/require"
+
+	"github.com/konstruct/konstruct/internal/apperr"
+	"github.com/konstruct/konstruct/internal/store"
+)
+
+func TestValidateNormalisesAndAccepts(t *testing.T) {
+	in := Input{Name: "  Ada  ", Role: "Support lead", Models: []string{" openai/gpt-4o-mini ", "", "anthropic/claude-sonnet-4-5"},
+		Tools: []string{"current_time", "current_time"}, Escalation: store.Escalation{Keywords: []string{"human"}, MaxFailedTurns: 2}}
+	require.NoError(t, Validate(&in, []string{"current_time"}))
+	require.Equal(t, "Ada", in.Name)
+	require.Equal(t, []string{"openai/gpt-4o-mini", "anthropic/claude-sonnet-4-5"}, in.Models)
+	require.Equal(t, []string{"current_time"}, in.Tools)
+	require.Equal(t, store.AgentActive, in.Status)
+}
+
+func TestValidateReportsEveryField(t *testing.T) {
+	in := Input{
+		Name:       "",
+		Role:       strings.Repeat("r", MaxRole+1),
+		Models:     []string{"gpt-4o"},
+		Tools:      []string{"rm_rf"},
+		Escalation: store.Escalation{MaxFailedTurns: 500, NotifyChannel: "#general"},
+		Status:     "paused",
+	}
+	err := Validate(&in, []string{"current_time"})
+	var f apperr.Fields
+	require.True(t, errors.As(err, &f))
+	require.Equal(t, "is required", f.Message("name"))
+	require.Contains(t, f.Message("role"), "at most 200 characters")
+	require.Contains(t, f.Message("models"), "not provider/model")
+	require.Contains(t, f.Message("tools"), `unknown tool "rm_rf"`)
+	require.Contains(t, f.Message("escalation"), "max_failed_turns")
+	require.Equal(t, "must be active or inactive", f.Message("status"))
+	require.Equal(t, "name", apperr.From(err).Field, "the API reports the first field")
+}
+
+func TestParseEscalation(t *testing.T) {
+	e, err := ParseEscalation([]byte(`{"keywords":["agent","human"],"handoff_message":"A colleague will reply.","notify_channel":"C0123"}`))
+	require.NoError(t, err)
+	require.Equal(t, []string{"agent", "human"}, e.Keywords)
+
+	for raw, want := range map[string]string{
+		`{"keywords":"human"}`:     "keywords",
+		`{"surprise":true}`:        "additional properties",
+		`[1]`:                      "object",
+		`{"max_failed_turns":-1}`:  "max_failed_turns",
+		`{"keywords":["a","a"]}`:   "keywords",
+		`{"notify_channel":"bad"}`: "notify_channel",
+		`{`:                        "JSON object",
+	} {
+		_, err := ParseEscalation([]byte(raw))
+		require.Error(t, err, raw)
+		require.Contains(t, strings.ToLower(apperr.From(err).Message), strings.ToLower(want), raw)
+	}
+	e, err = ParseEscalation(nil)
+	require.NoError(t, err)
+	require.Empty(t, e.Keywords)
+}
+
+func TestSystemPrompt(t *testing.T) {
+	a := store.Agent{Name: "Ada", Role: "customer support lead at Acme", Persona: "Warm and precise.", SystemPrompt: "Answer billing questions."}
+	p := SystemPrompt(a, store.ChannelSlack)
+	require.True(t, strings.HasPrefix(p, "You are Ada, customer support lead at Acme."))
+	require.Contains(t, p, "Persona: Warm and precise.")
+	require.Contains(t, p, "Answer billing questions.")
+	require.Contains(t, p, "Slack mrkdwn")
+	require.NotContains(t, SystemPrompt(a, ""), "Slack")
+}
