@@ -27,6 +27,7 @@ import (
 	"github.com/konstruct/konstruct/internal/ratelimit"
 	"github.com/konstruct/konstruct/internal/secrets"
 	"github.com/konstruct/konstruct/internal/store"
+	"github.com/konstruct/konstruct/internal/tools"
 )
 
 // App holds the process's long-lived dependencies.
@@ -42,6 +43,7 @@ type App struct {
 	Auth     *auth.Service
 	Slack    *slack.Client
 	Metrics  *prometheus.Registry
+	Tools    *tools.Registry
 	HTTP     *http.Client // for outside APIs: pooled, with timeouts
 }
 
@@ -89,6 +91,7 @@ func New(ctx context.Context, cfg config.Config, logger *slog.Logger) (*App, err
 	a.Limiter = ratelimit.New(a.Redis)
 	a.Auth = auth.NewService(a.Store, a.Limiter, auth.Config{LoginAttemptsPerMinute: cfg.LoginAttemptsPerMinute}, logger)
 	a.Slack = slack.NewClient(cfg.SlackAPIURL, a.HTTP)
+	a.Tools = tools.Builtin()
 	a.Metrics = prometheus.NewRegistry()
 	a.Metrics.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	return a, nil
@@ -136,10 +139,10 @@ func (a *App) HTTPServer() *api.Server {
 		Gatherer:     a.Metrics,
 		MaxBodyBytes: a.Config.MaxBodyBytes,
 		V1: &v1.API{
-			Store: a.Store, Auth: a.Auth, Secrets: a.Secrets, Slack: a.Slack, Logger: a.Logger,
+			Store: a.Store, Auth: a.Auth, Secrets: a.Secrets, Slack: a.Slack, Logger: a.Logger, KnownTools: a.Tools.Names(),
 			DefaultModels: a.Config.DefaultModels, TemporalUIURL: a.Config.TemporalUIURL, Namespace: a.Config.TemporalNamespace,
 		},
-	})
+	}, a.mounts()...)
 }
 
 // ListenAndServe serves h on the configured address until ctx ends, then

@@ -1,0 +1,12 @@
+package app
+
+import "github.com/konstruct/konstruct/api"
+
+// mounts lists the route groups beyond the REST API: webhooks and the portal.
+func (a *App) mounts() []api.Mount {
+	var m []api.Mount
+	if p := a.portal(); p != nil {
+		m = append(m, p)
+	}
+	return m
+}
