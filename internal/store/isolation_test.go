@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"testing"
+	"time"
 
 	"github.com/google/uuid"
 	"github.com/jackc/pgx/v5"
@@ -122,6 +123,11 @@ func seed(t *testing.T, ctx context.Context, s *store.Store, label string) seede
 			return err
 		}
 		if _, err = tx.ClaimOutbound(ctx, store.Outbound{Key: "wf:1:0", Channel: store.ChannelSlack}); err != nil {
+			return err
+		}
+		invHash := sha256.Sum256([]byte("invite-" + label + id.String()))
+		if _, err = tx.CreateInvitation(ctx, store.Invitation{Email: "invitee-" + label + "@example.com",
+			Role: store.RoleCustomerOperator, ExpiresAt: time.Now().Add(time.Hour)}, invHash[:]); err != nil {
 			return err
 		}
 		return tx.AppendAudit(ctx, store.AuditEvent{Actor: "test", Action: "seed"})
