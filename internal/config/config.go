@@ -74,6 +74,10 @@ type Config struct {
 	SMTPURL  string // SMTP_URL: smtp:// or smtps://user:pass@host:port; empty logs mail instead
 	MailFrom string // MAIL_FROM
 
+	SessionIdleTimeout time.Duration // SESSION_IDLE_TIMEOUT: a portal session unused this long ends
+	SessionLifetime    time.Duration // SESSION_LIFETIME: a portal session ends this long after sign-in, used or not
+	InvitationTTL      time.Duration // INVITATION_TTL: how long an invitation link works
+
 	LogLevel  slog.Level // LOG_LEVEL
 	LogFormat string     // LOG_FORMAT: json or text
 }
@@ -144,6 +148,10 @@ func Load(lookup func(string) (string, bool)) (Config, error) {
 		SMTPURL:  l.url("SMTP_URL", "", "smtp", "smtps"),
 		MailFrom: l.str("MAIL_FROM", "Konstruct <no-reply@konstruct.local>"),
 
+		SessionIdleTimeout: l.duration("SESSION_IDLE_TIMEOUT", 12*time.Hour),
+		SessionLifetime:    l.duration("SESSION_LIFETIME", 7*24*time.Hour),
+		InvitationTTL:      l.duration("INVITATION_TTL", 72*time.Hour),
+
 		LogLevel:  l.level("LOG_LEVEL", slog.LevelInfo),
 		LogFormat: l.oneOf("LOG_FORMAT", "json", "json", "text"),
 	}
@@ -155,6 +163,14 @@ func Load(lookup func(string) (string, bool)) (Config, error) {
 	}
 	if (c.SlackClientID == "") != (c.SlackClientSecret == "") {
 		l.fail("SLACK_CLIENT_SECRET", "KONSTRUCT_SLACK_CLIENT_ID and KONSTRUCT_SLACK_CLIENT_SECRET are set together or not at all")
+	}
+	if c.SessionIdleTimeout > c.SessionLifetime {
+		l.fail("SESSION_IDLE_TIMEOUT", "at most KONSTRUCT_SESSION_LIFETIME ("+c.SessionLifetime.String()+")")
+	}
+	if c.MailFrom != "" {
+		if _, err := mail.ParseAddress(c.MailFrom); err != nil {
+			l.fail("MAIL_FROM", "an address such as Konstruct <no-reply@example.com>")
+		}
 	}
 	if len(l.problems) > 0 {
 		sort.Strings(l.problems)

@@ -29,6 +29,39 @@ func TestLoadDefaults(t *testing.T) {
 	require.Equal(t, int64(1<<20), c.MaxBodyBytes)
 	require.Len(t, c.EncryptionKey, 32)
 	require.False(t, c.SecureCookies())
+	require.Equal(t, 12*time.Hour, c.SessionIdleTimeout)
+	require.Equal(t, 7*24*time.Hour, c.SessionLifetime)
+	require.Equal(t, 72*time.Hour, c.InvitationTTL)
+	require.Empty(t, c.SMTPURL)
+}
+
+func TestLoadPortalSettings(t *testing.T) {
+	c, err := Load(env(map[string]string{
+		"KONSTRUCT_ENCRYPTION_KEY":       testKey,
+		"KONSTRUCT_SESSION_IDLE_TIMEOUT": "30m",
+		"KONSTRUCT_SESSION_LIFETIME":     "24h",
+		"KONSTRUCT_INVITATION_TTL":       "48h",
+		"KONSTRUCT_SMTP_URL":             "smtps://user:pass@mail.example.com:465",
+		"KONSTRUCT_MAIL_FROM":            "Acme <ops@acme.test>",
+	}))
+	require.NoError(t, err)
+	require.Equal(t, 30*time.Minute, c.SessionIdleTimeout)
+	require.Equal(t, 24*time.Hour, c.SessionLifetime)
+	require.Equal(t, 48*time.Hour, c.InvitationTTL)
+	require.Equal(t, "smtps://user:pass@mail.example.com:465", c.SMTPURL)
+
+	_, err = Load(env(map[string]string{
+		"KONSTRUCT_ENCRYPTION_KEY":       testKey,
+		"KONSTRUCT_SESSION_IDLE_TIMEOUT": "48h",
+		"KONSTRUCT_SESSION_LIFETIME":     "24h",
+		"KONSTRUCT_INVITATION_TTL":       "soon",
+		"KONSTRUCT_SMTP_URL":             "http://mail.example.com",
+		"KONSTRUCT_MAIL_FROM":            "not an address",
+	}))
+	require.ErrorContains(t, err, "KONSTRUCT_SESSION_IDLE_TIMEOUT: at most KONSTRUCT_SESSION_LIFETIME (24h0m0s)")
+	require.ErrorContains(t, err, "KONSTRUCT_INVITATION_TTL: a positive duration")
+	require.ErrorContains(t, err, "KONSTRUCT_SMTP_URL: a URL with scheme smtp or smtps")
+	require.ErrorContains(t, err, "KONSTRUCT_MAIL_FROM: an address")
 }
 
 func TestLoadReadsValues(t *testing.T) {
