@@ -23,7 +23,7 @@ func newDev() *cobra.Command {
 			}
 			fmt.Fprintf(os.Stderr, "\n  Portal:          %s\n  Temporal Web UI: %s/namespaces/%s/workflows\n\n",
 				a.Config.PublicURL, a.Config.TemporalUIURL, a.Config.TemporalNamespace)
-			return a.ListenAndServe(cmd.Context(), a.HTTPServer())
+			return runParts(cmd.Context(), a, true, true)
 		},
 	}
 }

@@ -21,7 +21,7 @@ and hands conversations to Temporal. Run "konstruct worker" alongside it.`,
 			if err := a.Bootstrap(cmd.Context()); err != nil {
 				return err
 			}
-			return a.ListenAndServe(cmd.Context(), a.HTTPServer())
+			return runParts(cmd.Context(), a, true, false)
 		},
 	}
 }

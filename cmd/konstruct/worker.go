@@ -1,8 +1,6 @@
 package main
 
 import (
-	"errors"
-
 	"github.com/spf13/cobra"
 )
 
@@ -19,7 +17,7 @@ conversation workflows and their activities: LLM calls, tools, replies, records.
 				return err
 			}
 			defer a.Close()
-			return errors.New("worker: not implemented yet")
+			return runParts(cmd.Context(), a, false, true)
 		},
 	}
 }

@@ -19,6 +19,7 @@ import (
 	tlog "go.temporal.io/sdk/log"
 
 	"github.com/konstruct/konstruct/api"
+	"github.com/konstruct/konstruct/api/webhooks"
 	v1 "github.com/konstruct/konstruct/api/v1"
 	"github.com/konstruct/konstruct/internal/auth"
 	"github.com/konstruct/konstruct/internal/authz"
@@ -45,6 +46,8 @@ type App struct {
 	Metrics  *prometheus.Registry
 	Tools    *tools.Registry
 	HTTP     *http.Client // for outside APIs: pooled, with timeouts
+
+	slack *webhooks.Slack // built once: Socket Mode and the webhook share it
 }
 
 // New connects to Postgres and Redis (failing fast with a clear error when

@@ -154,6 +154,22 @@ func (t *Tx) ListMessages(ctx context.Context, conversationID uuid.UUID) ([]Mess
 	return out, nil
 }
 
+// RecentMessages returns the last n messages of a conversation, oldest first.
+func (t *Tx) RecentMessages(ctx context.Context, conversationID uuid.UUID, n int) ([]Message, error) {
+	rows, err := t.tx.Query(ctx, `SELECT * FROM (
+		SELECT `+messageCols+` FROM messages WHERE conversation_id = $1
+		ORDER BY turn DESC, created_at DESC, id DESC LIMIT $2) m
+		ORDER BY turn, created_at, id`, conversationID, n)
+	if err != nil {
+		return nil, fmt.Errorf("store: recent messages: %w", mapErr(err))
+	}
+	out, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (Message, error) { return scanMessage(r) })
+	if err != nil {
+		return nil, fmt.Errorf("store: recent messages: %w", err)
+	}
+	return out, nil
+}
+
 // Usage is one LLM call's tokens and cost.
 type Usage struct {
 	TenantID       uuid.UUID

@@ -15,6 +15,9 @@ type Outbound struct {
 	Channel        string
 	ExternalID     string // the channel's message ID once sent
 	Status         string // pending | sent
+	// Fresh is true when this claim created the record. A pending record that
+	// is not fresh means an earlier attempt may have posted before failing.
+	Fresh bool
 }
 
 // ClaimOutbound records the key as pending if new, and returns the record as
@@ -25,9 +28,9 @@ func (t *Tx) ClaimOutbound(ctx context.Context, o Outbound) (Outbound, error) {
 		INSERT INTO outbound_messages (tenant_id, key, conversation_id, channel)
 		VALUES ($1, $2, $3, $4)
 		ON CONFLICT (tenant_id, key) DO UPDATE SET key = EXCLUDED.key
-		RETURNING key, conversation_id, channel, external_id, status`,
+		RETURNING key, conversation_id, channel, external_id, status, (xmax = 0)`,
 		t.tenantID, o.Key, o.ConversationID, o.Channel).
-		Scan(&out.Key, &out.ConversationID, &out.Channel, &out.ExternalID, &out.Status)
+		Scan(&out.Key, &out.ConversationID, &out.Channel, &out.ExternalID, &out.Status, &out.Fresh)
 	if err != nil {
 		return Outbound{}, fmt.Errorf("store: claim outbound %s: %w", o.Key, mapErr(err))
 	}

@@ -1,0 +1,353 @@
+package activities
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"slices"
+	"strconv"
+	"time"
+
+	"github.com/google/uuid"
+	"go.temporal.io/sdk/activity"
+	"go.temporal.io/sdk/temporal"
+
+	"github.com/konstruct/konstruct/internal/agents"
+	"github.com/konstruct/konstruct/internal/channel/slack"
+	"github.com/konstruct/konstruct/internal/llm"
+	"github.com/konstruct/konstruct/internal/logging"
+	"github.com/konstruct/konstruct/internal/secrets"
+	"github.com/konstruct/konstruct/internal/store"
+	"github.com/konstruct/konstruct/internal/tools"
+)
+
+// Conversation holds the activities of ConversationWorkflow.
+type Conversation struct {
+	Store         *store.Store
+	Secrets       *secrets.Box
+	LLM           *llm.Pool
+	Slack         *slack.Client
+	Tools         *tools.Registry
+	DefaultModels []string
+	Metrics       *Metrics
+	Logger        *slog.Logger
+}
+
+func parseIDs(tenant, other string) (uuid.UUID, uuid.UUID, error) {
+	t, err := uuid.Parse(tenant)
+	if err != nil {
+		return uuid.Nil, uuid.Nil, temporal.NewNonRetryableApplicationError("bad tenant ID "+tenant, "BadInput", err)
+	}
+	if other == "" {
+		return t, uuid.Nil, nil
+	}
+	o, err := uuid.Parse(other)
+	if err != nil {
+		return uuid.Nil, uuid.Nil, temporal.NewNonRetryableApplicationError("bad ID "+other, "BadInput", err)
+	}
+	return t, o, nil
+}
+
+// logCtx attaches the workflow's identity to every log line of an activity.
+func logCtx(ctx context.Context, tenantID, workflowID string) context.Context {
+	return logging.With(ctx, slog.String("tenant_id", tenantID), slog.String("workflow_id", workflowID))
+}
+
+// Open records the conversation (once) and returns its recent history.
+func (a *Conversation) Open(ctx context.Context, in OpenInput) (OpenOutput, error) {
+	tenantID, agentID, err := parseIDs(in.TenantID, in.AgentID)
+	if err != nil {
+		return OpenOutput{}, err
+	}
+	var out OpenOutput
+	err = a.Store.WithTenant(ctx, tenantID, func(tx *store.Tx) error {
+		cv, err := tx.EnsureConversation(ctx, store.Conversation{AgentID: agentID, Channel: in.Channel,
+			ExternalKey: in.ExternalKey, WorkflowID: in.WorkflowID, UserRef: in.UserRef})
+		if err != nil {
+			return err
+		}
+		out.ConversationID, out.Turns = cv.ID.String(), cv.Turns
+		if cv.Turns == 0 || in.HistoryWindow <= 0 {
+			return nil
+		}
+		msgs, err := tx.RecentMessages(ctx, cv.ID, in.HistoryWindow)
+		for _, m := range msgs {
+			if m.Role == "user" || m.Role == "assistant" {
+				out.History = append(out.History, Message{Role: m.Role, Content: m.Content, Author: m.Author})
+			}
+		}
+		return err
+	})
+	if errors.Is(err, store.ErrReferenced) {
+		// The agent (or tenant) was deleted after the webhook routed here.
+		return OpenOutput{}, temporal.NewNonRetryableApplicationError("agent or tenant no longer exists", ErrChannelGone, err)
+	}
+	if err != nil {
+		return OpenOutput{}, fmt.Errorf("activities: open: %w", err)
+	}
+	return out, nil
+}
+
+// Respond records the user's message (first call of a turn), loads the agent
+// as it is now (so Agent Designer edits apply from the next turn), and asks
+// its model chain for an answer. Unavailable models fail retryably; requests
+// no model can serve fail for good with a typed error the workflow turns into
+// a message for the user.
+func (a *Conversation) Respond(ctx context.Context, in RespondInput) (RespondOutput, error) {
+	ctx = logCtx(ctx, in.TenantID, in.WorkflowID)
+	tenantID, convID, err := parseIDs(in.TenantID, in.ConversationID)
+	if err != nil {
+		return RespondOutput{}, err
+	}
+	agentID, err := uuid.Parse(in.AgentID)
+	if err != nil {
+		return RespondOutput{}, temporal.NewNonRetryableApplicationError("bad agent ID", "BadInput", err)
+	}
+	var agent store.Agent
+	err = a.Store.WithTenant(ctx, tenantID, func(tx *store.Tx) error {
+		if in.User != nil {
+			if _, err := tx.AddMessage(ctx, store.Message{ConversationID: convID, Turn: in.Turn, Role: "user",
+				Content: in.User.Text, Author: in.User.Author, ExternalID: in.User.ExternalID,
+				IdempotencyKey: in.WorkflowID + ":" + strconv.Itoa(in.Turn) + ":user"}); err != nil {
+				return err
+			}
+		}
+		agent, err = tx.GetAgent(ctx, agentID)
+		return err
+	})
+	if errors.Is(err, store.ErrNotFound) {
+		return RespondOutput{AgentStatus: AgentDeleted}, nil
+	}
+	if err != nil {
+		return RespondOutput{}, fmt.Errorf("activities: respond: load agent: %w", err)
+	}
+	if agent.Status != store.AgentActive {
+		return RespondOutput{AgentStatus: AgentInactive}, nil
+	}
+
+	req := llm.Request{System: agents.SystemPrompt(agent, in.Channel), Messages: toLLM(in.History)}
+	for _, name := range agent.Tools {
+		if t, ok := a.Tools.Get(name); ok {
+			req.Tools = append(req.Tools, llm.ToolDef{Name: t.Name, Description: t.Description, Parameters: t.Parameters})
+		}
+	}
+	chain := agent.Models
+	if len(chain) == 0 {
+		chain = a.DefaultModels
+	}
+	resp, err := a.LLM.Complete(ctx, chain, req)
+	if err != nil {
+		return RespondOutput{}, classifyLLMError(err)
+	}
+	out := RespondOutput{AgentStatus: AgentActive, Text: resp.Content, Tools: agent.Tools, Provider: resp.Provider,
+		Model: resp.Model, InputTokens: resp.Usage.InputTokens, OutputTokens: resp.Usage.OutputTokens,
+		CostMicroUSD: resp.CostMicroUSD, Fallbacks: max(len(resp.Attempts)-1, 0)}
+	for _, tc := range resp.ToolCalls {
+		out.ToolCalls = append(out.ToolCalls, ToolCall{ID: tc.ID, Name: tc.Name, Arguments: tc.Arguments})
+	}
+	var latency time.Duration
+	if n := len(resp.Attempts); n > 0 {
+		latency = resp.Attempts[n-1].Duration
+	}
+	err = a.Store.WithTenant(ctx, tenantID, func(tx *store.Tx) error {
+		return tx.AddUsage(ctx, store.Usage{AgentID: &agentID, ConversationID: &convID, Provider: resp.Provider,
+			Model: resp.Model, InputTokens: resp.Usage.InputTokens, OutputTokens: resp.Usage.OutputTokens,
+			CostMicroUSD: resp.CostMicroUSD, LatencyMS: int(latency.Milliseconds()),
+			IdempotencyKey: in.WorkflowID + ":" + strconv.Itoa(in.Turn) + ":llm:" + strconv.Itoa(in.Call)})
+	})
+	if err != nil {
+		return RespondOutput{}, fmt.Errorf("activities: respond: record usage: %w", err)
+	}
+	a.Logger.DebugContext(ctx, "model answered", "agent_id", in.AgentID, "turn", in.Turn, "provider", resp.Provider,
+		"model", resp.Model, "input_tokens", resp.Usage.InputTokens, "output_tokens", resp.Usage.OutputTokens)
+	return out, nil
+}
+
+// classifyLLMError decides whether Temporal should retry.
+func classifyLLMError(err error) error {
+	switch llm.KindOf(err) {
+	case llm.KindNotConfigured:
+		return temporal.NewNonRetryableApplicationError(err.Error(), ErrLLMNotConfigured, err)
+	case llm.KindRequest, llm.KindAuth:
+		return temporal.NewNonRetryableApplicationError(err.Error(), ErrLLMRejected, err)
+	}
+	return fmt.Errorf("activities: respond: %w", err)
+}
+
+func toLLM(history []Message) []llm.Message {
+	out := make([]llm.Message, 0, len(history))
+	for _, m := range history {
+		lm := llm.Message{Role: llm.Role(m.Role), Content: m.Content, ToolCallID: m.ToolCallID}
+		for _, tc := range m.ToolCalls {
+			lm.ToolCalls = append(lm.ToolCalls, llm.ToolCall{ID: tc.ID, Name: tc.Name, Arguments: tc.Arguments})
+		}
+		out = append(out, lm)
+	}
+	return out
+}
+
+// RunTool runs one tool the model asked for. A failing tool is reported to
+// the model as text so it can recover; it is not an activity failure.
+func (a *Conversation) RunTool(ctx context.Context, in ToolInput) (ToolOutput, error) {
+	if !slices.Contains(in.Allowed, in.Call.Name) {
+		return ToolOutput{Content: fmt.Sprintf("the tool %q is not enabled for this assistant", in.Call.Name), IsError: true}, nil
+	}
+	out, err := a.Tools.Call(ctx, in.Call.Name, in.Call.Arguments)
+	if err != nil {
+		return ToolOutput{Content: err.Error(), IsError: true}, nil
+	}
+	return ToolOutput{Content: out}, nil
+}
+
+// Deliver posts text into the conversation's thread, exactly once per part
+// whatever the retries, and records it. Each part's key (workflow ID, turn,
+// kind, part) is claimed in Postgres before posting and completed after; a
+// pending claim left by a failed attempt is resolved by asking Slack whether a
+// message carrying that key already exists.
+func (a *Conversation) Deliver(ctx context.Context, in DeliverInput) (DeliverOutput, error) {
+	ctx = logCtx(ctx, in.TenantID, in.WorkflowID)
+	tenantID, convID, err := parseIDs(in.TenantID, in.ConversationID)
+	if err != nil {
+		return DeliverOutput{}, err
+	}
+	var out DeliverOutput
+	turnKey := in.WorkflowID + ":" + strconv.Itoa(in.Turn)
+	if in.Text != "" {
+		token, err := a.botToken(ctx, tenantID, in.Channel, in.Address.TeamID)
+		if err != nil {
+			return DeliverOutput{}, err
+		}
+		for i, part := range slack.SplitText(in.Text, slack.MaxPartChars) {
+			key := turnKey + ":" + in.Kind + ":" + strconv.Itoa(i)
+			ts, err := a.postOnce(ctx, tenantID, convID, token, in, key, part)
+			if err != nil {
+				return DeliverOutput{}, err
+			}
+			out.ExternalIDs = append(out.ExternalIDs, ts)
+		}
+	}
+	err = a.Store.WithTenant(ctx, tenantID, func(tx *store.Tx) error {
+		if in.User != nil {
+			if _, err := tx.AddMessage(ctx, store.Message{ConversationID: convID, Turn: in.Turn, Role: "user",
+				Content: in.User.Text, Author: in.User.Author, ExternalID: in.User.ExternalID,
+				IdempotencyKey: turnKey + ":user"}); err != nil {
+				return err
+			}
+		}
+		if in.Text == "" {
+			return nil
+		}
+		role := "assistant"
+		if in.Kind != KindReply {
+			role = "system"
+		}
+		ext := ""
+		if len(out.ExternalIDs) > 0 {
+			ext = out.ExternalIDs[0]
+		}
+		_, err := tx.AddMessage(ctx, store.Message{ConversationID: convID, Turn: in.Turn, Role: role, Content: in.Text,
+			ExternalID: ext, Provider: in.Provider, Model: in.Model, IdempotencyKey: turnKey + ":" + in.Kind})
+		return err
+	})
+	if err != nil {
+		return DeliverOutput{}, fmt.Errorf("activities: deliver: record: %w", err)
+	}
+	if in.Text != "" && in.Kind == KindReply && !in.ReceivedAt.IsZero() {
+		a.Metrics.observeTurn(in.Channel, time.Since(in.ReceivedAt))
+	}
+	return out, nil
+}
+
+func (a *Conversation) postOnce(ctx context.Context, tenantID, convID uuid.UUID, token string, in DeliverInput, key, text string) (string, error) {
+	var claim store.Outbound
+	err := a.Store.WithTenant(ctx, tenantID, func(tx *store.Tx) error {
+		var err error
+		claim, err = tx.ClaimOutbound(ctx, store.Outbound{Key: key, ConversationID: &convID, Channel: in.Channel})
+		return err
+	})
+	if err != nil {
+		return "", fmt.Errorf("activities: deliver: claim %s: %w", key, err)
+	}
+	if claim.Status == "sent" {
+		a.Metrics.duplicateAvoided(in.Channel, "recorded")
+		return claim.ExternalID, nil
+	}
+	if !claim.Fresh {
+		// An earlier attempt claimed this key and then failed: it may have
+		// posted before losing the response. Ask Slack before posting again.
+		ts, found, err := a.Slack.FindByKey(ctx, token, in.Address.ChannelID, in.Address.ThreadTS, key)
+		if err != nil {
+			return "", a.slackError("find previous reply", err)
+		}
+		if found {
+			a.Metrics.duplicateAvoided(in.Channel, "found_in_thread")
+			a.Logger.InfoContext(ctx, "reply already posted by an earlier attempt", "key", key, "ts", ts)
+			return ts, a.complete(ctx, tenantID, key, ts)
+		}
+	}
+	if info := activity.GetInfo(ctx); info.Attempt > 1 {
+		a.Logger.InfoContext(ctx, "posting reply on a retry", "key", key, "attempt", info.Attempt)
+	}
+	ts, err := a.Slack.PostMessage(ctx, token, slack.Outbound{Channel: in.Address.ChannelID, ThreadTS: in.Address.ThreadTS, Text: text, Key: key})
+	if err != nil {
+		return "", a.slackError("post reply", err)
+	}
+	return ts, a.complete(ctx, tenantID, key, ts)
+}
+
+func (a *Conversation) complete(ctx context.Context, tenantID uuid.UUID, key, ts string) error {
+	err := a.Store.WithTenant(ctx, tenantID, func(tx *store.Tx) error { return tx.CompleteOutbound(ctx, key, ts) })
+	if err != nil {
+		return fmt.Errorf("activities: deliver: complete %s: %w", key, err)
+	}
+	return nil
+}
+
+func (a *Conversation) slackError(op string, err error) error {
+	if slack.IsPermanent(err) {
+		return temporal.NewNonRetryableApplicationError("slack refused to "+op+": "+slack.ErrorCode(err), ErrChannelGone, err)
+	}
+	if d, ok := slack.RetryAfter(err); ok {
+		return temporal.NewApplicationErrorWithOptions("slack asked us to slow down", "SlackRateLimited",
+			temporal.ApplicationErrorOptions{Cause: err, NextRetryDelay: d})
+	}
+	return fmt.Errorf("activities: deliver: %s: %w", op, err)
+}
+
+// botToken loads and decrypts the channel connection's token.
+func (a *Conversation) botToken(ctx context.Context, tenantID uuid.UUID, kind, externalID string) (string, error) {
+	var conn store.ChannelConnection
+	err := a.Store.WithTenant(ctx, tenantID, func(tx *store.Tx) error {
+		var err error
+		conn, err = tx.GetChannelByExternalID(ctx, kind, externalID)
+		return err
+	})
+	if errors.Is(err, store.ErrNotFound) {
+		return "", temporal.NewNonRetryableApplicationError("the "+kind+" connection "+externalID+" was removed", ErrChannelGone, err)
+	}
+	if err != nil {
+		return "", fmt.Errorf("activities: load %s connection: %w", kind, err)
+	}
+	token, err := a.Secrets.Open(conn.Secret, store.SecretAAD(tenantID, kind, externalID))
+	if err != nil {
+		return "", temporal.NewNonRetryableApplicationError("the "+kind+" token cannot be decrypted; reconnect the workspace", ErrChannelGone, err)
+	}
+	return string(token), nil
+}
+
+// SetStatus records a conversation's status (closed when idle).
+func (a *Conversation) SetStatus(ctx context.Context, in StatusInput) error {
+	tenantID, convID, err := parseIDs(in.TenantID, in.ConversationID)
+	if err != nil {
+		return err
+	}
+	err = a.Store.WithTenant(ctx, tenantID, func(tx *store.Tx) error { return tx.SetConversationStatus(ctx, convID, in.Status) })
+	if errors.Is(err, store.ErrNotFound) {
+		return nil // deleted with its tenant or agent: nothing left to mark
+	}
+	if err != nil {
+		return fmt.Errorf("activities: set status: %w", err)
+	}
+	return nil
+}

@@ -1,0 +1,150 @@
+// Package activities holds the side effects of a conversation: reading and
+// recording in Postgres, calling the LLM pool, running tools and posting to
+// channels. Activities are methods on structs whose clients are injected when
+// the worker starts; each takes one input struct and returns one output struct.
+package activities
+
+import (
+	"encoding/json"
+	"time"
+)
+
+// Message is one entry of the conversation window the model sees. It lives in
+// workflow state and history, so its JSON shape is part of the replay contract.
+type Message struct {
+	Role       string     `json:"role"` // user | assistant | tool
+	Content    string     `json:"content,omitempty"`
+	Author     string     `json:"author,omitempty"`
+	ToolCalls  []ToolCall `json:"tool_calls,omitempty"`
+	ToolCallID string     `json:"tool_call_id,omitempty"`
+}
+
+// ToolCall is a model's request to run a tool.
+type ToolCall struct {
+	ID        string          `json:"id"`
+	Name      string          `json:"name"`
+	Arguments json.RawMessage `json:"arguments,omitempty"`
+}
+
+// Address says where in a channel a conversation lives.
+type Address struct {
+	TeamID    string `json:"team_id,omitempty"`    // Slack workspace
+	ChannelID string `json:"channel_id,omitempty"` // Slack channel or DM
+	ThreadTS  string `json:"thread_ts,omitempty"`  // Slack thread root
+}
+
+// UserMessage is an inbound message to record.
+type UserMessage struct {
+	Text       string `json:"text"`
+	Author     string `json:"author,omitempty"`
+	ExternalID string `json:"external_id,omitempty"`
+}
+
+// OpenInput identifies a conversation at the start of a workflow run.
+type OpenInput struct {
+	TenantID      string `json:"tenant_id"`
+	AgentID       string `json:"agent_id"`
+	WorkflowID    string `json:"workflow_id"`
+	Channel       string `json:"channel"`
+	ExternalKey   string `json:"external_key"`
+	UserRef       string `json:"user_ref,omitempty"`
+	HistoryWindow int    `json:"history_window"`
+}
+
+// OpenOutput is the conversation's record and recent history, so a thread
+// that resumes after its workflow ended picks up where it left off.
+type OpenOutput struct {
+	ConversationID string    `json:"conversation_id"`
+	Turns          int       `json:"turns"`
+	History        []Message `json:"history,omitempty"`
+}
+
+// RespondInput asks the agent's model chain for the next message.
+type RespondInput struct {
+	TenantID       string       `json:"tenant_id"`
+	AgentID        string       `json:"agent_id"`
+	ConversationID string       `json:"conversation_id"`
+	WorkflowID     string       `json:"workflow_id"`
+	Channel        string       `json:"channel"`
+	Turn           int          `json:"turn"`
+	Call           int          `json:"call"` // model calls within the turn (tool rounds)
+	User           *UserMessage `json:"user,omitempty"`
+	History        []Message    `json:"history"`
+}
+
+// Agent statuses a respond may report instead of an answer.
+const (
+	AgentActive   = "active"
+	AgentInactive = "inactive"
+	AgentDeleted  = "deleted"
+)
+
+// RespondOutput is the model's answer or tool calls, and who served it.
+type RespondOutput struct {
+	AgentStatus  string     `json:"agent_status"`
+	Text         string     `json:"text,omitempty"`
+	ToolCalls    []ToolCall `json:"tool_calls,omitempty"`
+	Tools        []string   `json:"tools,omitempty"` // the tools the agent may use this turn
+	Provider     string     `json:"provider,omitempty"`
+	Model        string     `json:"model,omitempty"`
+	InputTokens  int        `json:"input_tokens,omitempty"`
+	OutputTokens int        `json:"output_tokens,omitempty"`
+	CostMicroUSD int64      `json:"cost_micro_usd,omitempty"`
+	Fallbacks    int        `json:"fallbacks,omitempty"`
+}
+
+// Application error types a respond fails with when retrying cannot help.
+const (
+	ErrLLMNotConfigured = "LLMNotConfigured"
+	ErrLLMRejected      = "LLMRejected"
+	ErrChannelGone      = "ChannelGone"
+)
+
+// ToolInput runs one tool call.
+type ToolInput struct {
+	TenantID string   `json:"tenant_id"`
+	AgentID  string   `json:"agent_id"`
+	Allowed  []string `json:"allowed"`
+	Call     ToolCall `json:"call"`
+}
+
+// ToolOutput is the tool's result, or an error message the model can read.
+type ToolOutput struct {
+	Content string `json:"content"`
+	IsError bool   `json:"is_error,omitempty"`
+}
+
+// Delivery kinds.
+const (
+	KindReply       = "reply"
+	KindNotice      = "notice"      // a message about the service, not an answer
+	KindUnavailable = "unavailable" // "the model is down, I'll answer later"
+)
+
+// DeliverInput posts a message into the conversation's thread and records it.
+type DeliverInput struct {
+	TenantID       string       `json:"tenant_id"`
+	ConversationID string       `json:"conversation_id"`
+	WorkflowID     string       `json:"workflow_id"`
+	Channel        string       `json:"channel"`
+	Address        Address      `json:"address"`
+	Turn           int          `json:"turn"`
+	Kind           string       `json:"kind"`
+	Text           string       `json:"text,omitempty"` // empty: record User only
+	User           *UserMessage `json:"user,omitempty"` // recorded with the delivery (when no respond did)
+	Provider       string       `json:"provider,omitempty"`
+	Model          string       `json:"model,omitempty"`
+	ReceivedAt     time.Time    `json:"received_at"`
+}
+
+// DeliverOutput lists the channel's IDs of the posted parts.
+type DeliverOutput struct {
+	ExternalIDs []string `json:"external_ids,omitempty"`
+}
+
+// StatusInput records a conversation's status.
+type StatusInput struct {
+	TenantID       string `json:"tenant_id"`
+	ConversationID string `json:"conversation_id"`
+	Status         string `json:"status"`
+}

@@ -1,0 +1,283 @@
+package webhooks
+
+import (
+	"context"
+	"errors"
+	"io"
+	"log/slog"
+	"net/http"
+	"strconv"
+	"time"
+
+	"github.com/gin-gonic/gin"
+	"github.com/redis/go-redis/v9"
+
+	"github.com/konstruct/konstruct/activities"
+	"github.com/konstruct/konstruct/api"
+	"github.com/konstruct/konstruct/api/apiutil"
+	"github.com/konstruct/konstruct/internal/apperr"
+	"github.com/konstruct/konstruct/internal/authz"
+	"github.com/konstruct/konstruct/internal/channel/slack"
+	"github.com/konstruct/konstruct/internal/logging"
+	"github.com/konstruct/konstruct/internal/ratelimit"
+	"github.com/konstruct/konstruct/internal/store"
+	"github.com/konstruct/konstruct/workflows"
+)
+
+// Sender hands a message to its conversation workflow (workflows.Starter).
+type Sender interface {
+	Send(ctx context.Context, in workflows.ConversationInput, msg workflows.Inbound) error
+}
+
+// Slack receives the Events API (and Socket Mode envelopes, through Handle).
+type Slack struct {
+	SigningSecret        string
+	Routes               *Routes
+	Redis                *redis.Client
+	Limiter              *ratelimit.Limiter
+	Sender               Sender
+	Settings             workflows.Settings
+	TenantRatePerMinute  int // defaults for tenants without their own
+	ChannelRatePerMinute int
+	SendTimeout          time.Duration // bound on SignalWithStart before answering 503
+	Metrics              *Metrics
+	Logger               *slog.Logger
+	Now                  func() time.Time
+}
+
+// Mount registers POST /webhooks/slack/events.
+func (h *Slack) Mount(s *api.Server) {
+	s.Registry.Handle(s.Public, http.MethodPost, "/webhooks/slack/events", authz.Public, nil, h.events)
+}
+
+// Outcomes of one event, as counted in konstruct_webhook_requests_total.
+const (
+	OutcomeAccepted      = "accepted"
+	OutcomeRateLimited   = "rate_limited" // accepted, flagged over the limit
+	OutcomeDuplicate     = "duplicate"
+	OutcomeIgnored       = "ignored"
+	OutcomeUnknownTeam   = "unknown_team"
+	OutcomeSuspended     = "tenant_suspended"
+	OutcomeChallenge     = "url_verification"
+	OutcomeUnavailable   = "unavailable"
+	OutcomeInFlight      = "in_flight"
+	OutcomeBadSignature  = "bad_signature"
+	OutcomeMalformed     = "malformed"
+	OutcomeTooLarge      = "too_large"
+	OutcomeNotConfigured = "not_configured"
+)
+
+func (h *Slack) now() time.Time {
+	if h.Now != nil {
+		return h.Now()
+	}
+	return time.Now()
+}
+
+func (h *Slack) events(c *gin.Context) {
+	start := time.Now()
+	defer func() { h.Metrics.acked("slack", time.Since(start).Seconds()) }()
+
+	if n := retryNum(c.Request); n > 0 {
+		c.Request = c.Request.WithContext(logging.With(c.Request.Context(), slog.Int("slack_retry_num", n),
+			slog.String("slack_retry_reason", c.GetHeader("X-Slack-Retry-Reason"))))
+	}
+	body, err := io.ReadAll(c.Request.Body)
+	if err != nil {
+		var tooBig *http.MaxBytesError
+		if errors.As(err, &tooBig) {
+			h.Metrics.outcome("slack", OutcomeTooLarge)
+			apiutil.Error(c, apperr.New(http.StatusRequestEntityTooLarge, "body_too_large", "the event is larger than the limit"))
+			return
+		}
+		apiutil.Error(c, apperr.BadRequest("unreadable_body", "the request body could not be read").Wrap(err))
+		return
+	}
+	// Verify before parsing: nothing in an unsigned body is looked at.
+	if err := slack.Verify(c.Request.Header, body, h.SigningSecret, h.now()); err != nil {
+		if errors.Is(err, slack.ErrNoSigningSecret) {
+			h.Metrics.outcome("slack", OutcomeNotConfigured)
+			apiutil.Error(c, apperr.Unavailable("Slack events are not configured on this server (set KONSTRUCT_SLACK_SIGNING_SECRET)"))
+			return
+		}
+		h.Metrics.outcome("slack", OutcomeBadSignature)
+		h.Logger.WarnContext(c.Request.Context(), "slack event refused", "reason", err.Error(), "ip", c.ClientIP())
+		apiutil.Error(c, apperr.Unauthorized("the request is not signed by Slack: "+verifyReason(err)).Wrap(err))
+		return
+	}
+	env, err := slack.ParseEvent(body)
+	if err != nil {
+		h.Metrics.outcome("slack", OutcomeMalformed)
+		apiutil.Error(c, apperr.BadRequest("malformed_event", "the body is not a Slack Events API payload").Wrap(err))
+		return
+	}
+	if env.Type == slack.TypeURLVerification {
+		h.Metrics.outcome("slack", OutcomeChallenge)
+		c.JSON(http.StatusOK, gin.H{"challenge": env.Challenge})
+		return
+	}
+	outcome, err := h.Handle(c.Request.Context(), env)
+	h.Metrics.outcome("slack", outcome)
+	switch outcome {
+	case OutcomeUnavailable, OutcomeInFlight:
+		// Slack retries non-2xx answers: nothing is lost while Temporal is down.
+		c.Header("Retry-After", "1")
+		apiutil.Error(c, apperr.Unavailable("the event could not be handed over yet; Slack will retry").Wrap(err))
+	case OutcomeUnknownTeam:
+		// 200 so Slack stops retrying an event nobody here can answer.
+		c.Header("X-Slack-No-Retry", "1")
+		c.Status(http.StatusOK)
+	default:
+		c.Status(http.StatusOK)
+	}
+}
+
+func verifyReason(err error) string {
+	switch {
+	case errors.Is(err, slack.ErrMissingSignature):
+		return "missing X-Slack-Signature or X-Slack-Request-Timestamp"
+	case errors.Is(err, slack.ErrStaleTimestamp):
+		return "the timestamp is more than 5 minutes from now"
+	case errors.Is(err, slack.ErrMalformedSignature), errors.Is(err, slack.ErrMalformedTimestamp):
+		return "malformed signature headers"
+	}
+	return "signature mismatch"
+}
+
+// dedupe states in Redis, per event ID.
+const (
+	eventPending = "pending"
+	eventDone    = "done"
+)
+
+// Handle routes one parsed event to its conversation. Both the HTTP webhook
+// and Socket Mode call it. The returned outcome says what happened; an error
+// accompanies OutcomeUnavailable and OutcomeInFlight, after which the event
+// must be redelivered.
+func (h *Slack) Handle(ctx context.Context, env slack.Envelope) (string, error) {
+	if env.Event == nil {
+		return OutcomeIgnored, nil
+	}
+	msg := env.Event
+	ctx = logging.With(ctx, slog.String("slack_team", msg.TeamID), slog.String("event_id", env.EventID))
+
+	// Dedupe: Slack retries an event it did not see acknowledged, and may send
+	// it more than once anyway. The first delivery claims the ID; later ones
+	// are acknowledged as duplicates once it is done, or asked to retry while
+	// it is still in flight. The workflow also drops repeated event IDs.
+	key := "konstruct:slack:event:" + env.EventID
+	if env.EventID != "" {
+		claimed, err := h.Redis.SetNX(ctx, key, eventPending, time.Minute).Result()
+		if err != nil {
+			return OutcomeUnavailable, err
+		}
+		if !claimed {
+			if state, _ := h.Redis.Get(ctx, key).Result(); state == eventDone {
+				return OutcomeDuplicate, nil
+			}
+			return OutcomeInFlight, errors.New("the same event is being handled by another request")
+		}
+	}
+	outcome, err := h.route(ctx, env, msg)
+	if env.EventID != "" {
+		if err != nil {
+			h.Redis.Del(context.WithoutCancel(ctx), key) // let Slack's retry through
+		} else {
+			h.Redis.Set(context.WithoutCancel(ctx), key, eventDone, 24*time.Hour)
+		}
+	}
+	return outcome, err
+}
+
+func (h *Slack) route(ctx context.Context, env slack.Envelope, msg *slack.Message) (string, error) {
+	route, found, err := h.Routes.Lookup(ctx, store.ChannelSlack, msg.TeamID)
+	if err != nil {
+		return OutcomeUnavailable, err
+	}
+	if !found {
+		h.Logger.InfoContext(ctx, "slack event from a workspace no tenant has connected; ignoring")
+		return OutcomeUnknownTeam, nil
+	}
+	ctx = logging.With(ctx, slog.String("tenant_id", route.TenantID.String()), slog.String("agent_id", route.AgentID.String()))
+	if !route.TenantActive {
+		h.Logger.InfoContext(ctx, "slack event for a suspended tenant or disabled connection; ignoring")
+		return OutcomeSuspended, nil
+	}
+
+	in := workflows.ConversationInput{
+		TenantID: route.TenantID.String(), AgentID: route.AgentID.String(), Channel: store.ChannelSlack,
+		ExternalKey: workflows.SlackKey(msg.TeamID, msg.ChannelID, msg.ThreadRoot()),
+		Address:     activities.Address{TeamID: msg.TeamID, ChannelID: msg.ChannelID, ThreadTS: msg.ThreadRoot()},
+		UserRef:     msg.UserID, Settings: h.Settings,
+	}
+	inbound := workflows.Inbound{EventID: env.EventID, UserID: msg.UserID, Text: msg.Text, TS: msg.TS, ReceivedAt: h.now()}
+
+	outcome := OutcomeAccepted
+	over, err := h.overLimit(ctx, route, msg)
+	if err != nil {
+		return OutcomeUnavailable, err
+	}
+	if over != nil {
+		inbound.OverLimit = over
+		outcome = OutcomeRateLimited
+		h.Metrics.limited(store.ChannelSlack, over.Scope)
+		h.Logger.InfoContext(ctx, "slack message over the rate limit", "scope", over.Scope, "per_minute", over.PerMinute,
+			"retry_after", over.RetryAfter.String())
+	}
+
+	timeout := h.SendTimeout
+	if timeout <= 0 {
+		timeout = 5 * time.Second
+	}
+	sendCtx, cancel := context.WithTimeout(ctx, timeout)
+	defer cancel()
+	if err := h.Sender.Send(sendCtx, in, inbound); err != nil {
+		h.Logger.ErrorContext(ctx, "could not hand the message to Temporal; asking Slack to retry", "err", err)
+		return OutcomeUnavailable, err
+	}
+	return outcome, nil
+}
+
+// overLimit counts the message against its tenant's and channel's limits.
+func (h *Slack) overLimit(ctx context.Context, route Route, msg *slack.Message) (*workflows.OverLimit, error) {
+	tenantRate := route.TenantRatePerMinute
+	if tenantRate == 0 {
+		tenantRate = h.TenantRatePerMinute
+	}
+	channelRate := route.ChannelRatePerMinute
+	if channelRate == 0 {
+		channelRate = h.ChannelRatePerMinute
+	}
+	res, err := h.Limiter.Allow(ctx, "tenant:"+route.TenantID.String(), tenantRate)
+	if err != nil {
+		return nil, err
+	}
+	if !res.Allowed {
+		return &workflows.OverLimit{Scope: "tenant", PerMinute: tenantRate, RetryAfter: res.RetryAfter}, nil
+	}
+	res, err = h.Limiter.Allow(ctx, "channel:slack:"+msg.TeamID+":"+msg.ChannelID, channelRate)
+	if err != nil {
+		return nil, err
+	}
+	if !res.Allowed {
+		return &workflows.OverLimit{Scope: "channel", PerMinute: channelRate, RetryAfter: res.RetryAfter}, nil
+	}
+	return nil, nil
+}
+
+// SocketHandler adapts Handle for Socket Mode: returning an error leaves the
+// envelope unacknowledged, so Slack redelivers it.
+func (h *Slack) SocketHandler(ctx context.Context, env slack.Envelope, _ []byte) error {
+	outcome, err := h.Handle(ctx, env)
+	h.Metrics.outcome("slack_socket", outcome)
+	if outcome == OutcomeUnavailable || outcome == OutcomeInFlight {
+		return err
+	}
+	return nil
+}
+
+// retryNum reads X-Slack-Retry-Num, for logs.
+func retryNum(r *http.Request) int {
+	n, _ := strconv.Atoi(r.Header.Get("X-Slack-Retry-Num"))
+	return n
+}

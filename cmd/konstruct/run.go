@@ -1,0 +1,34 @@
+package main
+
+import (
+	"context"
+	"fmt"
+
+	"golang.org/x/sync/errgroup"
+
+	"github.com/konstruct/konstruct/internal/app"
+)
+
+// runParts runs the HTTP server (with Slack Socket Mode when configured)
+// and/or the Temporal worker until ctx ends or one of them fails.
+func runParts(ctx context.Context, a *app.App, http, worker bool) error {
+	g, ctx := errgroup.WithContext(ctx)
+	if http {
+		g.Go(func() error { return a.ListenAndServe(ctx, a.HTTPServer()) })
+		g.Go(func() error { return a.RunSlackSocketMode(ctx) })
+	}
+	if worker {
+		w := a.Worker()
+		if err := w.Start(); err != nil {
+			return fmt.Errorf("worker: start: %w", err)
+		}
+		a.Logger.InfoContext(ctx, "temporal worker started", "task_queue", a.Config.TemporalTaskQueue,
+			"address", a.Config.TemporalAddress, "namespace", a.Config.TemporalNamespace)
+		g.Go(func() error {
+			<-ctx.Done()
+			w.Stop() // waits for running activities, within the SDK's stop timeout
+			return nil
+		})
+	}
+	return g.Wait()
+}

@@ -1,0 +1,441 @@
+// Package platform runs Konstruct itself for end-to-end tests and benchmarks:
+// the real `konstruct` binary as separate `serve` and `worker` processes, on
+// a fresh database, the shared Redis and Temporal dev server, with Slack and
+// the LLM providers pointed at in-process fakes that speak their wire formats.
+package platform
+
+import (
+	"bytes"
+	"context"
+	"crypto/rand"
+	"encoding/base64"
+	"encoding/hex"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/konstruct/konstruct/internal/testkit"
+	"github.com/konstruct/konstruct/internal/testkit/fakellm"
+	"github.com/konstruct/konstruct/internal/testkit/fakeslack"
+)
+
+var (
+	buildOnce sync.Once
+	binPath   string
+	buildErr  error
+)
+
+// Binary builds cmd/konstruct once per test process.
+func Binary(t testing.TB) string {
+	t.Helper()
+	buildOnce.Do(func() {
+		out, err := exec.Command("go", "list", "-m", "-f", "{{.Dir}}").Output()
+		if err != nil {
+			buildErr = fmt.Errorf("find module root: %w", err)
+			return
+		}
+		root := strings.TrimSpace(string(out))
+		dir, err := os.MkdirTemp("", "konstruct-bin-")
+		if err != nil {
+			buildErr = err
+			return
+		}
+		binPath = filepath.Join(dir, "konstruct")
+		cmd := exec.Command("go", "build", "-o", binPath, "./cmd/konstruct")
+		cmd.Dir = root
+		if out, err := cmd.CombinedOutput(); err != nil {
+			buildErr = fmt.Errorf("go build ./cmd/konstruct: %v\n%s", err, out)
+		}
+	})
+	if buildErr != nil {
+		t.Fatalf("platform: %v", buildErr)
+	}
+	return binPath
+}
+
+// Options adjust a platform.
+type Options struct {
+	// Env overrides KONSTRUCT_* variables (set a value to "" to unset it).
+	Env map[string]string
+	// NoLLM leaves every LLM provider unconfigured.
+	NoLLM bool
+	// NoWorker does not start the worker process.
+	NoWorker bool
+}
+
+// Platform is a running Konstruct with its fakes.
+type Platform struct {
+	t             testing.TB
+	DB            testkit.Database
+	Slack         *fakeslack.Server
+	LLM           *fakellm.Server
+	URL           string
+	SigningSecret string
+	TaskQueue     string
+	AdminEmail    string
+	AdminPassword string
+	AdminToken    string
+	env           []string
+
+	mu     sync.Mutex
+	serve  *Proc
+	worker *Proc
+}
+
+func randHex(n int) string {
+	b := make([]byte, n)
+	_, _ = rand.Read(b)
+	return hex.EncodeToString(b)
+}
+
+func freeAddr(t testing.TB) string {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatalf("platform: free port: %v", err)
+	}
+	defer l.Close()
+	return l.Addr().String()
+}
+
+// Start runs serve (and worker) against fresh fakes and a fresh database.
+func Start(t testing.TB, opts Options) *Platform {
+	t.Helper()
+	testkit.NewRedis(t)    // fail or skip early, with the right message
+	testkit.NewTemporal(t) //
+	Binary(t)
+	p := &Platform{
+		t:             t,
+		DB:            testkit.NewDatabase(t),
+		Slack:         fakeslack.New(t),
+		LLM:           fakellm.New(t),
+		SigningSecret: randHex(16),
+		TaskQueue:     "e2e-" + randHex(6),
+		AdminEmail:    "admin-" + randHex(4) + "@konstruct.test",
+		AdminPassword: "Adm1n-" + randHex(8),
+	}
+	addr := freeAddr(t)
+	p.URL = "http://" + addr
+	key := make([]byte, 32)
+	_, _ = rand.Read(key)
+	env := map[string]string{
+		"KONSTRUCT_DATABASE_URL":                p.DB.AppURL,
+		"KONSTRUCT_MIGRATE_DATABASE_URL":        p.DB.OwnerURL,
+		"KONSTRUCT_REDIS_URL":                   testkit.RedisURL(),
+		"KONSTRUCT_TEMPORAL_ADDRESS":            testkit.TemporalAddress(),
+		"KONSTRUCT_TEMPORAL_TASK_QUEUE":         p.TaskQueue,
+		"KONSTRUCT_HTTP_ADDR":                   addr,
+		"KONSTRUCT_PUBLIC_URL":                  p.URL,
+		"KONSTRUCT_ENCRYPTION_KEY":              base64.StdEncoding.EncodeToString(key),
+		"KONSTRUCT_BOOTSTRAP_ADMIN_EMAIL":       p.AdminEmail,
+		"KONSTRUCT_BOOTSTRAP_ADMIN_PASSWORD":    p.AdminPassword,
+		"KONSTRUCT_SLACK_SIGNING_SECRET":        p.SigningSecret,
+		"KONSTRUCT_SLACK_API_URL":               p.Slack.URL(),
+		"KONSTRUCT_OPENAI_API_KEY":              p.LLM.APIKey(),
+		"KONSTRUCT_OPENAI_BASE_URL":             p.LLM.OpenAIBaseURL(),
+		"KONSTRUCT_ANTHROPIC_API_KEY":           p.LLM.APIKey(),
+		"KONSTRUCT_ANTHROPIC_BASE_URL":          p.LLM.AnthropicBaseURL(),
+		"KONSTRUCT_OLLAMA_URL":                  p.LLM.OllamaURL(),
+		"KONSTRUCT_DEFAULT_MODELS":              "openai/gpt-4o-mini",
+		"KONSTRUCT_LLM_ATTEMPT_TIMEOUT":         "10s",
+		"KONSTRUCT_LOG_LEVEL":                   "info",
+		"KONSTRUCT_RATE_LIMIT_LOGIN_PER_MINUTE": "1000",
+	}
+	if opts.NoLLM {
+		for _, k := range []string{"KONSTRUCT_OPENAI_API_KEY", "KONSTRUCT_OPENAI_BASE_URL", "KONSTRUCT_ANTHROPIC_API_KEY",
+			"KONSTRUCT_ANTHROPIC_BASE_URL", "KONSTRUCT_OLLAMA_URL"} {
+			delete(env, k)
+		}
+	}
+	for k, v := range opts.Env {
+		if v == "" {
+			delete(env, k)
+		} else {
+			env[k] = v
+		}
+	}
+	for _, kv := range os.Environ() {
+		if !strings.HasPrefix(kv, "KONSTRUCT_") {
+			p.env = append(p.env, kv)
+		}
+	}
+	for k, v := range env {
+		p.env = append(p.env, k+"="+v)
+	}
+
+	p.serve = p.run("serve")
+	if !opts.NoWorker {
+		p.worker = p.run("worker")
+	}
+	p.waitReady()
+	p.AdminToken = p.Token(p.AdminEmail, p.AdminPassword)
+	return p
+}
+
+// Proc is a running konstruct subcommand.
+type Proc struct {
+	name string
+	cmd  *exec.Cmd
+	out  *syncBuffer
+	done chan struct{}
+}
+
+type syncBuffer struct {
+	mu  sync.Mutex
+	buf bytes.Buffer
+}
+
+func (b *syncBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.Write(p)
+}
+
+func (b *syncBuffer) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.String()
+}
+
+func (p *Platform) run(sub string) *Proc {
+	p.t.Helper()
+	cmd := exec.Command(Binary(p.t), sub)
+	cmd.Env = p.env
+	out := &syncBuffer{}
+	cmd.Stdout, cmd.Stderr = out, out
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	if err := cmd.Start(); err != nil {
+		p.t.Fatalf("platform: start %s: %v", sub, err)
+	}
+	proc := &Proc{name: sub, cmd: cmd, out: out, done: make(chan struct{})}
+	go func() { _ = cmd.Wait(); close(proc.done) }()
+	p.t.Cleanup(func() {
+		proc.stop(syscall.SIGTERM, 10*time.Second)
+		if p.t.Failed() {
+			p.t.Logf("--- konstruct %s output ---\n%s", sub, tail(out.String(), 8000))
+		}
+	})
+	return proc
+}
+
+func tail(s string, n int) string {
+	if len(s) > n {
+		return "…" + s[len(s)-n:]
+	}
+	return s
+}
+
+func (pr *Proc) stop(sig syscall.Signal, wait time.Duration) {
+	select {
+	case <-pr.done:
+		return
+	default:
+	}
+	_ = pr.cmd.Process.Signal(sig)
+	select {
+	case <-pr.done:
+	case <-time.After(wait):
+		_ = pr.cmd.Process.Kill()
+		<-pr.done
+	}
+}
+
+// Output returns what the process has logged so far.
+func (pr *Proc) Output() string { return pr.out.String() }
+
+// KillWorker kills the worker with SIGKILL: no cleanup, no graceful stop.
+func (p *Platform) KillWorker() {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.worker != nil {
+		p.worker.stop(syscall.SIGKILL, 5*time.Second)
+	}
+}
+
+// StartWorker starts a (new) worker process.
+func (p *Platform) StartWorker() {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.worker = p.run("worker")
+}
+
+// KillServe kills the API process with SIGKILL and starts a new one.
+func (p *Platform) RestartServe(kill bool) {
+	p.mu.Lock()
+	if kill {
+		p.serve.stop(syscall.SIGKILL, 5*time.Second)
+	} else {
+		p.serve.stop(syscall.SIGTERM, 10*time.Second)
+	}
+	p.serve = p.run("serve")
+	p.mu.Unlock()
+	p.waitReady()
+}
+
+// Serve and Worker expose the processes (for their logs).
+func (p *Platform) Serve() *Proc  { p.mu.Lock(); defer p.mu.Unlock(); return p.serve }
+func (p *Platform) Worker() *Proc { p.mu.Lock(); defer p.mu.Unlock(); return p.worker }
+
+func (p *Platform) waitReady() {
+	p.t.Helper()
+	deadline := time.Now().Add(30 * time.Second)
+	for time.Now().Before(deadline) {
+		resp, err := http.Get(p.URL + "/readyz")
+		if err == nil {
+			resp.Body.Close()
+			if resp.StatusCode == http.StatusOK {
+				return
+			}
+		}
+		select {
+		case <-p.serve.done:
+			p.t.Fatalf("platform: konstruct serve exited:\n%s", tail(p.serve.Output(), 4000))
+		case <-time.After(50 * time.Millisecond):
+		}
+	}
+	p.t.Fatalf("platform: konstruct serve not ready after 30s:\n%s", tail(p.serve.Output(), 4000))
+}
+
+// Do sends a JSON request to the API and returns the status and body.
+func (p *Platform) Do(method, path, token string, body any) (int, []byte) {
+	p.t.Helper()
+	var r io.Reader
+	if body != nil {
+		b, err := json.Marshal(body)
+		if err != nil {
+			p.t.Fatalf("platform: marshal: %v", err)
+		}
+		r = bytes.NewReader(b)
+	}
+	req, err := http.NewRequest(method, p.URL+path, r)
+	if err != nil {
+		p.t.Fatalf("platform: request: %v", err)
+	}
+	if body != nil {
+		req.Header.Set("Content-Type", "application/json")
+	}
+	if token != "" {
+		req.Header.Set("Authorization", "Bearer "+token)
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		p.t.Fatalf("platform: %s %s: %v", method, path, err)
+	}
+	defer resp.Body.Close()
+	out, _ := io.ReadAll(resp.Body)
+	return resp.StatusCode, out
+}
+
+// MustDo is Do that fails the test unless the status is want, decoding the
+// body into v (when non-nil).
+func (p *Platform) MustDo(method, path, token string, body any, want int, v any) {
+	p.t.Helper()
+	status, out := p.Do(method, path, token, body)
+	if status != want {
+		p.t.Fatalf("platform: %s %s: status %d, want %d: %s", method, path, status, want, out)
+	}
+	if v != nil {
+		if err := json.Unmarshal(out, v); err != nil {
+			p.t.Fatalf("platform: %s %s: decode %s: %v", method, path, out, err)
+		}
+	}
+}
+
+// Token exchanges email and password for a bearer token.
+func (p *Platform) Token(email, password string) string {
+	p.t.Helper()
+	var out struct {
+		Token string `json:"token"`
+	}
+	p.MustDo(http.MethodPost, "/api/v1/auth/token", "", map[string]string{"email": email, "password": password}, http.StatusCreated, &out)
+	return out.Token
+}
+
+// Tenant is a tenant with an agent connected to a fake Slack workspace.
+type Tenant struct {
+	ID        string
+	AgentID   string
+	TeamID    string
+	BotToken  string
+	BotUserID string
+}
+
+// AgentSpec is what NewTenant creates the agent with.
+type AgentSpec struct {
+	Name         string   `json:"name"`
+	Role         string   `json:"role,omitempty"`
+	Persona      string   `json:"persona,omitempty"`
+	SystemPrompt string   `json:"system_prompt,omitempty"`
+	Models       []string `json:"models,omitempty"`
+	Tools        []string `json:"tools,omitempty"`
+}
+
+// NewTenant creates a tenant and an agent over the REST API and connects a
+// new fake Slack workspace to it.
+func (p *Platform) NewTenant(name string, agent AgentSpec) Tenant {
+	p.t.Helper()
+	var tn, ag struct {
+		ID string `json:"id"`
+	}
+	p.MustDo(http.MethodPost, "/api/v1/tenants", p.AdminToken, map[string]string{"name": name}, http.StatusCreated, &tn)
+	p.MustDo(http.MethodPost, "/api/v1/tenants/"+tn.ID+"/agents", p.AdminToken, agent, http.StatusCreated, &ag)
+	team := "T" + strings.ToUpper(randHex(5))
+	bot := "xoxb-" + randHex(12)
+	botUser := "U" + strings.ToUpper(randHex(4))
+	p.Slack.AddWorkspace(team, bot, botUser)
+	p.MustDo(http.MethodPost, "/api/v1/tenants/"+tn.ID+"/channels/slack", p.AdminToken,
+		map[string]string{"team_id": team, "bot_token": bot, "agent_id": ag.ID}, http.StatusCreated, nil)
+	return Tenant{ID: tn.ID, AgentID: ag.ID, TeamID: team, BotToken: bot, BotUserID: botUser}
+}
+
+// PostEvent signs body as Slack would and posts it to the events webhook.
+func (p *Platform) PostEvent(body []byte, retry int) (int, string) {
+	p.t.Helper()
+	req := fakeslack.NewEventsRequest(p.SigningSecret, body, time.Now())
+	if retry > 0 {
+		req = fakeslack.WithRetry(req, retry, "http_timeout")
+	}
+	return p.send(req)
+}
+
+// PostRaw posts an arbitrary request to the events webhook.
+func (p *Platform) send(req *http.Request) (int, string) {
+	p.t.Helper()
+	u := *req.URL
+	base, _ := http.NewRequest(req.Method, p.URL+u.Path, nil)
+	req.URL = base.URL
+	req.Host = base.Host
+	req.RequestURI = ""
+	resp, err := http.DefaultClient.Do(req.WithContext(context.Background()))
+	if err != nil {
+		p.t.Fatalf("platform: post event: %v", err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	return resp.StatusCode, string(b)
+}
+
+// PostRequest posts a prepared (possibly badly signed) events request.
+func (p *Platform) PostRequest(req *http.Request) (int, string) { return p.send(req) }
+
+// Mention builds an app_mention event from user in channel for tenant tn.
+func (tn Tenant) Mention(channel, user, text, ts, threadTS string) (body []byte, eventID string) {
+	eventID = "Ev" + strings.ToUpper(randHex(6))
+	return fakeslack.AppMention(tn.TeamID, channel, user, "<@"+tn.BotUserID+"> "+text, ts, threadTS, eventID,
+		fakeslack.WithBotUserID(tn.BotUserID)), eventID
+}
+
+// NewTS returns a fresh, increasing Slack message timestamp.
+func NewTS() string {
+	now := time.Now()
+	return fmt.Sprintf("%d.%06d", now.Unix(), now.Nanosecond()/1000)
+}

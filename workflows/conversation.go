@@ -1,0 +1,290 @@
+package workflows
+
+import (
+	"errors"
+	"fmt"
+	"time"
+
+	"go.temporal.io/sdk/temporal"
+	"go.temporal.io/sdk/workflow"
+
+	"github.com/konstruct/konstruct/activities"
+	"github.com/konstruct/konstruct/internal/store"
+)
+
+// acts is only used to name activity methods; a nil receiver never runs.
+var acts *activities.Conversation
+
+// Activity kinds: every activity here runs as a local activity. A turn is then
+// one workflow task (signal in, reply out) instead of a round trip through the
+// server per activity, which is what keeps a turn's platform overhead in tens
+// of milliseconds on the dev server (see `make bench`). Correctness does not
+// depend on it: a worker dying mid-turn makes the workflow task time out and
+// replay on another worker, re-running the local activities of that turn.
+// Every one of them is idempotent — records are keyed by workflow ID and turn,
+// and a send claims its key before posting and checks the thread for it on a
+// retry — so a retried turn records nothing twice and posts nothing twice.
+// Long model calls keep the workflow task alive through the SDK's heartbeat,
+// and retries with long backoff become durable timers.
+func localOptions(startToClose time.Duration) workflow.LocalActivityOptions {
+	return workflow.LocalActivityOptions{
+		StartToCloseTimeout: startToClose,
+		RetryPolicy: &temporal.RetryPolicy{
+			InitialInterval:    200 * time.Millisecond,
+			BackoffCoefficient: 2,
+			MaximumInterval:    30 * time.Second,
+			NonRetryableErrorTypes: []string{activities.ErrLLMNotConfigured, activities.ErrLLMRejected,
+				activities.ErrChannelGone, "BadInput"},
+		},
+	}
+}
+
+// Conversation is the workflow of one conversation. It processes messages
+// strictly in the order they arrive; messages that arrive during a turn wait
+// in State.Pending. It continues as new when Temporal suggests it, and ends
+// after Settings.IdleTimeout without messages.
+func Conversation(ctx workflow.Context, in ConversationInput) error {
+	in.Settings = in.Settings.withDefaults()
+	s := in.State
+	if s == nil {
+		s = &State{Status: store.ConversationActive}
+	}
+	in.State = nil
+	c := &conversation{in: in, s: s}
+
+	if err := workflow.SetQueryHandler(ctx, QueryState, func() (State, error) { return *s, nil }); err != nil {
+		return fmt.Errorf("conversation: query handler: %w", err)
+	}
+	sig := workflow.GetSignalChannel(ctx, SignalMessage)
+	drain := func() {
+		var m Inbound
+		for sig.ReceiveAsync(&m) {
+			s.enqueue(m)
+			m = Inbound{}
+		}
+	}
+	// Receive continuously, so messages arriving mid-turn are queued at once.
+	workflow.Go(ctx, func(ctx workflow.Context) {
+		for {
+			var m Inbound
+			sig.Receive(ctx, &m)
+			s.enqueue(m)
+		}
+	})
+
+	for {
+		ok, err := workflow.AwaitWithTimeout(ctx, in.Settings.IdleTimeout, func() bool { return len(s.Pending) > 0 })
+		if err != nil {
+			return fmt.Errorf("conversation: wait: %w", err)
+		}
+		if !ok {
+			drain()
+			if len(s.Pending) == 0 {
+				return c.close(ctx)
+			}
+		}
+		m := s.Pending[0]
+		s.Pending = s.Pending[1:]
+		if err := c.turn(ctx, m); err != nil {
+			return err
+		}
+		if workflow.GetInfo(ctx).GetContinueAsNewSuggested() {
+			drain()
+			next := in
+			next.State = s
+			workflow.GetLogger(ctx).Info("continuing as new", "turn", s.Turn, "pending", len(s.Pending))
+			return workflow.NewContinueAsNewError(ctx, ConversationWorkflow, next)
+		}
+	}
+}
+
+type conversation struct {
+	in ConversationInput
+	s  *State
+}
+
+// open records the conversation the first time this run needs it, and seeds
+// the model's window from the database when the thread existed before.
+func (c *conversation) open(ctx workflow.Context, userRef string) error {
+	if c.s.ConversationID != "" {
+		return nil
+	}
+	var out activities.OpenOutput
+	err := workflow.ExecuteLocalActivity(workflow.WithLocalActivityOptions(ctx, localOptions(30*time.Second)), acts.Open,
+		activities.OpenInput{TenantID: c.in.TenantID, AgentID: c.in.AgentID, WorkflowID: workflow.GetInfo(ctx).WorkflowExecution.ID,
+			Channel: c.in.Channel, ExternalKey: c.in.ExternalKey, UserRef: userRef, HistoryWindow: c.in.Settings.HistoryWindow}).Get(ctx, &out)
+	if err != nil {
+		return err
+	}
+	c.s.ConversationID, c.s.Turn = out.ConversationID, out.Turns
+	c.s.History = out.History
+	return nil
+}
+
+// turn answers one inbound message.
+func (c *conversation) turn(ctx workflow.Context, m Inbound) error {
+	logger := workflow.GetLogger(ctx)
+	if err := c.open(ctx, m.UserID); err != nil {
+		var appErr *temporal.ApplicationError
+		if errors.As(err, &appErr) && appErr.Type() == activities.ErrChannelGone {
+			logger.Warn("conversation cannot be opened; dropping message", "error", err)
+			return nil
+		}
+		return err
+	}
+	c.s.Turn++
+	user := &activities.UserMessage{Text: m.Text, Author: m.UserID, ExternalID: m.TS}
+
+	if m.OverLimit != nil {
+		text := ""
+		now := workflow.Now(ctx)
+		if c.s.LastLimitNotice.IsZero() || now.Sub(c.s.LastLimitNotice) >= m.OverLimit.RetryAfter {
+			text = limitNotice(m.OverLimit)
+			c.s.LastLimitNotice = now
+		}
+		return c.deliver(ctx, m, activities.KindNotice, text, user, "", "")
+	}
+
+	c.s.remember(c.in.Settings.HistoryWindow, activities.Message{Role: "user", Content: m.Text, Author: m.UserID})
+	window := c.s.History
+	for call := 0; ; call++ {
+		out, err := c.respond(ctx, m, call, user, window)
+		user = nil // recorded by the first call
+		if err != nil {
+			var notice *userNotice
+			if errors.As(err, &notice) {
+				return c.deliver(ctx, m, activities.KindNotice, notice.text, nil, "", "")
+			}
+			return err
+		}
+		switch out.AgentStatus {
+		case activities.AgentInactive:
+			return c.deliver(ctx, m, activities.KindNotice, "This assistant is switched off at the moment. An administrator can turn it back on in the Konstruct portal.", nil, "", "")
+		case activities.AgentDeleted:
+			return c.deliver(ctx, m, activities.KindNotice, "This assistant no longer exists. Ask an administrator to connect this workspace to another assistant.", nil, "", "")
+		}
+		if len(out.ToolCalls) == 0 || call >= c.in.Settings.MaxToolRounds {
+			text := out.Text
+			if text == "" {
+				text = "I don't have an answer to that."
+			}
+			if err := c.deliver(ctx, m, activities.KindReply, text, nil, out.Provider, out.Model); err != nil {
+				return err
+			}
+			c.s.remember(c.in.Settings.HistoryWindow, activities.Message{Role: "assistant", Content: text})
+			return nil
+		}
+		// The model asked for tools: run them (in order), then ask again with
+		// the results. Tool rounds stay out of the long-term window.
+		window = append(append([]activities.Message(nil), window...),
+			activities.Message{Role: "assistant", Content: out.Text, ToolCalls: out.ToolCalls})
+		for _, tc := range out.ToolCalls {
+			var res activities.ToolOutput
+			err := workflow.ExecuteLocalActivity(workflow.WithLocalActivityOptions(ctx, localOptions(30*time.Second)), acts.RunTool,
+				activities.ToolInput{TenantID: c.in.TenantID, AgentID: c.in.AgentID, Allowed: out.Tools, Call: tc}).Get(ctx, &res)
+			if err != nil {
+				return err
+			}
+			window = append(window, activities.Message{Role: "tool", Content: res.Content, ToolCallID: tc.ID})
+		}
+	}
+}
+
+// userNotice is a failure the user must hear about instead of a reply.
+type userNotice struct{ text string }
+
+func (n *userNotice) Error() string { return n.text }
+
+// respond asks the model chain, telling the user when no model has answered
+// for Settings.UnavailableNotice, and keeps trying (with backoff, on durable
+// timers) until a provider returns — the turn then completes as usual.
+func (c *conversation) respond(ctx workflow.Context, m Inbound, call int, user *activities.UserMessage, window []activities.Message) (activities.RespondOutput, error) {
+	in := activities.RespondInput{TenantID: c.in.TenantID, AgentID: c.in.AgentID, ConversationID: c.s.ConversationID,
+		WorkflowID: workflow.GetInfo(ctx).WorkflowExecution.ID, Channel: c.in.Channel, Turn: c.s.Turn, Call: call,
+		User: user, History: window}
+	opts := localOptions(c.in.Settings.LLMCallTimeout)
+	opts.ScheduleToCloseTimeout = c.in.Settings.UnavailableNotice
+	var out activities.RespondOutput
+	err := workflow.ExecuteLocalActivity(workflow.WithLocalActivityOptions(ctx, opts), acts.Respond, in).Get(ctx, &out)
+	if err == nil {
+		return out, nil
+	}
+	if n := noticeFor(err); n != nil {
+		return out, n
+	}
+	workflow.GetLogger(ctx).Warn("no model answered; telling the user and retrying", "error", err)
+	if err := c.deliver(ctx, m, activities.KindUnavailable,
+		"I'm having trouble reaching my language model right now. I'll answer here as soon as it's back.", nil, "", ""); err != nil {
+		return out, err
+	}
+	opts.ScheduleToCloseTimeout = 24 * time.Hour
+	opts.RetryPolicy.InitialInterval = 5 * time.Second
+	opts.RetryPolicy.MaximumInterval = 5 * time.Minute
+	err = workflow.ExecuteLocalActivity(workflow.WithLocalActivityOptions(ctx, opts), acts.Respond, in).Get(ctx, &out)
+	if err == nil {
+		return out, nil
+	}
+	if n := noticeFor(err); n != nil {
+		return out, n
+	}
+	return out, &userNotice{text: "Sorry, my language model has been unavailable for a day, so I could not answer this message. Please ask again."}
+}
+
+// noticeFor turns a non-retryable respond failure into what the user is told.
+func noticeFor(err error) *userNotice {
+	var appErr *temporal.ApplicationError
+	if !errors.As(err, &appErr) {
+		return nil
+	}
+	switch appErr.Type() {
+	case activities.ErrLLMNotConfigured:
+		return &userNotice{text: "I can't answer yet: no language model is configured for this assistant. " +
+			"An operator needs to set it up (" + appErr.Message() + ")."}
+	case activities.ErrLLMRejected:
+		return &userNotice{text: "Sorry, the language model refused this request, so I can't answer it. " +
+			"An operator can find the details in the conversation's history."}
+	}
+	return nil
+}
+
+func limitNotice(o *OverLimit) string {
+	who := "this channel"
+	if o.Scope == "tenant" {
+		who = "your organisation"
+	}
+	secs := int(o.RetryAfter.Round(time.Second) / time.Second)
+	if secs < 1 {
+		secs = 1
+	}
+	return fmt.Sprintf("You're sending messages faster than the limit for %s (%d per minute), so I didn't answer that one. Please try again in %d seconds.",
+		who, o.PerMinute, secs)
+}
+
+// deliver posts text into the thread (and records user, when given).
+func (c *conversation) deliver(ctx workflow.Context, m Inbound, kind, text string, user *activities.UserMessage, provider, model string) error {
+	err := workflow.ExecuteLocalActivity(workflow.WithLocalActivityOptions(ctx, localOptions(time.Minute)), acts.Deliver,
+		activities.DeliverInput{TenantID: c.in.TenantID, ConversationID: c.s.ConversationID,
+			WorkflowID: workflow.GetInfo(ctx).WorkflowExecution.ID, Channel: c.in.Channel, Address: c.in.Address,
+			Turn: c.s.Turn, Kind: kind, Text: text, User: user, Provider: provider, Model: model, ReceivedAt: m.ReceivedAt}).Get(ctx, nil)
+	var appErr *temporal.ApplicationError
+	if errors.As(err, &appErr) && appErr.Type() == activities.ErrChannelGone {
+		// The workspace was disconnected or revoked the token: nobody can be
+		// answered here. Record why and carry on; the next turn tries again.
+		workflow.GetLogger(ctx).Warn("cannot post to the channel", "error", err)
+		return nil
+	}
+	return err
+}
+
+// close marks the conversation closed after the idle timeout.
+func (c *conversation) close(ctx workflow.Context) error {
+	c.s.Status = store.ConversationClosed
+	if err := workflow.UpsertTypedSearchAttributes(ctx, ConversationStatusKey.ValueSet(store.ConversationClosed)); err != nil {
+		return fmt.Errorf("conversation: search attributes: %w", err)
+	}
+	if c.s.ConversationID == "" {
+		return nil
+	}
+	return workflow.ExecuteLocalActivity(workflow.WithLocalActivityOptions(ctx, localOptions(30*time.Second)), acts.SetStatus,
+		activities.StatusInput{TenantID: c.in.TenantID, ConversationID: c.s.ConversationID, Status: store.ConversationClosed}).Get(ctx, nil)
+}
