@@ -67,6 +67,13 @@ const (
 	OutcomeNotConfigured = "not_configured"
 )
 
+func (h *Slack) sendTimeout() time.Duration {
+	if h.SendTimeout > 0 {
+		return h.SendTimeout
+	}
+	return 5 * time.Second
+}
+
 func (h *Slack) now() time.Time {
 	if h.Now != nil {
 		return h.Now()
@@ -165,9 +172,11 @@ func (h *Slack) Handle(ctx context.Context, env slack.Envelope) (string, error) 
 	// it more than once anyway. The first delivery claims the ID; later ones
 	// are acknowledged as duplicates once it is done, or asked to retry while
 	// it is still in flight. The workflow also drops repeated event IDs.
-	key := "konstruct:slack:event:" + env.EventID
+	key := "konstruct:slack:event:" + env.TeamID + ":" + env.EventID
 	if env.EventID != "" {
-		claimed, err := h.Redis.SetNX(ctx, key, eventPending, time.Minute).Result()
+		// The pending claim outlives a normal hand-over but not by much: if
+		// this process dies mid-request, Slack's next retry gets through.
+		claimed, err := h.Redis.SetNX(ctx, key, eventPending, h.sendTimeout()+5*time.Second).Result()
 		if err != nil {
 			return OutcomeUnavailable, err
 		}
@@ -225,11 +234,7 @@ func (h *Slack) route(ctx context.Context, env slack.Envelope, msg *slack.Messag
 			"retry_after", over.RetryAfter.String())
 	}
 
-	timeout := h.SendTimeout
-	if timeout <= 0 {
-		timeout = 5 * time.Second
-	}
-	sendCtx, cancel := context.WithTimeout(ctx, timeout)
+	sendCtx, cancel := context.WithTimeout(ctx, h.sendTimeout())
 	defer cancel()
 	if err := h.Sender.Send(sendCtx, in, inbound); err != nil {
 		h.Logger.ErrorContext(ctx, "could not hand the message to Temporal; asking Slack to retry", "err", err)

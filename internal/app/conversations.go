@@ -23,9 +23,11 @@ func (a *App) newLLMPool() *llm.Pool {
 		llm.NewAnthropic(llm.AnthropicConfig{APIKey: a.Config.AnthropicAPIKey, BaseURL: a.Config.AnthropicBaseURL}),
 		llm.NewOllama(llm.OllamaConfig{BaseURL: a.Config.OllamaURL}),
 	}, llm.PoolConfig{
-		AttemptTimeout: a.Config.LLMAttemptTimeout,
-		Metrics:        llm.NewMetrics(a.Metrics),
-		Logger:         a.Logger.With("component", "llm"),
+		AttemptTimeout:  a.Config.LLMAttemptTimeout,
+		BreakerFailures: a.Config.LLMBreakerFailures,
+		BreakerCooldown: a.Config.LLMBreakerCooldown,
+		Metrics:         llm.NewMetrics(a.Metrics),
+		Logger:          a.Logger.With("component", "llm"),
 	})
 }
 
@@ -61,14 +63,30 @@ func (a *App) slackWebhook() *webhooks.Slack {
 }
 
 // RunSlackSocketMode receives Slack events over Socket Mode when an app token
-// is configured, feeding the same path as the webhook. It returns when ctx ends.
+// is configured, feeding the same path as the webhook. A refused token or a
+// Slack outage is logged and retried with backoff — it must not take the
+// HTTP server down with it. It returns when ctx ends.
 func (a *App) RunSlackSocketMode(ctx context.Context) error {
 	if a.Config.SlackAppToken == "" {
 		return nil
 	}
-	a.Logger.InfoContext(ctx, "receiving Slack events over Socket Mode")
-	return slack.NewSocketMode(a.Config.SlackAppToken, a.Config.SlackAPIURL, a.slackWebhook().SocketHandler,
-		a.Logger.With("component", "slack-socket")).Run(ctx)
+	log := a.Logger.With("component", "slack-socket")
+	sm := slack.NewSocketMode(a.Config.SlackAppToken, a.Config.SlackAPIURL, a.slackWebhook().SocketHandler, log)
+	backoff := time.Second
+	for {
+		log.InfoContext(ctx, "receiving Slack events over Socket Mode")
+		err := sm.Run(ctx)
+		if ctx.Err() != nil {
+			return nil
+		}
+		log.ErrorContext(ctx, "Socket Mode stopped; reconnecting", "err", err, "in", backoff.String())
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-time.After(backoff):
+		}
+		backoff = min(2*backoff, time.Minute)
+	}
 }
 
 // Worker builds the Temporal worker executing conversations.

@@ -62,6 +62,8 @@ type Config struct {
 
 	LLMAttemptTimeout      time.Duration // LLM_ATTEMPT_TIMEOUT: one model attempt
 	LLMUnavailableNotice   time.Duration // LLM_UNAVAILABLE_NOTICE: tell the user after this long without a provider
+	LLMBreakerFailures     int           // LLM_BREAKER_FAILURES: consecutive failures that open a provider's circuit
+	LLMBreakerCooldown     time.Duration // LLM_BREAKER_COOLDOWN: how long an open circuit skips its provider
 	ConversationIdle       time.Duration // CONVERSATION_IDLE_TIMEOUT: an idle conversation workflow ends
 	TenantRatePerMinute    int           // RATE_LIMIT_TENANT_PER_MINUTE: default for tenants without their own
 	ChannelRatePerMinute   int           // RATE_LIMIT_CHANNEL_PER_MINUTE: default per Slack channel / WhatsApp number
@@ -136,6 +138,8 @@ func Load(lookup func(string) (string, bool)) (Config, error) {
 
 		LLMAttemptTimeout:      l.duration("LLM_ATTEMPT_TIMEOUT", 60*time.Second),
 		LLMUnavailableNotice:   l.duration("LLM_UNAVAILABLE_NOTICE", 2*time.Minute),
+		LLMBreakerFailures:     l.intRange("LLM_BREAKER_FAILURES", 5, 1, 1000),
+		LLMBreakerCooldown:     l.duration("LLM_BREAKER_COOLDOWN", 30*time.Second),
 		ConversationIdle:       l.duration("CONVERSATION_IDLE_TIMEOUT", 24*time.Hour),
 		TenantRatePerMinute:    l.intRange("RATE_LIMIT_TENANT_PER_MINUTE", 600, 1, 1_000_000),
 		ChannelRatePerMinute:   l.intRange("RATE_LIMIT_CHANNEL_PER_MINUTE", 60, 1, 1_000_000),

@@ -71,6 +71,9 @@ type Options struct {
 	NoLLM bool
 	// NoWorker does not start the worker process.
 	NoWorker bool
+	// BeforeStart runs after the fakes exist and before the processes start
+	// (to register tokens the processes use at start-up).
+	BeforeStart func(p *Platform)
 }
 
 // Platform is a running Konstruct with its fakes.
@@ -172,6 +175,9 @@ func Start(t testing.TB, opts Options) *Platform {
 		p.env = append(p.env, k+"="+v)
 	}
 
+	if opts.BeforeStart != nil {
+		opts.BeforeStart(p)
+	}
 	p.serve = p.run("serve")
 	if !opts.NoWorker {
 		p.worker = p.run("worker")
@@ -407,21 +413,42 @@ func (p *Platform) PostEvent(body []byte, retry int) (int, string) {
 	return p.send(req)
 }
 
-// PostRaw posts an arbitrary request to the events webhook.
+// TryPostEvent is PostEvent that reports a failed connection (the API being
+// down) instead of failing the test, as Slack would see it.
+func (p *Platform) TryPostEvent(body []byte, retry int) (int, error) {
+	req := fakeslack.NewEventsRequest(p.SigningSecret, body, time.Now())
+	if retry > 0 {
+		req = fakeslack.WithRetry(req, retry, "http_error")
+	}
+	status, _, err := p.trySend(req)
+	return status, err
+}
+
 func (p *Platform) send(req *http.Request) (int, string) {
 	p.t.Helper()
-	u := *req.URL
-	base, _ := http.NewRequest(req.Method, p.URL+u.Path, nil)
-	req.URL = base.URL
-	req.Host = base.Host
-	req.RequestURI = ""
-	resp, err := http.DefaultClient.Do(req.WithContext(context.Background()))
+	status, body, err := p.trySend(req)
 	if err != nil {
 		p.t.Fatalf("platform: post event: %v", err)
 	}
+	return status, body
+}
+
+func (p *Platform) trySend(req *http.Request) (int, string, error) {
+	base, err := http.NewRequest(req.Method, p.URL+req.URL.Path, nil)
+	if err != nil {
+		return 0, "", err
+	}
+	req.URL = base.URL
+	req.Host = base.Host
+	req.RequestURI = ""
+	client := &http.Client{Timeout: 10 * time.Second}
+	resp, err := client.Do(req.WithContext(context.Background()))
+	if err != nil {
+		return 0, "", err
+	}
 	defer resp.Body.Close()
 	b, _ := io.ReadAll(resp.Body)
-	return resp.StatusCode, string(b)
+	return resp.StatusCode, string(b), nil
 }
 
 // PostRequest posts a prepared (possibly badly signed) events request.
