@@ -171,6 +171,19 @@ func Load(lookup func(string) (string, bool)) (Config, error) {
 	if c.SessionIdleTimeout > c.SessionLifetime {
 		l.fail("SESSION_IDLE_TIMEOUT", "at most KONSTRUCT_SESSION_LIFETIME ("+c.SessionLifetime.String()+")")
 	}
+	if c.SMTPURL != "" {
+		u, _ := url.Parse(c.SMTPURL)
+		switch u.Query().Get("tls") {
+		case "", "required", "mandatory", "opportunistic", "none", "off":
+		default:
+			l.fail("SMTP_URL", "tls=required, tls=opportunistic (the default) or tls=none")
+		}
+		if p := u.Port(); p != "" {
+			if n, err := strconv.Atoi(p); err != nil || n < 1 || n > 65535 {
+				l.fail("SMTP_URL", "a port between 1 and 65535")
+			}
+		}
+	}
 	if c.MailFrom != "" {
 		if _, err := mail.ParseAddress(c.MailFrom); err != nil {
 			l.fail("MAIL_FROM", "an address such as Konstruct <no-reply@example.com>")

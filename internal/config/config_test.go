@@ -62,6 +62,11 @@ func TestLoadPortalSettings(t *testing.T) {
 	require.ErrorContains(t, err, "KONSTRUCT_INVITATION_TTL: a positive duration")
 	require.ErrorContains(t, err, "KONSTRUCT_SMTP_URL: a URL with scheme smtp or smtps")
 	require.ErrorContains(t, err, "KONSTRUCT_MAIL_FROM: an address")
+
+	_, err = Load(env(map[string]string{"KONSTRUCT_ENCRYPTION_KEY": testKey, "KONSTRUCT_SMTP_URL": "smtp://h:2525?tls=maybe"}))
+	require.ErrorContains(t, err, "KONSTRUCT_SMTP_URL: tls=required")
+	_, err = Load(env(map[string]string{"KONSTRUCT_ENCRYPTION_KEY": testKey, "KONSTRUCT_SMTP_URL": "smtp://h:99999"}))
+	require.ErrorContains(t, err, "KONSTRUCT_SMTP_URL: a port between 1 and 65535")
 }
 
 func TestLoadReadsValues(t *testing.T) {

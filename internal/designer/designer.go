@@ -157,3 +157,25 @@ func (s *Service) Delete(ctx context.Context, p authz.Principal, tenantID, id uu
 			TargetID: id.String(), Data: map[string]any{"name": cur.Name}})
 	})
 }
+
+// DisconnectChannel removes a channel connection: its workspace or number no
+// longer reaches the tenant's agents. The stored token goes with it.
+func (s *Service) DisconnectChannel(ctx context.Context, p authz.Principal, tenantID, id uuid.UUID) (store.ChannelConnection, error) {
+	var ch store.ChannelConnection
+	err := s.Store.WithTenant(ctx, tenantID, func(tx *store.Tx) error {
+		var err error
+		if ch, err = tx.GetChannel(ctx, id); err != nil {
+			if errors.Is(err, store.ErrNotFound) {
+				return apperr.NotFound("channel").Wrap(err)
+			}
+			return err
+		}
+		if err := tx.DeleteChannel(ctx, id); err != nil {
+			return err
+		}
+		return tx.AppendAudit(ctx, store.AuditEvent{Actor: actor(p), Action: "channel.disconnect", TargetType: "channel",
+			TargetID: id.String(), Data: map[string]any{"kind": ch.Kind, "external_id": ch.ExternalID}})
+	})
+	ch.Secret = nil
+	return ch, err
+}
