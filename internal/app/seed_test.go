@@ -1,0 +1,125 @@
+package app_test
+
+import (
+	"context"
+	"fmt"
+	"math/rand/v2"
+	"testing"
+	"time"
+
+	"github.com/google/uuid"
+	"github.com/stretchr/testify/require"
+
+	"github.com/konstruct/konstruct/internal/auth"
+	"github.com/konstruct/konstruct/internal/store"
+)
+
+// showcase fills a tenant with what a few weeks of use leaves behind: agents,
+// a Slack connection, conversations with transcripts, usage, a colleague and
+// a pending invitation. Used by the screenshot tour and the isolation tests.
+type showcase struct {
+	Agents        []store.Agent
+	Channel       store.ChannelConnection
+	Conversations []store.Conversation
+	Operator      store.User
+	Invitation    store.Invitation
+}
+
+func seedShowcase(t testing.TB, h *harness, tenantID uuid.UUID, label string) showcase {
+	t.Helper()
+	ctx := context.Background()
+	var s showcase
+	rng := rand.New(rand.NewPCG(1, 2))
+	require.NoError(t, h.app.Store.WithTenant(ctx, tenantID, func(tx *store.Tx) error {
+		for _, a := range []store.Agent{
+			{Name: "Sam", Role: "the customer support lead at " + label, Persona: "Calm, precise and friendly.",
+				SystemPrompt: "Help customers with orders, shipping and returns. Ask for the order number first.",
+				Models: []string{"openai/gpt-4o-mini", "anthropic/claude-sonnet-4-5"}, Tools: []string{"current_time"},
+				Escalation: store.Escalation{Keywords: []string{"refund", "complaint"}, MaxFailedTurns: 3, HandoffMessage: "A colleague will take it from here."}},
+			{Name: "Iris", Role: "IT helpdesk for " + label + " staff", Models: []string{"anthropic/claude-haiku-4-5"},
+				Escalation: store.Escalation{NotifyChannel: "C0HELPDESK"}},
+			{Name: "Quinn", Role: "sales assistant", Status: store.AgentInactive, Models: []string{"ollama/llama3.2"}},
+		} {
+			created, err := tx.CreateAgent(ctx, a)
+			if err != nil {
+				return err
+			}
+			s.Agents = append(s.Agents, created)
+		}
+		var err error
+		if s.Channel, err = tx.UpsertChannelConnection(ctx, store.ChannelConnection{AgentID: s.Agents[0].ID, Kind: store.ChannelSlack,
+			ExternalID: "T" + uuid.NewString()[:8], DisplayName: label + " Slack", BotUserID: "U0BOT", Secret: []byte("sealed")}); err != nil {
+			return err
+		}
+		users := []string{"Grace Hopper", "Alan Turing", "Katherine Johnson", "Linus T.", "Margaret Hamilton", "Tim B-L"}
+		statuses := []string{store.ConversationActive, store.ConversationActive, store.ConversationEscalated, store.ConversationClosed,
+			store.ConversationActive, store.ConversationClosed}
+		for i, who := range users {
+			agent := s.Agents[i%2]
+			cv, err := tx.EnsureConversation(ctx, store.Conversation{AgentID: agent.ID, Channel: store.ChannelSlack,
+				ExternalKey: fmt.Sprintf("T1:C0%d:17000000%02d.000100", i, i), WorkflowID: "conv-" + uuid.NewString(), UserRef: who})
+			if err != nil {
+				return err
+			}
+			lines := []string{"Hi! Where is my order #4521? It was due yesterday.",
+				"Hello " + who + "! Order #4521 left our warehouse on Monday and is with the courier. It should arrive by tomorrow noon. Would you like the tracking link?",
+				"Yes please. And if it doesn't come I want a refund.",
+				"Here it is: https://track.example/4521. I've noted your request; a colleague will follow up if it is late."}
+			for j, line := range lines[:2+(i%3)] {
+				role := "user"
+				if j%2 == 1 {
+					role = "assistant"
+				}
+				if _, err := tx.AddMessage(ctx, store.Message{ConversationID: cv.ID, Turn: j/2 + 1, Role: role, Content: line,
+					Author: who, Provider: "openai", Model: "gpt-4o-mini", IdempotencyKey: fmt.Sprintf("%s-%d", cv.ID, j)}); err != nil {
+					return err
+				}
+			}
+			if statuses[i] != store.ConversationActive {
+				if err := tx.SetConversationStatus(ctx, cv.ID, statuses[i]); err != nil {
+					return err
+				}
+			}
+			if _, err := tx.Exec(ctx, `UPDATE conversations SET last_activity_at = now() - make_interval(mins => $2) WHERE id = $1`,
+				cv.ID, i*97); err != nil {
+				return err
+			}
+			s.Conversations = append(s.Conversations, cv)
+		}
+		for d := 0; d < 30; d++ {
+			for k := 0; k < 1+rng.IntN(6); k++ {
+				agent := s.Agents[rng.IntN(2)]
+				model := []string{"gpt-4o-mini", "claude-sonnet-4-5"}[rng.IntN(2)]
+				provider := map[string]string{"gpt-4o-mini": "openai", "claude-sonnet-4-5": "anthropic"}[model]
+				in, out := 800+rng.IntN(3000), 100+rng.IntN(600)
+				if _, err := tx.Exec(ctx, `INSERT INTO llm_usage (tenant_id, agent_id, provider, model, input_tokens, output_tokens,
+					cost_micro_usd, idempotency_key, created_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, now() - make_interval(days => $9))`,
+					tenantID, agent.ID, provider, model, in, out, int64(in*3+out*12)*(1+int64(d%3)), uuid.NewString(), d); err != nil {
+					return err
+				}
+			}
+		}
+		if s.Operator, err = tx.CreateUser(ctx, store.User{Email: "grace@" + label + ".test", Name: "Grace Hopper",
+			PasswordHash: "x", Role: store.RoleCustomerOperator}); err != nil {
+			return err
+		}
+		s.Invitation, err = tx.CreateInvitation(ctx, store.Invitation{Email: "linus@" + label + ".test", Role: store.RoleCustomerAdmin,
+			InviterName: "Ada Lovelace", ExpiresAt: time.Now().Add(70 * time.Hour)}, []byte(uuid.NewString()[:32]))
+		if err != nil {
+			return err
+		}
+		return tx.MarkInvitationSent(ctx, s.Invitation.ID)
+	}))
+	return s
+}
+
+// setPassword gives a seeded user a real password.
+func setPassword(t testing.TB, h *harness, userID uuid.UUID, password string) {
+	t.Helper()
+	hash, err := auth.HashPassword(password)
+	require.NoError(t, err)
+	require.NoError(t, h.app.Store.WithPlatform(context.Background(), func(tx *store.Tx) error {
+		_, err := tx.UpdateUser(context.Background(), userID, store.UserPatch{PasswordHash: &hash})
+		return err
+	}))
+}

@@ -1,0 +1,151 @@
+package portal
+
+import (
+	"bytes"
+	"html/template"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/google/uuid"
+	"github.com/stretchr/testify/require"
+
+	"github.com/konstruct/konstruct/internal/agents"
+	"github.com/konstruct/konstruct/internal/apperr"
+	"github.com/konstruct/konstruct/internal/auth"
+	"github.com/konstruct/konstruct/internal/authz"
+	"github.com/konstruct/konstruct/internal/config"
+	"github.com/konstruct/konstruct/internal/invitations"
+	"github.com/konstruct/konstruct/internal/store"
+	"github.com/konstruct/konstruct/internal/tools"
+)
+
+const evil = `<script>alert(1)</script>'"&`
+
+// samplePages gives every page template data shaped like its handler's, with
+// hostile text in every string a person could have typed.
+func samplePages(t *testing.T) map[string]any {
+	t.Helper()
+	now := time.Now()
+	tid, aid := uuid.New(), uuid.New()
+	agent := store.Agent{ID: aid, TenantID: tid, Name: "Ada " + evil, Role: "support " + evil, Persona: evil, SystemPrompt: evil,
+		Models: []string{"openai/gpt-4o-mini", "anthropic/claude-sonnet-4-5", "ollama/llama3.2"}, Tools: []string{"current_time"},
+		Escalation: store.Escalation{Keywords: []string{"refund", evil}, MaxFailedTurns: 3, HandoffMessage: evil, NotifyChannel: "C0123ABCD"},
+		Status: store.AgentActive, CreatedAt: now, UpdatedAt: now}
+	conv := store.Conversation{ID: uuid.New(), TenantID: tid, AgentID: aid, Channel: store.ChannelSlack, ExternalKey: "T1:C1:" + evil,
+		WorkflowID: "conv-" + evil, UserRef: "U123 " + evil, Status: store.ConversationEscalated, Turns: 3, CreatedAt: now, LastActivityAt: now}
+	user := store.User{ID: uuid.New(), TenantID: &tid, Email: "ada@example.com", Name: evil, Role: store.RoleCustomerOperator, CreatedAt: now, LastLoginAt: &now}
+	by := uuid.New()
+	inv := store.Invitation{ID: uuid.New(), TenantID: tid, Email: "new@example.com", Role: store.RoleCustomerAdmin, InvitedBy: &by,
+		InviterName: evil, CreatedAt: now, ExpiresAt: now.Add(72 * time.Hour), SentAt: &now}
+	expired := inv
+	expired.ExpiresAt, expired.SentAt = now.Add(-time.Hour), nil
+	summary := store.TenantSummary{Tenant: store.Tenant{ID: tid, Name: "Acme " + evil, Status: store.TenantSuspended, CreatedAt: now},
+		Users: 2, Agents: 1, Conversations: 5, LastActivity: &now}
+	usage := store.UsageTotals{Calls: 12, InputTokens: 12345, OutputTokens: 678, CostMicroUSD: 1234567}
+	day := store.UsageRow{Day: now.Truncate(24 * time.Hour), UsageTotals: usage}
+	ch := store.ChannelConnection{ID: uuid.New(), TenantID: tid, AgentID: aid, Kind: store.ChannelSlack, ExternalID: "T0123", DisplayName: evil, Status: "active", CreatedAt: now}
+	p := &Portal{d: Deps{Tools: tools.Builtin(), Config: config.Config{DefaultModels: []string{"openai/gpt-4o-mini"}}}}
+	d := p.designer(&agent, agents.Input{Name: agent.Name, Role: agent.Role, Models: agent.Models, Tools: agent.Tools,
+		Escalation: agent.Escalation}, store.ChannelWhatsApp)
+	return map[string]any{
+		"error":               errorPage{Status: 404, Heading: "Page not found", Message: evil, RequestID: "abc"},
+		"sign_in":             signInData{Next: "/t/x", Expired: true},
+		"sign_up":             nil,
+		"accept":              &acceptData{Token: "tok", Pending: invitations.Pending{Invitation: inv, TenantName: evil}},
+		"dashboard":           &dashboardData{Agents: 1, ActiveAgents: 1, Conversations: store.ConversationCounts{Active: 1, Escalated: 2}, Usage: usage, Recent: []store.Conversation{conv}, AgentNames: map[string]string{aid.String(): agent.Name}, Steps: []onboardingStep{{Title: evil, Done: true}, {Title: "b", Allowed: true, URL: "/x"}}, StepsDone: 1},
+		"agents/list":         agentListData{Agents: []agentRow{{Agent: agent, Channels: 1, Conversations: 2}}},
+		"agents/form":         d,
+		"agents/show":         agentShowData{Agent: agent, Channels: []store.ChannelConnection{ch}, Conversations: []store.Conversation{conv}, Prompts: map[string]string{"slack": agents.SystemPrompt(agent, "slack")}},
+		"conversations/list":  &conversationListData{Conversations: []store.Conversation{conv}, AgentNames: map[string]string{aid.String(): agent.Name}, Agents: []store.Agent{agent}, Status: "escalated", AgentID: aid.String()},
+		"conversations/show":  &transcriptData{Conversation: conv, Agent: &agent, Messages: []store.Message{{Turn: 1, Role: "user", Content: evil, CreatedAt: now}, {Turn: 1, Role: "assistant", Content: evil, Provider: "openai", Model: "gpt", CreatedAt: now}, {Turn: 2, Role: "tool", Content: evil}}},
+		"channels":            &channelListData{Channels: []store.ChannelConnection{ch}, AgentNames: map[string]string{aid.String(): agent.Name}, HasAgents: true},
+		"team":                &teamData{Members: []store.User{user}, Invitations: []store.Invitation{inv, expired}, Roles: []string{"a"}, Admins: 1, TTLHours: 72},
+		"usage":               &usageData{Days: 30, Periods: []int{7, 30}, Totals: usage, ByDay: []store.UsageRow{day}, ByModel: []store.UsageRow{{Provider: "openai", Model: evil, UsageTotals: usage}}, ByAgent: []store.UsageRow{{AgentID: &aid, AgentName: evil, UsageTotals: usage}}, MaxCost: 1, Chart: layoutChart([]store.UsageRow{day, day}, 1234567, 12)},
+		"settings":            nil,
+		"activity":            &activityData{Events: []activityEvent{{AuditEvent: store.AuditEvent{Action: "agent.create", CreatedAt: now}, Who: evil, What: evil}}},
+		"account":             nil,
+		"admin/overview":      &adminOverviewData{Recent: []store.TenantSummary{summary}},
+		"admin/tenants":       &adminTenantsData{Tenants: []store.TenantSummary{summary}},
+		"admin/delete_tenant": &deleteTenantData{Tenant: summary, Confirm: evil},
+		"admin/tenant":        &adminTenantData{Tenant: summary},
+		"admin/agents":        &adminAgentsData{Agents: []store.AgentWithTenant{{Agent: agent, TenantName: evil}}},
+		"admin/users":         &adminUsersData{Users: []store.UserWithTenant{{User: user, TenantName: evil}}},
+	}
+}
+
+// Every template parses, and every page renders for every kind of viewer
+// with hostile text escaped.
+func TestEveryTemplateRenders(t *testing.T) {
+	p := &Portal{d: Deps{Tools: tools.Builtin(), Config: config.Config{TemporalUIURL: "http://ui", TemporalNamespace: "default"}}}
+	v, err := parseViews(p.funcs())
+	require.NoError(t, err)
+	samples := samplePages(t)
+	require.ElementsMatch(t, v.Names(), keys(samples), "every page template has sample data in this test, and vice versa")
+
+	enf, err := authz.New()
+	require.NoError(t, err)
+	tid := uuid.New()
+	tenant := &store.Tenant{ID: tid, Name: "Acme " + evil, Status: store.TenantActive}
+	viewers := map[string]*viewer{"anonymous": nil}
+	for _, role := range []string{store.RolePlatformAdmin, store.RoleCustomerAdmin, store.RoleCustomerOperator} {
+		u := store.User{ID: uuid.New(), Email: "x@example.com", Name: "Viewer " + evil, Role: role}
+		vw := &viewer{User: u}
+		if role != store.RolePlatformAdmin {
+			u.TenantID = &tid
+			vw.User, vw.Tenant = u, tenant
+		}
+		vw.Principal = auth.PrincipalOf(vw.User)
+		viewers[role] = vw
+	}
+	for name, data := range samples {
+		for who, vw := range viewers {
+			public := name == "sign_in" || name == "sign_up" || name == "accept" || name == "error"
+			if vw == nil && !public {
+				continue // the guard sends anonymous visitors to sign in first
+			}
+			t.Run(name+"/"+who, func(t *testing.T) {
+				pg := &Page{Title: "T " + evil, Viewer: vw, Tenant: tenant, CSRF: "tok", Data: data, enforcer: enf, Now: time.Now(),
+					Flash: &Flash{Kind: "error", Message: evil}, Crumbs: []Crumb{{evil, "/x"}, {evil, ""}},
+					Form: &Form{Values: map[string]string{"name": evil, "email": evil}, Errors: apperr.Fields{apperr.Invalid("name", evil)}, Message: evil}}
+				pg.Layout = layoutAuth
+				if vw != nil {
+					pg.Layout = layoutApp
+				}
+				var buf bytes.Buffer
+				require.NoError(t, v.pages[name].ExecuteTemplate(&buf, pg.Layout, pg))
+				html := buf.String()
+				require.NotContains(t, html, "<script>alert(1)</script>", "typed text must be escaped")
+				require.Contains(t, html, "</html>")
+				if vw != nil {
+					require.Contains(t, html, template.HTMLEscapeString(vw.User.Name), "the page shows who is signed in")
+					require.Contains(t, html, pg.RoleLabel(), "the page shows the viewer's role")
+				}
+			})
+		}
+	}
+}
+
+func keys(m map[string]any) []string {
+	out := make([]string, 0, len(m))
+	for k := range m {
+		out = append(out, k)
+	}
+	return out
+}
+
+func TestHelpers(t *testing.T) {
+	require.Equal(t, "1,234,567", num(int64(1234567)))
+	require.Equal(t, "$1.23", usd(1_234_567))
+	require.Equal(t, "$1,234.50", usd(1_234_500_000))
+	require.Equal(t, "$0.0012", usd(1234))
+	require.Equal(t, "$0.00", usd(0))
+	require.Equal(t, "AL", initials("ada lovelace", ""))
+	require.Equal(t, "B", initials("", "bob@example.com"))
+	require.Equal(t, "", localNext("//evil.com"))
+	require.Equal(t, "", localNext("https://evil.com"))
+	require.Equal(t, "", localNext("/\\evil.com"))
+	require.Equal(t, "/t/x?y=1", localNext("/t/x?y=1"))
+	require.True(t, strings.HasPrefix(until(time.Now().Add(71*time.Hour)), "in 3 days"))
+	require.Equal(t, "expired", until(time.Now().Add(-time.Second)))
+}
