@@ -390,7 +390,7 @@ func (p *Portal) notFound(c *gin.Context) {
 	// still need a form token for the sign-out button, which exists already
 	// for any signed-in session.
 	pg := &Page{Title: "Page not found", Data: errorPage{Status: http.StatusNotFound, Heading: "Page not found",
-		Message: "There is nothing at this address. Check it for typos, or go back to your dashboard.",
+		Message:   "There is nothing at this address. Check it for typos, or go back to your dashboard.",
 		RequestID: c.Writer.Header().Get("X-Request-Id")}}
 	p.render(c, http.StatusNotFound, "error", pg)
 }

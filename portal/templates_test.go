@@ -31,7 +31,7 @@ func samplePages(t *testing.T) map[string]any {
 	agent := store.Agent{ID: aid, TenantID: tid, Name: "Ada " + evil, Role: "support " + evil, Persona: evil, SystemPrompt: evil,
 		Models: []string{"openai/gpt-4o-mini", "anthropic/claude-sonnet-4-5", "ollama/llama3.2"}, Tools: []string{"current_time"},
 		Escalation: store.Escalation{Keywords: []string{"refund", evil}, MaxFailedTurns: 3, HandoffMessage: evil, NotifyChannel: "C0123ABCD"},
-		Status: store.AgentActive, CreatedAt: now, UpdatedAt: now}
+		Status:     store.AgentActive, CreatedAt: now, UpdatedAt: now}
 	conv := store.Conversation{ID: uuid.New(), TenantID: tid, AgentID: aid, Channel: store.ChannelSlack, ExternalKey: "T1:C1:" + evil,
 		WorkflowID: "conv-" + evil, UserRef: "U123 " + evil, Status: store.ConversationEscalated, Turns: 3, CreatedAt: now, LastActivityAt: now}
 	user := store.User{ID: uuid.New(), TenantID: &tid, Email: "ada@example.com", Name: evil, Role: store.RoleCustomerOperator, CreatedAt: now, LastLoginAt: &now}

@@ -34,7 +34,7 @@ func seedShowcase(t testing.TB, h *harness, tenantID uuid.UUID, label string) sh
 		for _, a := range []store.Agent{
 			{Name: "Sam", Role: "the customer support lead at " + label, Persona: "Calm, precise and friendly.",
 				SystemPrompt: "Help customers with orders, shipping and returns. Ask for the order number first.",
-				Models: []string{"openai/gpt-4o-mini", "anthropic/claude-sonnet-4-5"}, Tools: []string{"current_time"},
+				Models:       []string{"openai/gpt-4o-mini", "anthropic/claude-sonnet-4-5"}, Tools: []string{"current_time"},
 				Escalation: store.Escalation{Keywords: []string{"refund", "complaint"}, MaxFailedTurns: 3, HandoffMessage: "A colleague will take it from here."}},
 			{Name: "Iris", Role: "IT helpdesk for " + label + " staff", Models: []string{"anthropic/claude-haiku-4-5"},
 				Escalation: store.Escalation{NotifyChannel: "C0HELPDESK"}},
