@@ -17,7 +17,7 @@ import (
 	"golang.org/x/text/message"
 
 	"github.com/konstruct/konstruct/internal/apperr"
-	"github.com/konstruct/konstruct/internal/config"
+	"github.com/konstruct/konstruct/internal/llm"
 	"github.com/konstruct/konstruct/internal/store"
 )
 
@@ -28,6 +28,7 @@ const (
 	MaxPersona      = 4000
 	MaxSystemPrompt = 20000
 	MaxModels       = 8
+	MaxModelName    = 200 // one provider/model name
 )
 
 //go:embed escalation.schema.json
@@ -63,7 +64,17 @@ func ParseEscalation(raw []byte) (store.Escalation, error) {
 	}
 	var e store.Escalation
 	if err := json.Unmarshal(raw, &e); err != nil {
-		return store.Escalation{}, apperr.Invalid("escalation", "must be a JSON object").Wrap(err)
+		// The schema passed, so this is an integer written as 2.0 or 2e0.
+		return store.Escalation{}, apperr.Invalid("escalation", "max_failed_turns: must be written as a whole number, such as 2").Wrap(err)
+	}
+	// Postgres jsonb cannot hold \u0000; refuse it here rather than fail there.
+	for _, k := range e.Keywords {
+		if strings.ContainsRune(k, 0) {
+			return store.Escalation{}, apperr.Invalid("escalation", "keywords: contains invalid characters")
+		}
+	}
+	if strings.ContainsRune(e.HandoffMessage, 0) {
+		return store.Escalation{}, apperr.Invalid("escalation", "handoff_message: contains invalid characters")
 	}
 	return e, nil
 }
@@ -129,8 +140,16 @@ func Validate(in *Input, knownTools []string) error {
 		if m == "" {
 			continue
 		}
-		if _, _, err := config.ParseModelName(m); err != nil {
-			errs.Add("models", err.Error())
+		if utf8.RuneCountInString(m) > MaxModelName {
+			errs.Add("models", fmt.Sprintf("a model name must be at most %d characters", MaxModelName))
+			break
+		}
+		if strings.ContainsRune(m, 0) {
+			errs.Add("models", "a model name contains invalid characters")
+			break
+		}
+		if _, _, err := llm.ParseModel(m); err != nil {
+			errs.Add("models", strings.TrimPrefix(err.Error(), "llm: "))
 			break
 		}
 		if slices.Contains(models, m) {

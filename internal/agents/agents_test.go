@@ -35,7 +35,7 @@ func TestValidateReportsEveryField(t *testing.T) {
 	require.True(t, errors.As(err, &f))
 	require.Equal(t, "is required", f.Message("name"))
 	require.Contains(t, f.Message("role"), "at most 200 characters")
-	require.Contains(t, f.Message("models"), "not provider/model")
+	require.Contains(t, f.Message("models"), "want provider/model")
 	require.Contains(t, f.Message("tools"), `unknown tool "rm_rf"`)
 	require.Contains(t, f.Message("escalation"), "max_failed_turns")
 	require.Equal(t, "must be active or inactive", f.Message("status"))

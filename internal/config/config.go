@@ -17,6 +17,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/konstruct/konstruct/internal/llm"
 )
 
 // Prefix is put in front of every variable name.
@@ -374,23 +376,6 @@ func (l *loader) keys(name string) [][]byte {
 	return out
 }
 
-// Providers names the model providers Konstruct can call.
-var Providers = []string{"openai", "anthropic", "ollama"}
-
-// ParseModelName splits "provider/model" and checks the provider is known.
-func ParseModelName(s string) (provider, model string, err error) {
-	provider, model, ok := strings.Cut(strings.TrimSpace(s), "/")
-	if !ok || provider == "" || model == "" {
-		return "", "", fmt.Errorf("%q is not provider/model (for example openai/gpt-4o-mini)", s)
-	}
-	for _, p := range Providers {
-		if p == provider {
-			return provider, model, nil
-		}
-	}
-	return "", "", fmt.Errorf("%q: unknown provider %q (known: %s)", s, provider, strings.Join(Providers, ", "))
-}
-
 func (l *loader) models(name, def string) []string {
 	v := l.str(name, def)
 	var out []string
@@ -399,8 +384,8 @@ func (l *loader) models(name, def string) []string {
 		if part == "" {
 			continue
 		}
-		if _, _, err := ParseModelName(part); err != nil {
-			l.fail(name, "comma-separated provider/model names: "+err.Error())
+		if _, _, err := llm.ParseModel(part); err != nil {
+			l.fail(name, "comma-separated provider/model names: "+strings.TrimPrefix(err.Error(), "llm: "))
 			return nil
 		}
 		out = append(out, part)

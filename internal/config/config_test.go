@@ -133,17 +133,6 @@ func TestBootstrapPasswordRules(t *testing.T) {
 	require.ErrorContains(t, err, "at least 12 characters")
 }
 
-func TestParseModelName(t *testing.T) {
-	p, m, err := ParseModelName("ollama/llama3.2")
-	require.NoError(t, err)
-	require.Equal(t, "ollama", p)
-	require.Equal(t, "llama3.2", m)
-	for _, bad := range []string{"", "gpt-4o", "/x", "openai/", "acme/model"} {
-		_, _, err := ParseModelName(bad)
-		require.Error(t, err, bad)
-	}
-}
-
 // FuzzLoad throws arbitrary values at every variable: Load must never panic,
 // and it either succeeds or names at least one variable in its error.
 func FuzzLoad(f *testing.F) {

@@ -51,6 +51,7 @@ type Server struct {
 	socket     socketState
 	closed     bool
 	pingPeriod time.Duration
+	onPost     func(Posted)
 }
 
 // Workspace is a registered Slack workspace (team) with its bot.
@@ -343,6 +344,15 @@ func (s *Server) notifyLocked() {
 	s.changed = make(chan struct{})
 }
 
+// OnPost calls fn with every message posted through chat.postMessage, as it
+// is stored (benchmarks time replies with it). fn runs under the server's
+// lock: keep it short and do not call back into the server.
+func (s *Server) OnPost(fn func(Posted)) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.onPost = fn
+}
+
 // nextTSLocked returns a unique, increasing Slack timestamp.
 func (s *Server) nextTSLocked() string {
 	s.seq++
@@ -584,6 +594,9 @@ func (s *Server) chatPostMessage(req request) (int, map[string]any) {
 	}
 	s.messages = append(s.messages, msg)
 	s.notifyLocked()
+	if s.onPost != nil {
+		s.onPost(msg)
+	}
 	return http.StatusOK, map[string]any{
 		"ok":      true,
 		"channel": channel,
