@@ -192,6 +192,7 @@ func (b *browser) signIn(email, password string) page {
 	b.get("/sign-in")
 	p := b.post("/sign-in", url.Values{"email": {email}, "password": {password}})
 	require.Equal(b.t, http.StatusSeeOther, p.Status, "sign-in as %s: %s", email, p.Body)
+	b.get(p.Location) // the session's form token is new: read it
 	return p
 }
 
@@ -203,6 +204,7 @@ func (b *browser) signUp(email, name, org string) string {
 	p := b.post("/sign-up", url.Values{"email": {email}, "name": {name}, "organisation": {org}, "password": {"Str0ng-Passphrase!"}})
 	require.Equal(b.t, http.StatusSeeOther, p.Status, "sign-up: %s", p.Body)
 	require.True(b.t, strings.HasPrefix(p.Location, "/t/"), p.Location)
+	b.get(p.Location)
 	return p.Location
 }
 
