@@ -88,6 +88,10 @@ func (p *Portal) inviteResend(c *gin.Context) {
 		p.notFoundPage(c)
 		return
 	}
+	if _, err := p.d.Invitations.Get(c.Request.Context(), tenant.ID, id); err != nil {
+		p.fail(c, err) // not this tenant's: a plain 404
+		return
+	}
 	out, err := p.d.Invitations.Resend(c.Request.Context(), viewerOf(c).Principal, tenant.ID, id)
 	switch {
 	case err != nil && apperr.From(err).Status == http.StatusNotFound:
@@ -109,6 +113,10 @@ func (p *Portal) inviteRevoke(c *gin.Context) {
 	id, ok := pathUUID(c, "invitation_id")
 	if !ok {
 		p.notFoundPage(c)
+		return
+	}
+	if _, err := p.d.Invitations.Get(c.Request.Context(), tenant.ID, id); err != nil {
+		p.fail(c, err) // not this tenant's: a plain 404
 		return
 	}
 	inv, err := p.d.Invitations.Revoke(c.Request.Context(), viewerOf(c).Principal, tenant.ID, id)
