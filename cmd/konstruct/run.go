@@ -14,7 +14,7 @@ import (
 func runParts(ctx context.Context, a *app.App, http, worker bool) error {
 	g, ctx := errgroup.WithContext(ctx)
 	if http {
-		g.Go(func() error { return a.ListenAndServe(ctx, a.HTTPServer()) })
+		g.Go(func() error { return a.ListenAndServe(ctx, a.Config.HTTPAddr, a.HTTPServer()) })
 		g.Go(func() error { return a.RunSlackSocketMode(ctx) })
 	}
 	if worker {
@@ -24,6 +24,11 @@ func runParts(ctx context.Context, a *app.App, http, worker bool) error {
 		}
 		a.Logger.InfoContext(ctx, "temporal worker started", "task_queue", a.Config.TemporalTaskQueue,
 			"address", a.Config.TemporalAddress, "namespace", a.Config.TemporalNamespace)
+		if !http && a.Config.WorkerAddr != "" {
+			// A worker on its own serves its metrics; with the HTTP server
+			// (konstruct dev) they are on its /metrics already.
+			g.Go(func() error { return a.ListenAndServe(ctx, a.Config.WorkerAddr, a.WorkerEndpoints()) })
+		}
 		g.Go(func() error {
 			<-ctx.Done()
 			w.Stop() // waits for running activities, within the SDK's stop timeout

@@ -19,8 +19,8 @@ import (
 	tlog "go.temporal.io/sdk/log"
 
 	"github.com/konstruct/konstruct/api"
-	"github.com/konstruct/konstruct/api/webhooks"
 	v1 "github.com/konstruct/konstruct/api/v1"
+	"github.com/konstruct/konstruct/api/webhooks"
 	"github.com/konstruct/konstruct/internal/auth"
 	"github.com/konstruct/konstruct/internal/authz"
 	"github.com/konstruct/konstruct/internal/channel/slack"
@@ -148,18 +148,18 @@ func (a *App) HTTPServer() *api.Server {
 	}, a.mounts()...)
 }
 
-// ListenAndServe serves h on the configured address until ctx ends, then
-// drains in-flight requests for up to 10 seconds.
-func (a *App) ListenAndServe(ctx context.Context, h http.Handler) error {
+// ListenAndServe serves h on addr until ctx ends, then drains in-flight
+// requests for up to 10 seconds.
+func (a *App) ListenAndServe(ctx context.Context, addr string, h http.Handler) error {
 	srv := &http.Server{
-		Addr: a.Config.HTTPAddr, Handler: h,
+		Addr: addr, Handler: h,
 		ReadHeaderTimeout: 5 * time.Second, ReadTimeout: 30 * time.Second, WriteTimeout: 60 * time.Second,
 		IdleTimeout: 120 * time.Second, MaxHeaderBytes: 64 << 10,
 		ErrorLog: slog.NewLogLogger(a.Logger.Handler(), slog.LevelWarn),
 	}
 	errc := make(chan error, 1)
 	go func() { errc <- srv.ListenAndServe() }()
-	a.Logger.InfoContext(ctx, "http server listening", "addr", a.Config.HTTPAddr, "public_url", a.Config.PublicURL)
+	a.Logger.InfoContext(ctx, "http server listening", "addr", addr)
 	select {
 	case err := <-errc:
 		return fmt.Errorf("app: http server: %w", err)

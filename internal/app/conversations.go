@@ -2,7 +2,10 @@ package app
 
 import (
 	"context"
+	"net/http"
 	"time"
+
+	"github.com/prometheus/client_golang/prometheus/promhttp"
 
 	"go.temporal.io/sdk/worker"
 
@@ -87,6 +90,19 @@ func (a *App) RunSlackSocketMode(ctx context.Context) error {
 		}
 		backoff = min(2*backoff, time.Minute)
 	}
+}
+
+// WorkerEndpoints is the worker process's own small HTTP surface: /metrics
+// (model calls, fallbacks, circuits, turn latency are counted in the worker)
+// and /healthz.
+func (a *App) WorkerEndpoints() http.Handler {
+	mux := http.NewServeMux()
+	mux.Handle("GET /metrics", promhttp.HandlerFor(a.Metrics, promhttp.HandlerOpts{}))
+	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) {
+		w.Header().Set("Content-Type", "application/json")
+		_, _ = w.Write([]byte(`{"status":"ok"}`))
+	})
+	return mux
 }
 
 // Worker builds the Temporal worker executing conversations.

@@ -36,6 +36,7 @@ type Config struct {
 	TemporalUIURL     string // TEMPORAL_UI_URL: links from the portal to workflows
 
 	HTTPAddr     string // HTTP_ADDR
+	WorkerAddr   string // WORKER_ADDR: the worker's own /metrics and /healthz ("" disables)
 	PublicURL    string // PUBLIC_URL: how browsers and Slack reach this server
 	MaxBodyBytes int64  // MAX_BODY_BYTES
 
@@ -112,6 +113,7 @@ func Load(lookup func(string) (string, bool)) (Config, error) {
 		TemporalUIURL:     l.url("TEMPORAL_UI_URL", "http://127.0.0.1:8233", "http", "https"),
 
 		HTTPAddr:     l.hostPort("HTTP_ADDR", "127.0.0.1:8080"),
+		WorkerAddr:   l.optionalHostPort("WORKER_ADDR", "127.0.0.1:9091"),
 		PublicURL:    strings.TrimRight(l.url("PUBLIC_URL", "http://127.0.0.1:8080", "http", "https"), "/"),
 		MaxBodyBytes: int64(l.intRange("MAX_BODY_BYTES", 1<<20, 1024, 64<<20)),
 
@@ -274,6 +276,14 @@ func (l *loader) hostPort(name, def string) string {
 		return ""
 	}
 	return v
+}
+
+// optionalHostPort is hostPort where "off" disables the listener.
+func (l *loader) optionalHostPort(name, def string) string {
+	if v, _ := l.raw(name); strings.EqualFold(v, "off") {
+		return ""
+	}
+	return l.hostPort(name, def)
 }
 
 func (l *loader) intRange(name string, def, lo, hi int) int {

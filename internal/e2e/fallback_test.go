@@ -1,6 +1,7 @@
 package e2e
 
 import (
+	"io"
 	"net/http"
 	"strings"
 	"testing"
@@ -73,4 +74,17 @@ func TestFallbackAlongTheModelChain(t *testing.T) {
 			}
 		})
 	}
+
+	// The worker exposes what happened: calls by provider and outcome,
+	// fallbacks, circuit state, and turn latency.
+	resp, err := http.Get(p.WorkerURL + "/metrics")
+	require.NoError(t, err)
+	defer resp.Body.Close()
+	raw, err := io.ReadAll(resp.Body)
+	require.NoError(t, err)
+	metrics := string(raw)
+	require.Contains(t, metrics, "konstruct_llm_fallbacks_total")
+	require.Contains(t, metrics, `konstruct_llm_circuit_state{provider="openai"}`)
+	require.Regexp(t, `konstruct_llm_calls_total\{[^}]*provider="anthropic"[^}]*\} 4`, metrics)
+	require.Contains(t, metrics, `konstruct_turn_latency_seconds_count{channel="slack"} 4`)
 }

@@ -83,6 +83,7 @@ type Platform struct {
 	Slack         *fakeslack.Server
 	LLM           *fakellm.Server
 	URL           string
+	WorkerURL     string // the worker's /metrics and /healthz
 	SigningSecret string
 	TaskQueue     string
 	AdminEmail    string
@@ -128,6 +129,8 @@ func Start(t testing.TB, opts Options) *Platform {
 	}
 	addr := freeAddr(t)
 	p.URL = "http://" + addr
+	workerAddr := freeAddr(t)
+	p.WorkerURL = "http://" + workerAddr
 	key := make([]byte, 32)
 	_, _ = rand.Read(key)
 	env := map[string]string{
@@ -137,6 +140,7 @@ func Start(t testing.TB, opts Options) *Platform {
 		"KONSTRUCT_TEMPORAL_ADDRESS":            testkit.TemporalAddress(),
 		"KONSTRUCT_TEMPORAL_TASK_QUEUE":         p.TaskQueue,
 		"KONSTRUCT_HTTP_ADDR":                   addr,
+		"KONSTRUCT_WORKER_ADDR":                 workerAddr,
 		"KONSTRUCT_PUBLIC_URL":                  p.URL,
 		"KONSTRUCT_ENCRYPTION_KEY":              base64.StdEncoding.EncodeToString(key),
 		"KONSTRUCT_BOOTSTRAP_ADMIN_EMAIL":       p.AdminEmail,
