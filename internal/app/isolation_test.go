@@ -145,6 +145,11 @@ func TestTenantBCannotReachTenantA(t *testing.T) {
 	require.Contains(t, p.Body, "alpha Slack")
 	p = a.get(homeA + "/settings")
 	require.Contains(t, p.Body, `value="Alpha Ltd"`)
+	// A's own transcript links to its workflow in the Temporal Web UI.
+	p = a.get(homeA + "/conversations/" + convA.String())
+	require.Equal(t, http.StatusOK, p.Status)
+	require.Contains(t, p.Body, `href="http://temporal-ui.test:8233/namespaces/default/workflows/`+sa.Conversations[0].WorkflowID+`"`)
+	require.Contains(t, p.Body, "Where is my order #4521?")
 	require.Empty(t, h.smtp.Messages(), "no invitation went out")
 }
 

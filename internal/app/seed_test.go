@@ -70,8 +70,14 @@ func seedShowcase(t testing.TB, h *harness, tenantID uuid.UUID, label string) sh
 				if j%2 == 1 {
 					role = "assistant"
 				}
+				key := fmt.Sprintf("%s-%d", cv.ID, j)
 				if _, err := tx.AddMessage(ctx, store.Message{ConversationID: cv.ID, Turn: j/2 + 1, Role: role, Content: line,
-					Author: who, Provider: "openai", Model: "gpt-4o-mini", IdempotencyKey: fmt.Sprintf("%s-%d", cv.ID, j)}); err != nil {
+					Author: who, Provider: "openai", Model: "gpt-4o-mini", IdempotencyKey: key}); err != nil {
+					return err
+				}
+				// One transaction stamps every row alike; space them as a real chat would be.
+				if _, err := tx.Exec(ctx, `UPDATE messages SET created_at = created_at - make_interval(secs => $2) WHERE idempotency_key = $1`,
+					key, (4-j)*40+i*97*60); err != nil {
 					return err
 				}
 			}
