@@ -127,6 +127,16 @@ func (p *Portal) afterSignIn(c *gin.Context, u store.User, action string) {
 	}
 }
 
+// signOutPage answers a typed /sign-out address: signing out changes state,
+// so it asks for a click (a form with the CSRF token) rather than doing it on GET.
+func (p *Portal) signOutPage(c *gin.Context) {
+	if viewerOf(c) == nil {
+		c.Redirect(http.StatusSeeOther, "/sign-in")
+		return
+	}
+	p.render(c, http.StatusOK, "sign_out", &Page{Title: "Sign out"})
+}
+
 func (p *Portal) signOut(c *gin.Context) {
 	ctx := c.Request.Context()
 	if v := viewerOf(c); v != nil {

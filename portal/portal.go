@@ -137,6 +137,7 @@ func (p *Portal) routes() []route {
 		r(get, "/", authz.Public, p.home),
 		r(get, "/sign-in", authz.Public, p.signInPage),
 		r(post, "/sign-in", authz.Public, p.signIn),
+		r(get, "/sign-out", authz.Public, p.signOutPage),
 		r(post, "/sign-out", authz.Public, p.signOut),
 		r(get, "/sign-up", authz.Public, p.signUpPage),
 		r(post, "/sign-up", authz.Public, p.signUp),

@@ -52,6 +52,7 @@ func samplePages(t *testing.T) map[string]any {
 		"error":               errorPage{Status: 404, Heading: "Page not found", Message: evil, RequestID: "abc"},
 		"sign_in":             signInData{Next: "/t/x", Expired: true},
 		"sign_up":             nil,
+		"sign_out":            nil,
 		"accept":              &acceptData{Token: "tok", Pending: invitations.Pending{Invitation: inv, TenantName: evil}},
 		"dashboard":           &dashboardData{Agents: 1, ActiveAgents: 1, Conversations: store.ConversationCounts{Active: 1, Escalated: 2}, Usage: usage, Recent: []store.Conversation{conv}, AgentNames: map[string]string{aid.String(): agent.Name}, Steps: []onboardingStep{{Title: evil, Done: true}, {Title: "b", Allowed: true, URL: "/x"}}, StepsDone: 1},
 		"agents/list":         agentListData{Agents: []agentRow{{Agent: agent, Channels: 1, Conversations: 2}}},
