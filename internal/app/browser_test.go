@@ -9,6 +9,7 @@ import (
 	"path/filepath"
 	"regexp"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -57,6 +58,33 @@ func newChrome(t testing.TB, width, height int) context.Context {
 	ctx, cancelTimeout := context.WithTimeout(ctx, 3*time.Minute)
 	t.Cleanup(func() { cancelTimeout(); cancelTab(); cancelAlloc() })
 	require.NoError(t, chromedp.Do(ctx, chromedp.Navigate("about:blank")), "start Chromium")
+
+	// Every script error and every content-security-policy refusal fails the
+	// test: the pages must run clean under their own CSP.
+	var mu sync.Mutex
+	var problems []string
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		for m, err := range chromedp.Console(ctx) {
+			if err != nil {
+				return
+			}
+			text := m.String()
+			if m.IsException() || strings.Contains(text, "Refused to") || strings.Contains(text, "Content Security Policy") {
+				mu.Lock()
+				problems = append(problems, text)
+				mu.Unlock()
+			}
+		}
+	}()
+	t.Cleanup(func() {
+		cancelTab()
+		<-done
+		mu.Lock()
+		defer mu.Unlock()
+		require.Empty(t, problems, "the browser reported script errors or CSP refusals")
+	})
 	return ctx
 }
 
