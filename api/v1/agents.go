@@ -81,6 +81,9 @@ func (a *API) listAgents(c *gin.Context) error {
 	}
 	var out []agentJSON
 	err = a.Store.WithTenant(c.Request.Context(), tenantID, func(tx *store.Tx) error {
+		if err := requireTenant(c.Request.Context(), tx, tenantID); err != nil {
+			return err
+		}
 		list, err := tx.ListAgents(c.Request.Context())
 		for _, ag := range list {
 			out = append(out, agentOut(ag))
@@ -112,8 +115,8 @@ func (a *API) createAgent(c *gin.Context) error {
 	}
 	var ag store.Agent
 	err = a.Store.WithTenant(c.Request.Context(), tenantID, func(tx *store.Tx) error {
-		if _, err := tx.GetTenant(c.Request.Context(), tenantID); err != nil {
-			return notFoundAs(err, "tenant")
+		if err := requireTenant(c.Request.Context(), tx, tenantID); err != nil {
+			return err
 		}
 		if ag, err = tx.CreateAgent(c.Request.Context(), store.Agent{Name: in.Name, Role: in.Role, Persona: in.Persona,
 			SystemPrompt: in.SystemPrompt, Models: in.Models, Tools: in.Tools, Escalation: in.Escalation, Status: in.Status}); err != nil {

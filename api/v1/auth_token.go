@@ -40,6 +40,14 @@ func (a *API) createToken(c *gin.Context) error {
 	if len(req.Name) > 200 {
 		return apperr.Invalid("name", "must be at most 200 characters")
 	}
+	if strings.ContainsRune(req.Name, 0) {
+		return apperr.Invalid("name", "contains invalid characters")
+	}
+	if strings.ContainsRune(req.Email, 0) {
+		// No account has such an address, and Postgres cannot even compare
+		// it: answer as for any unknown email instead of failing there.
+		return apperr.Unauthorized(auth.ErrInvalidCredentials.Error())
+	}
 	user, err := a.Auth.Authenticate(c.Request.Context(), req.Email, req.Password, c.ClientIP())
 	var limited *auth.RateLimitedError
 	switch {

@@ -42,6 +42,9 @@ func (a *API) listChannels(c *gin.Context) error {
 	}
 	var out []channelJSON
 	err = a.Store.WithTenant(c.Request.Context(), tenantID, func(tx *store.Tx) error {
+		if err := requireTenant(c.Request.Context(), tx, tenantID); err != nil {
+			return err
+		}
 		list, err := tx.ListChannels(c.Request.Context())
 		for _, ch := range list {
 			out = append(out, channelOut(ch))
@@ -100,6 +103,9 @@ func (a *API) connectSlack(c *gin.Context) error {
 	}
 	var conn store.ChannelConnection
 	err = a.Store.WithTenant(c.Request.Context(), tenantID, func(tx *store.Tx) error {
+		if err := requireTenant(c.Request.Context(), tx, tenantID); err != nil {
+			return err
+		}
 		if _, err := tx.GetAgent(c.Request.Context(), agentID); err != nil {
 			if errors.Is(err, store.ErrNotFound) {
 				return apperr.Invalid("agent_id", "no such agent in this tenant").Wrap(err)

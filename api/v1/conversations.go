@@ -3,6 +3,7 @@ package v1
 import (
 	"net/http"
 	"net/url"
+	"sort"
 	"strconv"
 
 	"github.com/gin-gonic/gin"
@@ -63,6 +64,9 @@ func (a *API) listConversations(c *gin.Context) error {
 	}
 	var out []conversationJSON
 	err = a.Store.WithTenant(c.Request.Context(), tenantID, func(tx *store.Tx) error {
+		if err := requireTenant(c.Request.Context(), tx, tenantID); err != nil {
+			return err
+		}
 		list, err := tx.ListConversations(c.Request.Context(), limit)
 		for _, cv := range list {
 			out = append(out, a.conversationOut(cv))
@@ -112,6 +116,15 @@ func (a *API) listMessages(c *gin.Context) error {
 			return notFoundAs(err, "conversation")
 		}
 		list, err := tx.ListMessages(c.Request.Context(), id)
+		// A turn's user message and reply are often recorded in one
+		// transaction, so they share created_at and the store's order
+		// between them is arbitrary: within a turn, the user speaks first.
+		sort.SliceStable(list, func(i, j int) bool {
+			if list[i].Turn != list[j].Turn {
+				return list[i].Turn < list[j].Turn
+			}
+			return list[i].Role == "user" && list[j].Role != "user"
+		})
 		for _, m := range list {
 			out = append(out, messageJSON{ID: m.ID.String(), ConversationID: m.ConversationID.String(), Turn: m.Turn,
 				Role: m.Role, Content: m.Content, Author: m.Author, Provider: m.Provider, Model: m.Model, CreatedAt: ts(m.CreatedAt)})

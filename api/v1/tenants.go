@@ -1,6 +1,7 @@
 package v1
 
 import (
+	"context"
 	"net/http"
 	"strings"
 
@@ -34,6 +35,9 @@ func validTenantName(name string) (string, error) {
 		return "", apperr.Invalid("name", "is required")
 	case len([]rune(name)) > 200:
 		return "", apperr.Invalid("name", "must be at most 200 characters")
+	case strings.ContainsRune(name, 0):
+		// Postgres text cannot hold NUL: refuse it here rather than fail there.
+		return "", apperr.Invalid("name", "contains invalid characters")
 	}
 	return name, nil
 }
@@ -133,7 +137,11 @@ func (a *API) updateTenant(c *gin.Context) error {
 		}
 		patch.Status = req.Status
 	}
-	for field, v := range map[string]*int{"rate_limit_per_minute": req.RateLimitPerMinute, "channel_rate_per_minute": req.ChannelRatePerMinute} {
+	for _, lim := range []struct {
+		field string
+		v     *int
+	}{{"rate_limit_per_minute", req.RateLimitPerMinute}, {"channel_rate_per_minute", req.ChannelRatePerMinute}} {
+		field, v := lim.field, lim.v
 		if v == nil {
 			continue
 		}
@@ -181,6 +189,16 @@ func (a *API) deleteTenant(c *gin.Context) error {
 		return notFoundAs(err, "tenant")
 	}
 	c.Status(http.StatusNoContent)
+	return nil
+}
+
+// requireTenant answers 404 for a tenant that does not exist. Only a
+// platform admin can name one (the guard answers 404 to anyone else for a
+// tenant not theirs), and row-level security alone would show it as empty.
+func requireTenant(ctx context.Context, tx *store.Tx, id uuid.UUID) error {
+	if _, err := tx.GetTenant(ctx, id); err != nil {
+		return notFoundAs(err, "tenant")
+	}
 	return nil
 }
 
