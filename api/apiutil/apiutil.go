@@ -60,7 +60,8 @@ func Error(c *gin.Context, err error) {
 // Decode reads a JSON body into v strictly: one object, no unknown fields,
 // within the body limit. Each failure is an *apperr.Error naming the problem.
 func Decode(c *gin.Context, v any) error {
-	if ct := c.ContentType(); ct != "" && ct != "application/json" {
+	// Media types are case-insensitive (RFC 9110 §8.3.1).
+	if ct := c.ContentType(); ct != "" && !strings.EqualFold(ct, "application/json") {
 		return apperr.New(http.StatusUnsupportedMediaType, "unsupported_media_type", "send the body as JSON with the header Content-Type: application/json")
 	}
 	body, err := io.ReadAll(c.Request.Body)

@@ -2,6 +2,7 @@ package v1_test
 
 import (
 	"context"
+	"fmt"
 	"io"
 	"net/http"
 	"strconv"
@@ -93,8 +94,13 @@ func TestCreateTokenRateLimited(t *testing.T) {
 		req.Header.Set("X-Forwarded-For", ip)
 		return s.Send(t, req)
 	}
-	// Per address: three attempts from 203.0.113.7, then 429 for any email.
-	ip := "203.0.113." + strconv.Itoa(int(time.Now().UnixNano()%200)+1)
+	// Fresh addresses: the limiter's counts live in Redis, across test runs.
+	freshIP := func() string {
+		u := uuid.New()
+		return fmt.Sprintf("2001:db8:%x:%x:%x:%x::1", u[0:2], u[2:4], u[4:6], u[6:8])
+	}
+	// Per address: three attempts, then 429 for any email.
+	ip := freshIP()
 	for i := range 3 {
 		attempt("guess"+strconv.Itoa(i)+"@example.test", "wrong-password", ip).ExpectError(t, http.StatusUnauthorized, "unauthorized", "")
 	}
@@ -106,9 +112,9 @@ func TestCreateTokenRateLimited(t *testing.T) {
 	require.True(t, retry >= 1 && retry <= 61, "Retry-After %d", retry)
 
 	// Per email: attempts on one account from many addresses are limited too.
-	attempt(victim.Email, "wrong-password", "192.0.2.1").ExpectError(t, http.StatusUnauthorized, "unauthorized", "")
-	attempt(victim.Email, "wrong-password", "192.0.2.2").ExpectError(t, http.StatusUnauthorized, "unauthorized", "")
-	attempt(victim.Email, victim.Password, "192.0.2.3").ExpectError(t, http.StatusTooManyRequests, "rate_limited", "")
+	attempt(victim.Email, "wrong-password", freshIP()).ExpectError(t, http.StatusUnauthorized, "unauthorized", "")
+	attempt(victim.Email, "wrong-password", freshIP()).ExpectError(t, http.StatusUnauthorized, "unauthorized", "")
+	attempt(victim.Email, victim.Password, freshIP()).ExpectError(t, http.StatusTooManyRequests, "rate_limited", "")
 
 	// Others are not affected.
 	u := s.NewUser(t, ten.ID, store.RoleCustomerOperator)
@@ -155,6 +161,12 @@ func TestBadRequestBodies(t *testing.T) {
 				}
 			}
 
+			// Media types are case-insensitive and may carry parameters.
+			for _, ct := range []string{"Application/JSON", "application/json; charset=utf-8"} {
+				req := s.NewRequest(t, http.MethodPost, path, token, `{}`)
+				req.Header.Set("Content-Type", ct)
+				require.NotEqual(t, http.StatusUnsupportedMediaType, s.Send(t, req).Status, ct)
+			}
 			// Another media type: 415.
 			req := s.NewRequest(t, http.MethodPost, path, token, `{"name":"a"}`)
 			req.Header.Set("Content-Type", "text/plain")
