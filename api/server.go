@@ -51,6 +51,9 @@ func New(d Deps, mounts ...Mount) *Server {
 	gin.SetMode(gin.ReleaseMode)
 	e := gin.New()
 	e.HandleMethodNotAllowed = true
+	// A trailing slash is a different (unknown) route: a JSON 404 tells an API
+	// client more than an HTML redirect would.
+	e.RedirectTrailingSlash = false
 	e.ContextWithFallback = true // c.Done()/c.Value() follow the request context
 	// Trust only a local reverse proxy for the client address (rate limits key on it).
 	_ = e.SetTrustedProxies([]string{"127.0.0.1", "::1"})

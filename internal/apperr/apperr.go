@@ -4,7 +4,11 @@ package apperr
 
 import (
 	"errors"
+	"net"
 	"net/http"
+	"syscall"
+
+	"github.com/jackc/pgx/v5/pgconn"
 	"strings"
 
 	"github.com/konstruct/konstruct/internal/store"
@@ -107,6 +111,13 @@ func From(err error) *Error {
 		return Invalid("", "a value is out of range or malformed").Wrap(err)
 	case errors.Is(err, store.ErrForbidden):
 		return NotFound("resource").Wrap(err)
+	}
+	var netErr *net.OpError
+	var connErr *pgconn.ConnectError
+	if errors.As(err, &netErr) || errors.As(err, &connErr) || errors.Is(err, syscall.ECONNREFUSED) {
+		// Postgres, Redis or another dependency cannot be reached: the
+		// request may succeed later, so say so instead of "internal error".
+		return Unavailable("a service Konstruct depends on is unavailable; try again shortly").Wrap(err)
 	}
 	return &Error{Status: http.StatusInternalServerError, Code: "internal", Message: "internal error; it has been logged", Err: err}
 }
