@@ -63,6 +63,14 @@ func Binary(t testing.TB) string {
 	return binPath
 }
 
+// RemoveBinary deletes the binary Binary built; call it from TestMain after
+// the tests ran.
+func RemoveBinary() {
+	if binPath != "" {
+		_ = os.RemoveAll(filepath.Dir(binPath))
+	}
+}
+
 // Options adjust a platform.
 type Options struct {
 	// Env overrides KONSTRUCT_* variables (set a value to "" to unset it).
