@@ -212,6 +212,7 @@ func (a *Conversation) Deliver(ctx context.Context, in DeliverInput) (DeliverOut
 		return DeliverOutput{}, err
 	}
 	var out DeliverOutput
+	var sent [][2]string // key, ts of parts posted (or found) by this attempt
 	turnKey := in.WorkflowID + ":" + strconv.Itoa(in.Turn)
 	if in.Text != "" {
 		token, err := a.botToken(ctx, tenantID, in.Channel, in.Address.TeamID)
@@ -220,14 +221,24 @@ func (a *Conversation) Deliver(ctx context.Context, in DeliverInput) (DeliverOut
 		}
 		for i, part := range slack.SplitText(in.Text, slack.MaxPartChars) {
 			key := turnKey + ":" + in.Kind + ":" + strconv.Itoa(i)
-			ts, err := a.postOnce(ctx, tenantID, convID, token, in, key, part)
+			ts, posted, err := a.postOnce(ctx, tenantID, convID, token, in, key, part)
 			if err != nil {
 				return DeliverOutput{}, err
 			}
 			out.ExternalIDs = append(out.ExternalIDs, ts)
+			if posted {
+				sent = append(sent, [2]string{key, ts})
+			}
 		}
 	}
+	// One transaction marks the parts sent and records the messages: a crash
+	// before it leaves pending claims, which the retry resolves in the thread.
 	err = a.Store.WithTenant(ctx, tenantID, func(tx *store.Tx) error {
+		for _, kv := range sent {
+			if err := tx.CompleteOutbound(ctx, kv[0], kv[1]); err != nil {
+				return err
+			}
+		}
 		if in.User != nil {
 			if _, err := tx.AddMessage(ctx, store.Message{ConversationID: convID, Turn: in.Turn, Role: "user",
 				Content: in.User.Text, Author: in.User.Author, ExternalID: in.User.ExternalID,
@@ -259,7 +270,9 @@ func (a *Conversation) Deliver(ctx context.Context, in DeliverInput) (DeliverOut
 	return out, nil
 }
 
-func (a *Conversation) postOnce(ctx context.Context, tenantID, convID uuid.UUID, token string, in DeliverInput, key, text string) (string, error) {
+// postOnce posts one part unless an earlier attempt already did. It returns
+// the message's ts and whether the claim still needs completing.
+func (a *Conversation) postOnce(ctx context.Context, tenantID, convID uuid.UUID, token string, in DeliverInput, key, text string) (string, bool, error) {
 	var claim store.Outbound
 	err := a.Store.WithTenant(ctx, tenantID, func(tx *store.Tx) error {
 		var err error
@@ -267,23 +280,23 @@ func (a *Conversation) postOnce(ctx context.Context, tenantID, convID uuid.UUID,
 		return err
 	})
 	if err != nil {
-		return "", fmt.Errorf("activities: deliver: claim %s: %w", key, err)
+		return "", false, fmt.Errorf("activities: deliver: claim %s: %w", key, err)
 	}
 	if claim.Status == "sent" {
 		a.Metrics.duplicateAvoided(in.Channel, "recorded")
-		return claim.ExternalID, nil
+		return claim.ExternalID, false, nil
 	}
 	if !claim.Fresh {
 		// An earlier attempt claimed this key and then failed: it may have
 		// posted before losing the response. Ask Slack before posting again.
 		ts, found, err := a.Slack.FindByKey(ctx, token, in.Address.ChannelID, in.Address.ThreadTS, key)
 		if err != nil {
-			return "", a.slackError("find previous reply", err)
+			return "", false, a.slackError("find previous reply", err)
 		}
 		if found {
 			a.Metrics.duplicateAvoided(in.Channel, "found_in_thread")
 			a.Logger.InfoContext(ctx, "reply already posted by an earlier attempt", "key", key, "ts", ts)
-			return ts, a.complete(ctx, tenantID, key, ts)
+			return ts, true, nil
 		}
 	}
 	if info := activity.GetInfo(ctx); info.Attempt > 1 {
@@ -291,17 +304,9 @@ func (a *Conversation) postOnce(ctx context.Context, tenantID, convID uuid.UUID,
 	}
 	ts, err := a.Slack.PostMessage(ctx, token, slack.Outbound{Channel: in.Address.ChannelID, ThreadTS: in.Address.ThreadTS, Text: text, Key: key})
 	if err != nil {
-		return "", a.slackError("post reply", err)
+		return "", false, a.slackError("post reply", err)
 	}
-	return ts, a.complete(ctx, tenantID, key, ts)
-}
-
-func (a *Conversation) complete(ctx context.Context, tenantID uuid.UUID, key, ts string) error {
-	err := a.Store.WithTenant(ctx, tenantID, func(tx *store.Tx) error { return tx.CompleteOutbound(ctx, key, ts) })
-	if err != nil {
-		return fmt.Errorf("activities: deliver: complete %s: %w", key, err)
-	}
-	return nil
+	return ts, true, nil
 }
 
 func (a *Conversation) slackError(op string, err error) error {
