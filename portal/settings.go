@@ -117,6 +117,8 @@ func describe(e store.AuditEvent) string {
 		return "suspended the organisation"
 	case "tenant.reactivate":
 		return "reactivated the organisation"
+	case "tenant.limits_change":
+		return "changed the organisation's rate limits"
 	case "agent.create":
 		return "created the agent " + str(d, "name")
 	case "agent.update":

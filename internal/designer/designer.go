@@ -1,8 +1,10 @@
-// Package designer carries out the Agent Designer's changes: create, edit,
-// activate or deactivate, and delete an agent, each validated by the agents
-// package and recorded in the audit trail in the same transaction. The
-// conversation engine reads the agent at every turn, so a saved change
-// applies from the next turn of each running conversation.
+// Package designer carries out the Agent Designer's changes, for the portal
+// and the REST API alike: create, edit, activate or deactivate, and delete an
+// agent, each validated by the agents package and recorded in the audit trail
+// in the same transaction; and connect or disconnect the channels that route
+// to the agents (channels.go). The conversation engine reads the agent at
+// every turn, so a saved change applies from the next turn of each running
+// conversation.
 package designer
 
 import (
@@ -12,23 +14,30 @@ import (
 
 	"github.com/google/uuid"
 
+	"github.com/konstruct/konstruct/internal/accounts"
 	"github.com/konstruct/konstruct/internal/agents"
 	"github.com/konstruct/konstruct/internal/apperr"
 	"github.com/konstruct/konstruct/internal/authz"
+	"github.com/konstruct/konstruct/internal/secrets"
 	"github.com/konstruct/konstruct/internal/store"
 )
 
-// Service changes a tenant's agents.
+// Service changes a tenant's agents and channels.
 type Service struct {
 	Store      *store.Store
 	KnownTools []string
+	// Secrets seals channel tokens; Slack checks a bot token before a
+	// workspace is connected. Only ConnectSlack needs them.
+	Secrets *secrets.Box
+	Slack   SlackVerifier
 }
 
 func actor(p authz.Principal) string { return "user:" + p.UserID.String() }
 
-func notFound(err error) error {
+// notFound names a missing row for the client; other errors pass through.
+func notFound(err error, what string) error {
 	if errors.Is(err, store.ErrNotFound) {
-		return apperr.NotFound("agent").Wrap(err)
+		return apperr.NotFound(what).Wrap(err)
 	}
 	return err
 }
@@ -44,10 +53,14 @@ func apply(a *store.Agent, in agents.Input) {
 	a.Models, a.Tools, a.Escalation, a.Status = in.Models, in.Tools, in.Escalation, in.Status
 }
 
-// List returns a tenant's agents, oldest first.
+// List returns a tenant's agents, oldest first; a tenant that does not exist
+// is not found.
 func (s *Service) List(ctx context.Context, tenantID uuid.UUID) ([]store.Agent, error) {
 	var out []store.Agent
 	err := s.Store.WithTenant(ctx, tenantID, func(tx *store.Tx) error {
+		if err := accounts.RequireTenant(ctx, tx, tenantID); err != nil {
+			return err
+		}
 		var err error
 		out, err = tx.ListAgents(ctx)
 		return err
@@ -63,7 +76,7 @@ func (s *Service) Get(ctx context.Context, tenantID, id uuid.UUID) (store.Agent,
 		a, err = tx.GetAgent(ctx, id)
 		return err
 	})
-	return a, notFound(err)
+	return a, notFound(err, "agent")
 }
 
 // Create validates in and creates the agent. Invalid input comes back as
@@ -75,6 +88,9 @@ func (s *Service) Create(ctx context.Context, p authz.Principal, tenantID uuid.U
 	var a store.Agent
 	apply(&a, in)
 	err := s.Store.WithTenant(ctx, tenantID, func(tx *store.Tx) error {
+		if err := accounts.RequireTenant(ctx, tx, tenantID); err != nil {
+			return err
+		}
 		var err error
 		if a, err = tx.CreateAgent(ctx, a); err != nil {
 			return err
@@ -90,14 +106,28 @@ func (s *Service) Create(ctx context.Context, p authz.Principal, tenantID uuid.U
 
 // Update replaces the agent's design with in.
 func (s *Service) Update(ctx context.Context, p authz.Principal, tenantID, id uuid.UUID, in agents.Input) (store.Agent, error) {
-	if err := agents.Validate(&in, s.KnownTools); err != nil {
-		return store.Agent{}, err
-	}
+	return s.Patch(ctx, p, tenantID, id, func(cur *agents.Input) error {
+		*cur = in
+		return nil
+	})
+}
+
+// Patch changes part of the agent's design in one transaction: change edits
+// the current design (an API PATCH overlays the fields it was sent; its error
+// is returned as is), which is then validated and saved.
+func (s *Service) Patch(ctx context.Context, p authz.Principal, tenantID, id uuid.UUID, change func(*agents.Input) error) (store.Agent, error) {
 	var a store.Agent
 	err := s.Store.WithTenant(ctx, tenantID, func(tx *store.Tx) error {
 		cur, err := tx.GetAgent(ctx, id)
 		if err != nil {
-			return notFound(err)
+			return notFound(err, "agent")
+		}
+		in := InputOf(cur)
+		if err := change(&in); err != nil {
+			return err
+		}
+		if err := agents.Validate(&in, s.KnownTools); err != nil {
+			return err
 		}
 		apply(&cur, in)
 		if a, err = tx.UpdateAgent(ctx, cur); err != nil {
@@ -119,7 +149,7 @@ func (s *Service) SetStatus(ctx context.Context, p authz.Principal, tenantID, id
 	err := s.Store.WithTenant(ctx, tenantID, func(tx *store.Tx) error {
 		cur, err := tx.GetAgent(ctx, id)
 		if err != nil {
-			return notFound(err)
+			return notFound(err, "agent")
 		}
 		if cur.Status == status {
 			a = cur
@@ -145,7 +175,7 @@ func (s *Service) Delete(ctx context.Context, p authz.Principal, tenantID, id uu
 	return s.Store.WithTenant(ctx, tenantID, func(tx *store.Tx) error {
 		cur, err := tx.GetAgent(ctx, id)
 		if err != nil {
-			return notFound(err)
+			return notFound(err, "agent")
 		}
 		if err := tx.DeleteAgent(ctx, id); err != nil {
 			if errors.Is(err, store.ErrReferenced) {
@@ -156,26 +186,4 @@ func (s *Service) Delete(ctx context.Context, p authz.Principal, tenantID, id uu
 		return tx.AppendAudit(ctx, store.AuditEvent{Actor: actor(p), Action: "agent.delete", TargetType: "agent",
 			TargetID: id.String(), Data: map[string]any{"name": cur.Name}})
 	})
-}
-
-// DisconnectChannel removes a channel connection: its workspace or number no
-// longer reaches the tenant's agents. The stored token goes with it.
-func (s *Service) DisconnectChannel(ctx context.Context, p authz.Principal, tenantID, id uuid.UUID) (store.ChannelConnection, error) {
-	var ch store.ChannelConnection
-	err := s.Store.WithTenant(ctx, tenantID, func(tx *store.Tx) error {
-		var err error
-		if ch, err = tx.GetChannel(ctx, id); err != nil {
-			if errors.Is(err, store.ErrNotFound) {
-				return apperr.NotFound("channel").Wrap(err)
-			}
-			return err
-		}
-		if err := tx.DeleteChannel(ctx, id); err != nil {
-			return err
-		}
-		return tx.AppendAudit(ctx, store.AuditEvent{Actor: actor(p), Action: "channel.disconnect", TargetType: "channel",
-			TargetID: id.String(), Data: map[string]any{"kind": ch.Kind, "external_id": ch.ExternalID}})
-	})
-	ch.Secret = nil
-	return ch, err
 }
