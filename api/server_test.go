@@ -34,7 +34,7 @@ func TestPanicIsA500(t *testing.T) {
 	s := apitest.Start(t, apitest.Options{})
 	srv := api.New(api.Deps{
 		Logger: s.App.Logger, Authz: s.App.Authz, Health: &api.Health{}, MaxBodyBytes: 1 << 20,
-		V1: &v1.API{Store: s.App.Store, Auth: s.App.Auth, Secrets: s.App.Secrets, Slack: s.App.Slack, Logger: s.App.Logger},
+		V1: &v1.API{Store: s.App.Store, Auth: s.App.Auth, Logger: s.App.Logger},
 	}, panicking{})
 
 	rec := httptest.NewRecorder()

@@ -1,5 +1,8 @@
 package v1
 
+// A tenant's users and invitations, through the same services as the
+// portal's Team page.
+
 import (
 	"net/http"
 	"time"
@@ -8,35 +11,9 @@ import (
 
 	"github.com/konstruct/konstruct/api/apiutil"
 	"github.com/konstruct/konstruct/internal/accounts"
-	"github.com/konstruct/konstruct/internal/authz"
 	"github.com/konstruct/konstruct/internal/invitations"
 	"github.com/konstruct/konstruct/internal/store"
 )
-
-// Accounts serves a tenant's users and invitations over REST, through the
-// same services as the portal's Team page. It needs the mailer behind the
-// invitation service, so the app builds it and registers it on /api/v1 next
-// to API (same bearer authentication, same registry, same deny answers).
-type Accounts struct {
-	Accounts    *accounts.Service
-	Invitations *invitations.Service
-}
-
-// Register adds the users and invitations routes to g (the /api/v1 group).
-func (x *Accounts) Register(reg *authz.Registry, g *gin.RouterGroup) {
-	h := func(method, path string, perm authz.Perm, fn func(*gin.Context) error) {
-		reg.Handle(g, method, path, perm, deny, apiutil.Handler(fn))
-	}
-	h(http.MethodGet, "/tenants/:tenant_id/users", authz.Read(authz.ObjUsers), x.listUsers)
-	h(http.MethodPost, "/tenants/:tenant_id/users", authz.Write(authz.ObjUsers), x.createUser)
-	h(http.MethodPatch, "/tenants/:tenant_id/users/:user_id", authz.Write(authz.ObjUsers), x.updateUser)
-	h(http.MethodDelete, "/tenants/:tenant_id/users/:user_id", authz.Write(authz.ObjUsers), x.deleteUser)
-
-	h(http.MethodGet, "/tenants/:tenant_id/invitations", authz.Read(authz.ObjInvitations), x.listInvitations)
-	h(http.MethodPost, "/tenants/:tenant_id/invitations", authz.Write(authz.ObjInvitations), x.createInvitation)
-	h(http.MethodPost, "/tenants/:tenant_id/invitations/:invitation_id/resend", authz.Write(authz.ObjInvitations), x.resendInvitation)
-	h(http.MethodDelete, "/tenants/:tenant_id/invitations/:invitation_id", authz.Write(authz.ObjInvitations), x.revokeInvitation)
-}
 
 // userJSON never carries the password hash.
 type userJSON struct {
@@ -60,12 +37,12 @@ func userOut(u store.User) userJSON {
 	return out
 }
 
-func (x *Accounts) listUsers(c *gin.Context) error {
+func (a *API) listUsers(c *gin.Context) error {
 	tenantID, err := pathID(c, "tenant_id", "tenant")
 	if err != nil {
 		return err
 	}
-	list, err := x.Accounts.ListUsers(c.Request.Context(), tenantID)
+	list, err := a.Accounts.ListUsers(c.Request.Context(), tenantID)
 	if err != nil {
 		return err
 	}
@@ -86,7 +63,7 @@ type createUserRequest struct {
 
 // createUser adds a member with a password (automation). People are usually
 // invited instead, so they choose their own password.
-func (x *Accounts) createUser(c *gin.Context) error {
+func (a *API) createUser(c *gin.Context) error {
 	tenantID, err := pathID(c, "tenant_id", "tenant")
 	if err != nil {
 		return err
@@ -95,7 +72,7 @@ func (x *Accounts) createUser(c *gin.Context) error {
 	if err := apiutil.Decode(c, &req); err != nil {
 		return err
 	}
-	u, err := x.Accounts.CreateUser(c.Request.Context(), principal(c), tenantID, accounts.CreateUserInput(req))
+	u, err := a.Accounts.CreateUser(c.Request.Context(), principal(c), tenantID, accounts.CreateUserInput(req))
 	if err != nil {
 		return err
 	}
@@ -108,7 +85,7 @@ type updateUserRequest struct {
 	Role *string `json:"role"`
 }
 
-func (x *Accounts) updateUser(c *gin.Context) error {
+func (a *API) updateUser(c *gin.Context) error {
 	tenantID, err := pathID(c, "tenant_id", "tenant")
 	if err != nil {
 		return err
@@ -121,7 +98,7 @@ func (x *Accounts) updateUser(c *gin.Context) error {
 	if err := apiutil.Decode(c, &req); err != nil {
 		return err
 	}
-	u, err := x.Accounts.UpdateUser(c.Request.Context(), principal(c), tenantID, userID,
+	u, err := a.Accounts.UpdateUser(c.Request.Context(), principal(c), tenantID, userID,
 		accounts.UserUpdate{Name: req.Name, Role: req.Role})
 	if err != nil {
 		return err
@@ -130,7 +107,7 @@ func (x *Accounts) updateUser(c *gin.Context) error {
 	return nil
 }
 
-func (x *Accounts) deleteUser(c *gin.Context) error {
+func (a *API) deleteUser(c *gin.Context) error {
 	tenantID, err := pathID(c, "tenant_id", "tenant")
 	if err != nil {
 		return err
@@ -139,7 +116,7 @@ func (x *Accounts) deleteUser(c *gin.Context) error {
 	if err != nil {
 		return err
 	}
-	if err := x.Accounts.RemoveUser(c.Request.Context(), principal(c), tenantID, userID); err != nil {
+	if err := a.Accounts.RemoveUser(c.Request.Context(), principal(c), tenantID, userID); err != nil {
 		return err
 	}
 	c.Status(http.StatusNoContent)
@@ -181,12 +158,12 @@ func outcomeOut(o invitations.Outcome) invitationJSON {
 	return out
 }
 
-func (x *Accounts) listInvitations(c *gin.Context) error {
+func (a *API) listInvitations(c *gin.Context) error {
 	tenantID, err := pathID(c, "tenant_id", "tenant")
 	if err != nil {
 		return err
 	}
-	list, err := x.Invitations.List(c.Request.Context(), tenantID)
+	list, err := a.Invitations.List(c.Request.Context(), tenantID)
 	if err != nil {
 		return err
 	}
@@ -203,7 +180,7 @@ type createInvitationRequest struct {
 	Role  string `json:"role"`
 }
 
-func (x *Accounts) createInvitation(c *gin.Context) error {
+func (a *API) createInvitation(c *gin.Context) error {
 	tenantID, err := pathID(c, "tenant_id", "tenant")
 	if err != nil {
 		return err
@@ -212,7 +189,7 @@ func (x *Accounts) createInvitation(c *gin.Context) error {
 	if err := apiutil.Decode(c, &req); err != nil {
 		return err
 	}
-	out, err := x.Invitations.Invite(c.Request.Context(), principal(c), tenantID, req.Email, req.Role)
+	out, err := a.Invitations.Invite(c.Request.Context(), principal(c), tenantID, req.Email, req.Role)
 	if err != nil {
 		return err
 	}
@@ -220,7 +197,7 @@ func (x *Accounts) createInvitation(c *gin.Context) error {
 	return nil
 }
 
-func (x *Accounts) resendInvitation(c *gin.Context) error {
+func (a *API) resendInvitation(c *gin.Context) error {
 	tenantID, err := pathID(c, "tenant_id", "tenant")
 	if err != nil {
 		return err
@@ -229,7 +206,7 @@ func (x *Accounts) resendInvitation(c *gin.Context) error {
 	if err != nil {
 		return err
 	}
-	out, err := x.Invitations.Resend(c.Request.Context(), principal(c), tenantID, id)
+	out, err := a.Invitations.Resend(c.Request.Context(), principal(c), tenantID, id)
 	if err != nil {
 		return err
 	}
@@ -237,7 +214,7 @@ func (x *Accounts) resendInvitation(c *gin.Context) error {
 	return nil
 }
 
-func (x *Accounts) revokeInvitation(c *gin.Context) error {
+func (a *API) revokeInvitation(c *gin.Context) error {
 	tenantID, err := pathID(c, "tenant_id", "tenant")
 	if err != nil {
 		return err
@@ -246,7 +223,7 @@ func (x *Accounts) revokeInvitation(c *gin.Context) error {
 	if err != nil {
 		return err
 	}
-	if _, err := x.Invitations.Revoke(c.Request.Context(), principal(c), tenantID, id); err != nil {
+	if _, err := a.Invitations.Revoke(c.Request.Context(), principal(c), tenantID, id); err != nil {
 		return err
 	}
 	c.Status(http.StatusNoContent)

@@ -8,7 +8,6 @@ import (
 
 	"github.com/konstruct/konstruct/api/apiutil"
 	"github.com/konstruct/konstruct/internal/agents"
-	"github.com/konstruct/konstruct/internal/apperr"
 	"github.com/konstruct/konstruct/internal/store"
 )
 
@@ -79,21 +78,15 @@ func (a *API) listAgents(c *gin.Context) error {
 	if err != nil {
 		return err
 	}
-	var out []agentJSON
-	err = a.Store.WithTenant(c.Request.Context(), tenantID, func(tx *store.Tx) error {
-		if err := requireTenant(c.Request.Context(), tx, tenantID); err != nil {
-			return err
-		}
-		list, err := tx.ListAgents(c.Request.Context())
-		for _, ag := range list {
-			out = append(out, agentOut(ag))
-		}
-		return err
-	})
+	list, err := a.Designer.List(c.Request.Context(), tenantID)
 	if err != nil {
 		return err
 	}
-	c.JSON(http.StatusOK, gin.H{"agents": nonNilSlice(out)})
+	out := make([]agentJSON, 0, len(list))
+	for _, ag := range list {
+		out = append(out, agentOut(ag))
+	}
+	c.JSON(http.StatusOK, gin.H{"agents": out})
 	return nil
 }
 
@@ -110,21 +103,7 @@ func (a *API) createAgent(c *gin.Context) error {
 	if err := req.apply(&in); err != nil {
 		return err
 	}
-	if err := agents.Validate(&in, a.KnownTools); err != nil {
-		return err
-	}
-	var ag store.Agent
-	err = a.Store.WithTenant(c.Request.Context(), tenantID, func(tx *store.Tx) error {
-		if err := requireTenant(c.Request.Context(), tx, tenantID); err != nil {
-			return err
-		}
-		if ag, err = tx.CreateAgent(c.Request.Context(), store.Agent{Name: in.Name, Role: in.Role, Persona: in.Persona,
-			SystemPrompt: in.SystemPrompt, Models: in.Models, Tools: in.Tools, Escalation: in.Escalation, Status: in.Status}); err != nil {
-			return err
-		}
-		return tx.AppendAudit(c.Request.Context(), store.AuditEvent{Actor: actor(c), Action: "agent.create",
-			TargetType: "agent", TargetID: ag.ID.String(), Data: map[string]any{"name": ag.Name}})
-	})
+	ag, err := a.Designer.Create(c.Request.Context(), principal(c), tenantID, in)
 	if err != nil {
 		return err
 	}
@@ -141,13 +120,9 @@ func (a *API) getAgent(c *gin.Context) error {
 	if err != nil {
 		return err
 	}
-	var ag store.Agent
-	err = a.Store.WithTenant(c.Request.Context(), tenantID, func(tx *store.Tx) error {
-		ag, err = tx.GetAgent(c.Request.Context(), agentID)
-		return err
-	})
+	ag, err := a.Designer.Get(c.Request.Context(), tenantID, agentID)
 	if err != nil {
-		return notFoundAs(err, "agent")
+		return err
 	}
 	c.JSON(http.StatusOK, agentOut(ag))
 	return nil
@@ -168,28 +143,7 @@ func (a *API) updateAgent(c *gin.Context) error {
 	if err := apiutil.Decode(c, &req); err != nil {
 		return err
 	}
-	var ag store.Agent
-	err = a.Store.WithTenant(c.Request.Context(), tenantID, func(tx *store.Tx) error {
-		cur, err := tx.GetAgent(c.Request.Context(), agentID)
-		if err != nil {
-			return notFoundAs(err, "agent")
-		}
-		in := agents.Input{Name: cur.Name, Role: cur.Role, Persona: cur.Persona, SystemPrompt: cur.SystemPrompt,
-			Models: cur.Models, Tools: cur.Tools, Escalation: cur.Escalation, Status: cur.Status}
-		if err := req.apply(&in); err != nil {
-			return err
-		}
-		if err := agents.Validate(&in, a.KnownTools); err != nil {
-			return err
-		}
-		cur.Name, cur.Role, cur.Persona, cur.SystemPrompt = in.Name, in.Role, in.Persona, in.SystemPrompt
-		cur.Models, cur.Tools, cur.Escalation, cur.Status = in.Models, in.Tools, in.Escalation, in.Status
-		if ag, err = tx.UpdateAgent(c.Request.Context(), cur); err != nil {
-			return err
-		}
-		return tx.AppendAudit(c.Request.Context(), store.AuditEvent{Actor: actor(c), Action: "agent.update",
-			TargetType: "agent", TargetID: ag.ID.String()})
-	})
+	ag, err := a.Designer.Patch(c.Request.Context(), principal(c), tenantID, agentID, req.apply)
 	if err != nil {
 		return err
 	}
@@ -206,17 +160,7 @@ func (a *API) deleteAgent(c *gin.Context) error {
 	if err != nil {
 		return err
 	}
-	err = a.Store.WithTenant(c.Request.Context(), tenantID, func(tx *store.Tx) error {
-		if err := tx.DeleteAgent(c.Request.Context(), agentID); err != nil {
-			if apperr.From(err).Status == http.StatusConflict {
-				return apperr.Conflict("a channel still routes to this agent; connect the channel to another agent or disconnect it first").Wrap(err)
-			}
-			return notFoundAs(err, "agent")
-		}
-		return tx.AppendAudit(c.Request.Context(), store.AuditEvent{Actor: actor(c), Action: "agent.delete",
-			TargetType: "agent", TargetID: agentID.String()})
-	})
-	if err != nil {
+	if err := a.Designer.Delete(c.Request.Context(), principal(c), tenantID, agentID); err != nil {
 		return err
 	}
 	c.Status(http.StatusNoContent)

@@ -8,6 +8,7 @@ import (
 
 	"github.com/gin-gonic/gin"
 
+	"github.com/konstruct/konstruct/internal/accounts"
 	"github.com/konstruct/konstruct/internal/apperr"
 	"github.com/konstruct/konstruct/internal/store"
 )
@@ -64,7 +65,7 @@ func (a *API) listConversations(c *gin.Context) error {
 	}
 	var out []conversationJSON
 	err = a.Store.WithTenant(c.Request.Context(), tenantID, func(tx *store.Tx) error {
-		if err := requireTenant(c.Request.Context(), tx, tenantID); err != nil {
+		if err := accounts.RequireTenant(c.Request.Context(), tx, tenantID); err != nil {
 			return err
 		}
 		list, err := tx.ListConversations(c.Request.Context(), limit)

@@ -1,15 +1,12 @@
 package v1
 
 import (
-	"context"
 	"net/http"
-	"strings"
 
 	"github.com/gin-gonic/gin"
-	"github.com/google/uuid"
 
 	"github.com/konstruct/konstruct/api/apiutil"
-	"github.com/konstruct/konstruct/internal/apperr"
+	"github.com/konstruct/konstruct/internal/accounts"
 	"github.com/konstruct/konstruct/internal/store"
 )
 
@@ -28,33 +25,16 @@ func tenantOut(t store.Tenant) tenantJSON {
 		ChannelRatePerMinute: t.ChannelRatePerMinute, CreatedAt: ts(t.CreatedAt), UpdatedAt: ts(t.UpdatedAt)}
 }
 
-func validTenantName(name string) (string, error) {
-	name = strings.TrimSpace(name)
-	switch {
-	case name == "":
-		return "", apperr.Invalid("name", "is required")
-	case len([]rune(name)) > 200:
-		return "", apperr.Invalid("name", "must be at most 200 characters")
-	case strings.ContainsRune(name, 0):
-		// Postgres text cannot hold NUL: refuse it here rather than fail there.
-		return "", apperr.Invalid("name", "contains invalid characters")
-	}
-	return name, nil
-}
-
 func (a *API) listTenants(c *gin.Context) error {
-	var out []tenantJSON
-	err := a.Store.WithPlatform(c.Request.Context(), func(tx *store.Tx) error {
-		ts, err := tx.ListTenants(c.Request.Context())
-		for _, t := range ts {
-			out = append(out, tenantOut(t))
-		}
-		return err
-	})
+	list, err := a.Accounts.ListTenants(c.Request.Context())
 	if err != nil {
 		return err
 	}
-	c.JSON(http.StatusOK, gin.H{"tenants": nonNilSlice(out)})
+	out := make([]tenantJSON, 0, len(list))
+	for _, t := range list {
+		out = append(out, tenantOut(t.Tenant))
+	}
+	c.JSON(http.StatusOK, gin.H{"tenants": out})
 	return nil
 }
 
@@ -65,18 +45,7 @@ func (a *API) createTenant(c *gin.Context) error {
 	if err := apiutil.Decode(c, &req); err != nil {
 		return err
 	}
-	name, err := validTenantName(req.Name)
-	if err != nil {
-		return err
-	}
-	var t store.Tenant
-	err = a.Store.WithPlatform(c.Request.Context(), func(tx *store.Tx) error {
-		if t, err = tx.CreateTenant(c.Request.Context(), uuid.Nil, name); err != nil {
-			return err
-		}
-		return tx.AppendAudit(c.Request.Context(), store.AuditEvent{TenantID: &t.ID, Actor: actor(c),
-			Action: "tenant.create", TargetType: "tenant", TargetID: t.ID.String(), Data: map[string]any{"name": name}})
-	})
+	t, err := a.Accounts.CreateTenant(c.Request.Context(), principal(c), req.Name)
 	if err != nil {
 		return err
 	}
@@ -89,13 +58,9 @@ func (a *API) getTenant(c *gin.Context) error {
 	if err != nil {
 		return err
 	}
-	var t store.Tenant
-	err = a.Store.WithTenant(c.Request.Context(), id, func(tx *store.Tx) error {
-		t, err = tx.GetTenant(c.Request.Context(), id)
-		return err
-	})
+	t, err := a.Accounts.GetTenant(c.Request.Context(), id)
 	if err != nil {
-		return notFoundAs(err, "tenant")
+		return err
 	}
 	c.JSON(http.StatusOK, tenantOut(t))
 	return nil
@@ -108,8 +73,8 @@ type tenantPatch struct {
 	ChannelRatePerMinute *int    `json:"channel_rate_per_minute"`
 }
 
-// updateTenant renames a tenant or changes its limits. Suspending and rate
-// limits are the platform's call, not the customer's.
+// updateTenant renames a tenant, suspends or reactivates it, or changes its
+// limits; the service says who may change what.
 func (a *API) updateTenant(c *gin.Context) error {
 	id, err := pathID(c, "tenant_id", "tenant")
 	if err != nil {
@@ -119,55 +84,17 @@ func (a *API) updateTenant(c *gin.Context) error {
 	if err := apiutil.Decode(c, &req); err != nil {
 		return err
 	}
-	isPlatform := principal(c).Role == store.RolePlatformAdmin
-	var patch store.TenantPatch
-	if req.Name != nil {
-		name, err := validTenantName(*req.Name)
-		if err != nil {
-			return err
-		}
-		patch.Name = &name
-	}
-	if req.Status != nil {
-		if !isPlatform {
-			return apperr.Forbidden("only a platform admin can suspend or reactivate a tenant")
-		}
-		if *req.Status != store.TenantActive && *req.Status != store.TenantSuspended {
-			return apperr.Invalid("status", "must be active or suspended")
-		}
-		patch.Status = req.Status
-	}
-	for _, lim := range []struct {
-		field string
-		v     *int
-	}{{"rate_limit_per_minute", req.RateLimitPerMinute}, {"channel_rate_per_minute", req.ChannelRatePerMinute}} {
-		field, v := lim.field, lim.v
-		if v == nil {
-			continue
-		}
-		if !isPlatform {
-			return apperr.Forbidden("only a platform admin can change rate limits")
-		}
-		if *v < 1 || *v > 1_000_000 {
-			return apperr.Invalid(field, "must be between 1 and 1000000")
-		}
-	}
+	up := accounts.TenantUpdate{Name: req.Name, Status: req.Status}
+	// null, like an absent field, leaves a limit alone.
 	if req.RateLimitPerMinute != nil {
-		patch.RateLimitPerMinute = &req.RateLimitPerMinute
+		up.RateLimitPerMinute = &req.RateLimitPerMinute
 	}
 	if req.ChannelRatePerMinute != nil {
-		patch.ChannelRatePerMinute = &req.ChannelRatePerMinute
+		up.ChannelRatePerMinute = &req.ChannelRatePerMinute
 	}
-	var t store.Tenant
-	err = a.Store.WithTenant(c.Request.Context(), id, func(tx *store.Tx) error {
-		if t, err = tx.UpdateTenant(c.Request.Context(), id, patch); err != nil {
-			return err
-		}
-		return tx.AppendAudit(c.Request.Context(), store.AuditEvent{Actor: actor(c), Action: "tenant.update",
-			TargetType: "tenant", TargetID: id.String()})
-	})
+	t, err := a.Accounts.UpdateTenant(c.Request.Context(), principal(c), id, up)
 	if err != nil {
-		return notFoundAs(err, "tenant")
+		return err
 	}
 	c.JSON(http.StatusOK, tenantOut(t))
 	return nil
@@ -178,27 +105,10 @@ func (a *API) deleteTenant(c *gin.Context) error {
 	if err != nil {
 		return err
 	}
-	err = a.Store.WithPlatform(c.Request.Context(), func(tx *store.Tx) error {
-		if err := tx.DeleteTenant(c.Request.Context(), id); err != nil {
-			return err
-		}
-		return tx.AppendAudit(c.Request.Context(), store.AuditEvent{TenantID: &id, Actor: actor(c),
-			Action: "tenant.delete", TargetType: "tenant", TargetID: id.String()})
-	})
-	if err != nil {
-		return notFoundAs(err, "tenant")
+	if err := a.Accounts.DeleteTenantUnconfirmed(c.Request.Context(), principal(c), id); err != nil {
+		return err
 	}
 	c.Status(http.StatusNoContent)
-	return nil
-}
-
-// requireTenant answers 404 for a tenant that does not exist. Only a
-// platform admin can name one (the guard answers 404 to anyone else for a
-// tenant not theirs), and row-level security alone would show it as empty.
-func requireTenant(ctx context.Context, tx *store.Tx, id uuid.UUID) error {
-	if _, err := tx.GetTenant(ctx, id); err != nil {
-		return notFoundAs(err, "tenant")
-	}
 	return nil
 }
 

@@ -97,6 +97,7 @@ func TestTenantValidation(t *testing.T) {
 		{"blank name", http.MethodPost, map[string]any{"name": " \t\n "}, "name"},
 		{"long name", http.MethodPost, map[string]any{"name": strings.Repeat("é", 201)}, "name"},
 		{"NUL in name", http.MethodPost, map[string]any{"name": "Acme\x00"}, "name"},
+		{"line break in name", http.MethodPost, map[string]any{"name": "Acme\nCorp"}, "name"},
 		{"patch empty name", http.MethodPatch, map[string]any{"name": ""}, "name"},
 		{"patch long name", http.MethodPatch, map[string]any{"name": strings.Repeat("n", 201)}, "name"},
 		{"patch NUL in name", http.MethodPatch, map[string]any{"name": "\x00"}, "name"},

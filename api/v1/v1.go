@@ -4,7 +4,6 @@
 package v1
 
 import (
-	"context"
 	"log/slog"
 	"net/http"
 	"time"
@@ -13,27 +12,25 @@ import (
 	"github.com/google/uuid"
 
 	"github.com/konstruct/konstruct/api/apiutil"
+	"github.com/konstruct/konstruct/internal/accounts"
 	"github.com/konstruct/konstruct/internal/apperr"
 	"github.com/konstruct/konstruct/internal/auth"
 	"github.com/konstruct/konstruct/internal/authz"
-	"github.com/konstruct/konstruct/internal/channel/slack"
-	"github.com/konstruct/konstruct/internal/secrets"
+	"github.com/konstruct/konstruct/internal/designer"
+	"github.com/konstruct/konstruct/internal/invitations"
 	"github.com/konstruct/konstruct/internal/store"
 )
 
-// SlackVerifier checks a bot token with Slack before a workspace is connected.
-type SlackVerifier interface {
-	AuthTest(ctx context.Context, token string) (slack.AuthInfo, error)
-}
-
-// API holds the handlers' dependencies.
+// API holds the handlers' dependencies. The changes go through the same
+// services as the portal's (Accounts: tenants and members; Invitations;
+// Designer: agents and channels), so each rule lives in one place; the
+// handlers decode requests and shape answers.
 type API struct {
-	Store         *store.Store
+	Store         *store.Store // conversations, read directly
 	Auth          *auth.Service
-	Secrets       *secrets.Box
-	Slack         SlackVerifier
-	KnownTools    []string
-	DefaultModels []string
+	Accounts      *accounts.Service
+	Invitations   *invitations.Service
+	Designer      *designer.Service
 	TemporalUIURL string
 	Namespace     string
 	Logger        *slog.Logger
@@ -75,6 +72,16 @@ func (a *API) Register(reg *authz.Registry, g *gin.RouterGroup) {
 	h(http.MethodPost, "/tenants/:tenant_id/channels/slack", authz.Write(authz.ObjChannels), a.connectSlack)
 	h(http.MethodDelete, "/tenants/:tenant_id/channels/:channel_id", authz.Write(authz.ObjChannels), a.deleteChannel)
 
+	h(http.MethodGet, "/tenants/:tenant_id/users", authz.Read(authz.ObjUsers), a.listUsers)
+	h(http.MethodPost, "/tenants/:tenant_id/users", authz.Write(authz.ObjUsers), a.createUser)
+	h(http.MethodPatch, "/tenants/:tenant_id/users/:user_id", authz.Write(authz.ObjUsers), a.updateUser)
+	h(http.MethodDelete, "/tenants/:tenant_id/users/:user_id", authz.Write(authz.ObjUsers), a.deleteUser)
+
+	h(http.MethodGet, "/tenants/:tenant_id/invitations", authz.Read(authz.ObjInvitations), a.listInvitations)
+	h(http.MethodPost, "/tenants/:tenant_id/invitations", authz.Write(authz.ObjInvitations), a.createInvitation)
+	h(http.MethodPost, "/tenants/:tenant_id/invitations/:invitation_id/resend", authz.Write(authz.ObjInvitations), a.resendInvitation)
+	h(http.MethodDelete, "/tenants/:tenant_id/invitations/:invitation_id", authz.Write(authz.ObjInvitations), a.revokeInvitation)
+
 	h(http.MethodGet, "/tenants/:tenant_id/conversations", authz.Read(authz.ObjConversations), a.listConversations)
 	h(http.MethodGet, "/tenants/:tenant_id/conversations/:conversation_id", authz.Read(authz.ObjConversations), a.getConversation)
 	h(http.MethodGet, "/tenants/:tenant_id/conversations/:conversation_id/messages", authz.Read(authz.ObjConversations), a.listMessages)
@@ -91,8 +98,6 @@ func pathID(c *gin.Context, name, what string) (uuid.UUID, error) {
 
 // principal is set by the guard for every non-public route.
 func principal(c *gin.Context) authz.Principal { return *authz.PrincipalFrom(c) }
-
-func actor(c *gin.Context) string { return "user:" + principal(c).UserID.String() }
 
 // notFoundAs renames a store.ErrNotFound for the client.
 func notFoundAs(err error, what string) error {

@@ -125,8 +125,11 @@ func (a *App) Bootstrap(ctx context.Context) error {
 	return nil
 }
 
-// HTTPServer assembles the HTTP handler: API, webhooks, health, metrics, portal.
+// HTTPServer assembles the HTTP handler: API, webhooks, health, metrics,
+// portal. The REST API and the portal share one set of services; the API
+// registers every /api/v1 route itself, whether or not the portal is mounted.
 func (a *App) HTTPServer() *api.Server {
+	svc := a.services()
 	health := &api.Health{Checks: []api.Check{
 		{Name: "postgres", Probe: a.Store.Ping},
 		{Name: "redis", Probe: func(ctx context.Context) error { return a.Redis.Ping(ctx).Err() }},
@@ -142,10 +145,10 @@ func (a *App) HTTPServer() *api.Server {
 		Gatherer:     a.Metrics,
 		MaxBodyBytes: a.Config.MaxBodyBytes,
 		V1: &v1.API{
-			Store: a.Store, Auth: a.Auth, Secrets: a.Secrets, Slack: a.Slack, Logger: a.Logger, KnownTools: a.Tools.Names(),
-			DefaultModels: a.Config.DefaultModels, TemporalUIURL: a.Config.TemporalUIURL, Namespace: a.Config.TemporalNamespace,
+			Store: a.Store, Auth: a.Auth, Accounts: svc.Accounts, Invitations: svc.Invitations, Designer: svc.Designer,
+			TemporalUIURL: a.Config.TemporalUIURL, Namespace: a.Config.TemporalNamespace, Logger: a.Logger,
 		},
-	}, a.mounts()...)
+	}, a.mounts(svc)...)
 }
 
 // ListenAndServe serves h on addr until ctx ends, then drains in-flight
