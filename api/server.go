@@ -44,6 +44,21 @@ type Server struct {
 	// NotFound answers unknown routes outside /api and /webhooks; the portal
 	// replaces it with its own page.
 	NotFound gin.HandlerFunc
+	// NoMethod answers a known path asked with a method it does not serve
+	// (status 405), outside /api, /webhooks and the health and metrics
+	// endpoints; the portal replaces it with its own page.
+	NoMethod gin.HandlerFunc
+}
+
+// machinePath reports whether a path belongs to the API, the webhooks or
+// the endpoints the server itself registers (health, metrics): their
+// clients are programs, which get the JSON error envelope.
+func machinePath(p string) bool {
+	switch p {
+	case "/healthz", "/readyz", "/metrics":
+		return true
+	}
+	return strings.HasPrefix(p, "/api/") || strings.HasPrefix(p, "/webhooks/")
 }
 
 // New assembles the server.
@@ -71,23 +86,30 @@ func New(d Deps, mounts ...Mount) *Server {
 	}
 	d.V1.Register(s.Registry, e.Group("/api/v1", middleware.Bearer(d.V1.Auth)))
 
-	s.NotFound = func(c *gin.Context) {
+	notFound := func(c *gin.Context) {
 		apiutil.Error(c, apperr.NotFound("route "+c.Request.Method+" "+c.Request.URL.Path))
 	}
+	noMethod := func(c *gin.Context) {
+		apiutil.Error(c, apperr.New(http.StatusMethodNotAllowed, "method_not_allowed",
+			"method "+c.Request.Method+" is not allowed on "+c.Request.URL.Path))
+	}
+	s.NotFound, s.NoMethod = notFound, noMethod
 	for _, m := range mounts {
 		m.Mount(s)
 	}
 	e.NoRoute(func(c *gin.Context) {
-		p := c.Request.URL.Path
-		if strings.HasPrefix(p, "/api/") || strings.HasPrefix(p, "/webhooks/") {
-			apiutil.Error(c, apperr.NotFound("route "+c.Request.Method+" "+p))
+		if machinePath(c.Request.URL.Path) {
+			notFound(c)
 			return
 		}
 		s.NotFound(c)
 	})
 	e.NoMethod(func(c *gin.Context) {
-		apiutil.Error(c, apperr.New(http.StatusMethodNotAllowed, "method_not_allowed",
-			"method "+c.Request.Method+" is not allowed on "+c.Request.URL.Path))
+		if machinePath(c.Request.URL.Path) {
+			noMethod(c)
+			return
+		}
+		s.NoMethod(c)
 	})
 	return s
 }
