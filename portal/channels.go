@@ -1,18 +1,42 @@
 package portal
 
 import (
+	"errors"
 	"net/http"
 
 	"github.com/gin-gonic/gin"
 
+	"github.com/konstruct/konstruct/internal/apperr"
+	"github.com/konstruct/konstruct/internal/designer"
 	"github.com/konstruct/konstruct/internal/store"
 )
 
 type channelListData struct {
 	Channels   []store.ChannelConnection
+	Agents     []store.Agent // the choices of the Connect Slack form
 	AgentNames map[string]string
-	HasAgents  bool
 	PublicURL  string
+}
+
+// channelsPage renders the Channels page: the connections and, for those who
+// may change them, the form that connects a Slack workspace (form carries
+// what was submitted and its errors; never the bot token).
+func (p *Portal) channelsPage(c *gin.Context, tenant *store.Tenant, status int, form *Form) {
+	ctx := c.Request.Context()
+	d := channelListData{AgentNames: map[string]string{}, PublicURL: p.d.Config.PublicURL}
+	var err error
+	if d.Agents, err = p.d.Designer.List(ctx, tenant.ID); err != nil {
+		p.fail(c, err)
+		return
+	}
+	for _, a := range d.Agents {
+		d.AgentNames[a.ID.String()] = a.Name
+	}
+	if d.Channels, err = p.d.Designer.ListChannels(ctx, tenant.ID); err != nil {
+		p.fail(c, err)
+		return
+	}
+	p.render(c, status, "channels", &Page{Title: "Channels", Section: "channels", Tenant: tenant, Form: form, Data: &d})
 }
 
 func (p *Portal) channelList(c *gin.Context) {
@@ -20,29 +44,36 @@ func (p *Portal) channelList(c *gin.Context) {
 	if !ok {
 		return
 	}
-	ctx := c.Request.Context()
-	d := channelListData{AgentNames: map[string]string{}, PublicURL: p.d.Config.PublicURL}
-	err := p.d.Store.WithTenant(ctx, tenant.ID, func(tx *store.Tx) error {
-		list, err := tx.ListAgents(ctx)
-		if err != nil {
-			return err
-		}
-		d.HasAgents = len(list) > 0
-		for _, a := range list {
-			d.AgentNames[a.ID.String()] = a.Name
-		}
-		chans, err := tx.ListChannels(ctx)
-		for _, ch := range chans {
-			ch.Secret = nil // the template never needs it
-			d.Channels = append(d.Channels, ch)
-		}
-		return err
-	})
-	if err != nil {
-		p.fail(c, err)
+	p.channelsPage(c, tenant, http.StatusOK, nil)
+}
+
+// channelConnectSlack connects a Slack workspace from the Channels page's
+// form, through the same service as the REST API. A refused field is shown
+// next to it; the bot token is never sent back to the browser.
+func (p *Portal) channelConnectSlack(c *gin.Context) {
+	tenant, ok := p.tenantInView(c)
+	if !ok {
 		return
 	}
-	p.render(c, http.StatusOK, "channels", &Page{Title: "Channels", Section: "channels", Tenant: tenant, Data: &d})
+	in := designer.SlackConnection{TeamID: c.PostForm("team_id"), BotToken: c.PostForm("bot_token"), AgentID: c.PostForm("agent_id")}
+	ch, err := p.d.Designer.ConnectSlack(c.Request.Context(), viewerOf(c).Principal, tenant.ID, in)
+	form := &Form{Values: map[string]string{"team_id": in.TeamID, "agent_id": in.AgentID}}
+	var fields apperr.Fields
+	switch e := apperr.From(err); {
+	case errors.As(err, &fields):
+		form.Errors = fields
+		p.channelsPage(c, tenant, http.StatusUnprocessableEntity, form)
+	case err != nil && (e.Status == http.StatusConflict || e.Status == http.StatusServiceUnavailable):
+		// Another organisation has the workspace, or Slack could not be
+		// asked: nothing was stored; say so above the form.
+		form.Message = capitalise(e.Message) + ". Nothing was saved."
+		p.channelsPage(c, tenant, e.Status, form)
+	case err != nil:
+		p.fail(c, err)
+	default:
+		p.back(c, "/t/"+tenant.ID.String()+"/channels", "success", "Connected the Slack workspace "+channelName(ch)+
+			". Mention the bot in a channel or send it a direct message, and your agent answers in the thread.")
+	}
 }
 
 func (p *Portal) channelDelete(c *gin.Context) {
@@ -60,9 +91,14 @@ func (p *Portal) channelDelete(c *gin.Context) {
 		p.fail(c, err)
 		return
 	}
-	name := ch.DisplayName
-	if name == "" {
-		name = ch.ExternalID
+	p.back(c, "/t/"+tenant.ID.String()+"/channels", "success", channelLabel(ch.Kind)+" "+channelName(ch)+" was disconnected. Its messages no longer reach your agents.")
+}
+
+// channelName is how a connection is called: the name Slack reported, or
+// its external ID.
+func channelName(ch store.ChannelConnection) string {
+	if ch.DisplayName != "" {
+		return ch.DisplayName
 	}
-	p.back(c, "/t/"+tenant.ID.String()+"/channels", "success", channelLabel(ch.Kind)+" "+name+" was disconnected. Its messages no longer reach your agents.")
+	return ch.ExternalID
 }

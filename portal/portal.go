@@ -174,6 +174,7 @@ func (p *Portal) routes() []route {
 		r(get, t+"/conversations/:conversation_id", read(authz.ObjConversations), p.conversationShow),
 
 		r(get, t+"/channels", read(authz.ObjChannels), p.channelList),
+		r(post, t+"/channels/slack", write(authz.ObjChannels), p.channelConnectSlack),
 		r(post, t+"/channels/:channel_id/delete", write(authz.ObjChannels), p.channelDelete),
 
 		r(get, t+"/users", read(authz.ObjUsers), p.team),
@@ -190,7 +191,7 @@ func (p *Portal) routes() []route {
 	}
 }
 
-// Mount registers the portal's routes and its 404 page on the server.
+// Mount registers the portal's routes and its 404 and 405 pages on the server.
 func (p *Portal) Mount(s *api.Server) {
 	// Static assets need no session.
 	s.Registry.Handle(s.Public, http.MethodGet, "/static/*filepath", authz.Public, p.deny, p.serveStatic)
@@ -201,6 +202,7 @@ func (p *Portal) Mount(s *api.Server) {
 		s.Registry.Handle(g, rt.method, rt.path, rt.perm, p.deny, rt.handler)
 	}
 	s.NotFound = p.notFound
+	s.NoMethod = p.methodNotAllowed
 }
 
 func (p *Portal) String() string { return fmt.Sprintf("portal(%d routes)", len(p.routes())) }

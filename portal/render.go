@@ -370,10 +370,23 @@ func (p *Portal) deny(c *gin.Context, d authz.Decision) {
 	}
 }
 
-// notFound answers unknown paths outside /api and /webhooks. It runs outside
-// the portal's route group, so it loads the session itself to show the
-// viewer's navigation.
+// notFound answers unknown paths outside /api and /webhooks.
 func (p *Portal) notFound(c *gin.Context) {
+	p.outsidePage(c, http.StatusNotFound, "Page not found",
+		"There is nothing at this address. Check it for typos, or go back to your dashboard.")
+}
+
+// methodNotAllowed answers a portal address asked with a method it does not
+// serve (a form posted to a page that only shows, say).
+func (p *Portal) methodNotAllowed(c *gin.Context) {
+	p.outsidePage(c, http.StatusMethodNotAllowed, "This page can't do that",
+		"This address does not accept a "+c.Request.Method+" request, so nothing was changed. Go back and use the page's own links and buttons.")
+}
+
+// outsidePage shows an error page for a request no portal route took. It
+// runs outside the portal's route group, so it loads the session itself to
+// show the viewer's navigation.
+func (p *Portal) outsidePage(c *gin.Context, status int, heading, message string) {
 	ctx, err := p.sessions.Load(c.Request.Context(), sessionCookie(c, p.sessions.Cookie.Name))
 	if err == nil {
 		c.Request = c.Request.WithContext(ctx)
@@ -383,16 +396,13 @@ func (p *Portal) notFound(c *gin.Context) {
 	}
 	p.secureHeaders(c)
 	if err != nil {
-		c.String(http.StatusNotFound, "page not found")
+		c.String(status, strings.ToLower(heading))
 		return
 	}
-	// The session is not committed here; a 404 changes nothing in it. Pages
-	// still need a form token for the sign-out button, which exists already
-	// for any signed-in session.
-	pg := &Page{Title: "Page not found", Data: errorPage{Status: http.StatusNotFound, Heading: "Page not found",
-		Message:   "There is nothing at this address. Check it for typos, or go back to your dashboard.",
-		RequestID: c.Writer.Header().Get("X-Request-Id")}}
-	p.render(c, http.StatusNotFound, "error", pg)
+	// The session is not committed here; an error page changes nothing in
+	// it. Pages still need a form token for the sign-out button, which
+	// exists already for any signed-in session.
+	p.renderError(c, status, heading, message)
 }
 
 func sessionCookie(c *gin.Context, name string) string {

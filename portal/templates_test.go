@@ -60,7 +60,7 @@ func samplePages(t *testing.T) map[string]any {
 		"agents/show":         agentShowData{Agent: agent, Channels: []store.ChannelConnection{ch}, Conversations: []store.Conversation{conv}, Prompts: map[string]string{"slack": agents.SystemPrompt(agent, "slack")}},
 		"conversations/list":  &conversationListData{Conversations: []store.Conversation{conv}, AgentNames: map[string]string{aid.String(): agent.Name}, Agents: []store.Agent{agent}, Status: "escalated", AgentID: aid.String()},
 		"conversations/show":  &transcriptData{Conversation: conv, Agent: &agent, Messages: []store.Message{{Turn: 1, Role: "user", Content: evil, CreatedAt: now}, {Turn: 1, Role: "assistant", Content: evil, Provider: "openai", Model: "gpt", CreatedAt: now}, {Turn: 2, Role: "tool", Content: evil}}},
-		"channels":            &channelListData{Channels: []store.ChannelConnection{ch}, AgentNames: map[string]string{aid.String(): agent.Name}, HasAgents: true},
+		"channels":            &channelListData{Channels: []store.ChannelConnection{ch}, AgentNames: map[string]string{aid.String(): agent.Name}, Agents: []store.Agent{agent}},
 		"team":                &teamData{Members: []store.User{user}, Invitations: []store.Invitation{inv, expired}, Roles: []string{"a"}, Admins: 1, TTLHours: 72},
 		"usage":               &usageData{Days: 30, Periods: []int{7, 30}, Totals: usage, ByDay: []store.UsageRow{day}, ByModel: []store.UsageRow{{Provider: "openai", Model: evil, UsageTotals: usage}}, ByAgent: []store.UsageRow{{AgentID: &aid, AgentName: evil, UsageTotals: usage}}, MaxCost: 1, Chart: layoutChart([]store.UsageRow{day, day}, 1234567, 12)},
 		"settings":            nil,
