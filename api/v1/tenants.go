@@ -6,7 +6,6 @@ import (
 	"github.com/gin-gonic/gin"
 
 	"github.com/konstruct/konstruct/api/apiutil"
-	"github.com/konstruct/konstruct/internal/accounts"
 	"github.com/konstruct/konstruct/internal/store"
 )
 
@@ -84,7 +83,7 @@ func (a *API) updateTenant(c *gin.Context) error {
 	if err := apiutil.Decode(c, &req); err != nil {
 		return err
 	}
-	up := accounts.TenantUpdate{Name: req.Name, Status: req.Status}
+	up := store.TenantPatch{Name: req.Name, Status: req.Status}
 	// null, like an absent field, leaves a limit alone.
 	if req.RateLimitPerMinute != nil {
 		up.RateLimitPerMinute = &req.RateLimitPerMinute

@@ -76,23 +76,14 @@ func (s *Service) CreateTenant(ctx context.Context, actor authz.Principal, name 
 	return t, nil
 }
 
-// TenantUpdate changes a tenant; nil fields stay. A rate limit set to a
-// pointer to nil goes back to the platform's default.
-type TenantUpdate struct {
-	Name                 *string
-	Status               *string
-	RateLimitPerMinute   **int
-	ChannelRatePerMinute **int
-}
-
 // MaxRatePerMinute bounds a tenant's rate limits.
 const MaxRatePerMinute = 1_000_000
 
-// check validates the update and whether actor may make it: a customer admin
-// may rename its own tenant, but suspending it and changing its rate limits
-// are the platform's call. The first problem is returned: field errors as
-// apperr.Fields.
-func (up TenantUpdate) check(actor authz.Principal) (TenantUpdate, error) {
+// checkTenantPatch validates a change to a tenant (its name normalised) and
+// whether actor may make it: a customer admin may rename its own tenant, but
+// suspending it and changing its rate limits are the platform's call. The
+// first problem is returned: field errors as apperr.Fields.
+func checkTenantPatch(actor authz.Principal, up store.TenantPatch) (store.TenantPatch, error) {
 	isPlatform := actor.Role == store.RolePlatformAdmin
 	if up.Name != nil {
 		name, msg := NormaliseText(*up.Name, MaxTenantName, true)
@@ -127,11 +118,12 @@ func (up TenantUpdate) check(actor authz.Principal) (TenantUpdate, error) {
 }
 
 // UpdateTenant renames a tenant, suspends or reactivates it, or changes its
-// rate limits, in one transaction with an audit event for each change. A
+// rate limits (nil fields stay; a limit set to nil goes back to the platform's
+// default), in one transaction with an audit event for each change. A
 // suspended tenant's people cannot sign in, and their sessions end at their
 // next request.
-func (s *Service) UpdateTenant(ctx context.Context, actor authz.Principal, id uuid.UUID, up TenantUpdate) (store.Tenant, error) {
-	up, err := up.check(actor)
+func (s *Service) UpdateTenant(ctx context.Context, actor authz.Principal, id uuid.UUID, up store.TenantPatch) (store.Tenant, error) {
+	up, err := checkTenantPatch(actor, up)
 	if err != nil {
 		return store.Tenant{}, err
 	}
@@ -141,8 +133,7 @@ func (s *Service) UpdateTenant(ctx context.Context, actor authz.Principal, id uu
 		if err != nil {
 			return notFound(err, "tenant")
 		}
-		if t, err = tx.UpdateTenant(ctx, id, store.TenantPatch{Name: up.Name, Status: up.Status,
-			RateLimitPerMinute: up.RateLimitPerMinute, ChannelRatePerMinute: up.ChannelRatePerMinute}); err != nil {
+		if t, err = tx.UpdateTenant(ctx, id, up); err != nil {
 			return err
 		}
 		var events []store.AuditEvent
@@ -175,12 +166,12 @@ func sameLimit(a, b *int) bool { return (a == nil) == (b == nil) && (a == nil ||
 
 // RenameTenant renames a tenant. A customer admin may rename its own.
 func (s *Service) RenameTenant(ctx context.Context, actor authz.Principal, id uuid.UUID, name string) (store.Tenant, error) {
-	return s.UpdateTenant(ctx, actor, id, TenantUpdate{Name: &name})
+	return s.UpdateTenant(ctx, actor, id, store.TenantPatch{Name: &name})
 }
 
 // SetTenantStatus suspends or reactivates a tenant (platform admins only).
 func (s *Service) SetTenantStatus(ctx context.Context, actor authz.Principal, id uuid.UUID, status string) (store.Tenant, error) {
-	return s.UpdateTenant(ctx, actor, id, TenantUpdate{Status: &status})
+	return s.UpdateTenant(ctx, actor, id, store.TenantPatch{Status: &status})
 }
 
 // DeleteTenant deletes a tenant and everything it owns, once confirm repeats

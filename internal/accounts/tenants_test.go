@@ -26,16 +26,16 @@ func TestUpdateTenantRules(t *testing.T) {
 	str := func(v string) *string { return &v }
 	limit := func(v int) **int { p := &v; return &p }
 
-	got, err := svc.UpdateTenant(ctx, admin, ten.ID, accounts.TenantUpdate{Name: str(" Initrode ")})
+	got, err := svc.UpdateTenant(ctx, admin, ten.ID, store.TenantPatch{Name: str(" Initrode ")})
 	require.NoError(t, err)
 	require.Equal(t, "Initrode", got.Name)
-	for _, up := range []accounts.TenantUpdate{{Status: str(store.TenantSuspended)}, {Status: str("paused")},
+	for _, up := range []store.TenantPatch{{Status: str(store.TenantSuspended)}, {Status: str("paused")},
 		{RateLimitPerMinute: limit(5)}, {ChannelRatePerMinute: limit(0)}} {
 		_, err = svc.UpdateTenant(ctx, admin, ten.ID, up)
 		require.Equal(t, 403, apperr.From(err).Status, "%+v", up)
 	}
 	var fields apperr.Fields
-	for field, up := range map[string]accounts.TenantUpdate{
+	for field, up := range map[string]store.TenantPatch{
 		"name":                    {Name: str("two\nlines")},
 		"status":                  {Status: str("paused")},
 		"rate_limit_per_minute":   {RateLimitPerMinute: limit(0)},
@@ -46,17 +46,17 @@ func TestUpdateTenantRules(t *testing.T) {
 		require.NotEmpty(t, fields.Message(field), field)
 	}
 
-	got, err = svc.UpdateTenant(ctx, root, ten.ID, accounts.TenantUpdate{Status: str(store.TenantSuspended),
+	got, err = svc.UpdateTenant(ctx, root, ten.ID, store.TenantPatch{Status: str(store.TenantSuspended),
 		RateLimitPerMinute: limit(600), ChannelRatePerMinute: limit(60)})
 	require.NoError(t, err)
 	require.Equal(t, store.TenantSuspended, got.Status)
 	require.Equal(t, 600, *got.RateLimitPerMinute)
-	_, err = svc.UpdateTenant(ctx, root, ten.ID, accounts.TenantUpdate{Name: str("Initrode"), RateLimitPerMinute: limit(600)})
+	_, err = svc.UpdateTenant(ctx, root, ten.ID, store.TenantPatch{Name: str("Initrode"), RateLimitPerMinute: limit(600)})
 	require.NoError(t, err, "no change is no error")
-	got, err = svc.UpdateTenant(ctx, root, ten.ID, accounts.TenantUpdate{RateLimitPerMinute: new(*int)})
+	got, err = svc.UpdateTenant(ctx, root, ten.ID, store.TenantPatch{RateLimitPerMinute: new(*int)})
 	require.NoError(t, err)
 	require.Nil(t, got.RateLimitPerMinute, "a nil limit goes back to the default")
-	_, err = svc.UpdateTenant(ctx, root, uuid.New(), accounts.TenantUpdate{Name: str("Ghost")})
+	_, err = svc.UpdateTenant(ctx, root, uuid.New(), store.TenantPatch{Name: str("Ghost")})
 	require.Equal(t, 404, apperr.From(err).Status)
 
 	require.NoError(t, s.WithTenant(ctx, ten.ID, func(tx *store.Tx) error {
