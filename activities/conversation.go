@@ -95,7 +95,7 @@ func (a *Conversation) Open(ctx context.Context, in OpenInput) (OpenOutput, erro
 // no model can serve fail for good with a typed error the workflow turns into
 // a message for the user.
 func (a *Conversation) Respond(ctx context.Context, in RespondInput) (RespondOutput, error) {
-	ctx = logCtx(ctx, in.TenantID, in.WorkflowID)
+	ctx = logging.With(logCtx(ctx, in.TenantID, in.WorkflowID), slog.String("agent_id", in.AgentID))
 	tenantID, convID, err := parseIDs(in.TenantID, in.ConversationID)
 	if err != nil {
 		return RespondOutput{}, err

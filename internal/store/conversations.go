@@ -41,12 +41,15 @@ func scanConversation(row pgx.Row) (Conversation, error) {
 }
 
 // EnsureConversation returns the conversation for a workflow, creating it on
-// first use. Idempotent, so a retried activity is harmless.
+// first use and reopening it if it was closed. Idempotent, so a retried
+// activity is harmless.
 func (t *Tx) EnsureConversation(ctx context.Context, c Conversation) (Conversation, error) {
 	out, err := scanConversation(t.tx.QueryRow(ctx, `
 		INSERT INTO conversations (tenant_id, agent_id, channel, external_key, workflow_id, user_ref)
 		VALUES ($1, $2, $3, $4, $5, $6)
-		ON CONFLICT (workflow_id) DO UPDATE SET last_activity_at = conversations.last_activity_at
+		ON CONFLICT (workflow_id) DO UPDATE SET
+			-- A closed thread that gets a new message is open again.
+			status = CASE WHEN conversations.status = 'closed' THEN 'active' ELSE conversations.status END
 		RETURNING `+conversationCols,
 		t.scope(c.TenantID), c.AgentID, c.Channel, c.ExternalKey, c.WorkflowID, c.UserRef))
 	if err != nil {
