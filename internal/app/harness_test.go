@@ -14,7 +14,6 @@ import (
 	"net/url"
 	"regexp"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -41,25 +40,8 @@ type harness struct {
 	http *httptest.Server
 	db   testkit.Database
 	smtp *mailtest.Server
-	logs *syncBuffer
+	logs *testkit.SyncBuffer
 	URL  string
-}
-
-type syncBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *syncBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *syncBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
 }
 
 func randomKey() string {
@@ -72,7 +54,7 @@ func randomKey() string {
 // SMTP URL "none" leaves mail unconfigured (links go to the log).
 func newHarness(t testing.TB, env map[string]string) *harness {
 	t.Helper()
-	h := &harness{t: t, db: testkit.NewDatabase(t), logs: &syncBuffer{}}
+	h := &harness{t: t, db: testkit.NewDatabase(t), logs: &testkit.SyncBuffer{}}
 	testkit.NewRedis(t) // skips (or fails under CI) with a clear message when Redis is down
 	h.smtp = mailtest.Start(t)
 	h.http = httptest.NewUnstartedServer(nil)

@@ -1,7 +1,6 @@
 package llm
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"log/slog"
@@ -15,6 +14,7 @@ import (
 	dto "github.com/prometheus/client_model/go"
 	"github.com/stretchr/testify/require"
 
+	"github.com/konstruct/konstruct/internal/testkit"
 	"github.com/konstruct/konstruct/internal/testkit/fakellm"
 )
 
@@ -23,33 +23,16 @@ import (
 type rig struct {
 	fake *fakellm.Server
 	pool *Pool
-	logs *syncBuffer
+	logs *testkit.SyncBuffer
 	reg  *prometheus.Registry
 
 	mu       sync.Mutex
 	handlers map[fakellm.Wire]fakellm.Handler
 }
 
-type syncBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *syncBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *syncBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
-}
-
 func newRig(t *testing.T, cfg PoolConfig, providers ...func(*fakellm.Server) Provider) *rig {
 	t.Helper()
-	r := &rig{handlers: map[fakellm.Wire]fakellm.Handler{}, logs: &syncBuffer{}, reg: prometheus.NewRegistry()}
+	r := &rig{handlers: map[fakellm.Wire]fakellm.Handler{}, logs: &testkit.SyncBuffer{}, reg: prometheus.NewRegistry()}
 	r.fake = fakellm.New(t, fakellm.WithHandler(func(req fakellm.Request) fakellm.Reply {
 		r.mu.Lock()
 		h := r.handlers[req.Wire]
