@@ -94,6 +94,15 @@ existing_search_attrs() {
 		sed -n '/"customAttributes"/,/}/s/^[[:space:]]*"\([A-Za-z_][A-Za-z0-9_]*\)"[[:space:]]*:[[:space:]]*"\([A-Z_]*\)".*/\1=\2/p'
 }
 
+# search_attrs_usable NAME...: true when a visibility query naming every NAME
+# is accepted (the query fails with "not a valid search attribute" until the
+# server's namespace cache knows them).
+search_attrs_usable() {
+	local q="" name
+	for name in "$@"; do q+="${q:+ AND }${name} IS NULL"; done
+	tctl workflow count --namespace "${T_NAMESPACE}" --query "${q}"
+}
+
 # api_type Keyword -> INDEXED_VALUE_TYPE_KEYWORD, KeywordList -> ..._KEYWORD_LIST
 api_type() {
 	# shellcheck disable=SC2001 # a regex with back-references, not a literal
@@ -125,6 +134,14 @@ ensure_search_attrs() {
 			name="${sa%%=*}"
 			grep -q "^${name}=" <<<"${existing}" || die "search attribute ${name} is still missing after creating it"
 		done
+		# temporal-dev.yaml turns system.forceSearchAttributesCacheRefreshOnRead
+		# off, so the server maps a new attribute only once its namespace cache
+		# has reloaded (about 2 s): wait for that, so that nothing started after
+		# this script is refused with "no mapping defined for search attribute".
+		local names=()
+		for sa in "${missing[@]}"; do names+=("${sa%%=*}"); done
+		wait_until 60 "new search attributes" search_attrs_usable "${names[@]}" ||
+			die "search attributes ${names[*]} exist but the server does not accept them after 60s"
 	fi
 	log "search attributes in namespace ${T_NAMESPACE}: ${T_SEARCH_ATTRS[*]}"
 }

@@ -33,6 +33,7 @@ type Config struct {
 	UIPort           int               `yaml:"uiPort"`
 	Namespace        string            `yaml:"namespace"`
 	DBFilename       string            `yaml:"dbFilename"`
+	SQLitePragmas    map[string]any    `yaml:"sqlitePragmas"`
 	LogLevel         string            `yaml:"logLevel"`
 	SearchAttributes map[string]string `yaml:"searchAttributes"`
 	DynamicConfig    map[string]any    `yaml:"dynamicConfig"`
@@ -42,7 +43,16 @@ var (
 	identRE    = regexp.MustCompile(`^[A-Za-z_][A-Za-z0-9_]*$`)
 	dynKeyRE   = regexp.MustCompile(`^[A-Za-z][A-Za-z0-9_]*(\.[A-Za-z][A-Za-z0-9_]*)+$`)
 	namespaceR = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9._-]*$`)
-	logLevels  = []string{"debug", "info", "warn", "error", "never"}
+	pragmaRE   = regexp.MustCompile(`^[a-z][a-z0-9_]*$`)
+	// A pragma value goes into the SQLite URI (_pragma=NAME=VALUE) and from
+	// there into `PRAGMA NAME=VALUE`: a keyword or a (negative) integer.
+	pragmaValRE = regexp.MustCompile(`^(-?[0-9]+|[A-Za-z][A-Za-z0-9_]*)$`)
+	// SQLite URI parameters that the server's sqlite plugin passes on as URI
+	// parameters rather than as pragmas (go.temporal.io/server
+	// common/persistence/sql/sqlplugin/sqlite/plugin.go, queryParameters);
+	// "mode" and "cache" are set by the CLI itself. They are not pragmas.
+	sqliteURIParams = []string{"cache", "immutable", "mode", "modeof", "nolock", "psow", "setup", "vfs"}
+	logLevels       = []string{"debug", "info", "warn", "error", "never"}
 	// Search attribute types accepted by the CLI, in their canonical spelling.
 	saTypes = []string{"Text", "Keyword", "Int", "Double", "Bool", "Datetime", "KeywordList"}
 )
@@ -147,12 +157,45 @@ func validate(c *Config) error {
 		}
 		c.SearchAttributes[name] = canon
 	}
+	for name, v := range c.SQLitePragmas {
+		val, err := pragmaValue(v)
+		switch {
+		case !pragmaRE.MatchString(name):
+			errs = append(errs, fmt.Errorf("sqlitePragmas: %q is not a pragma name (lower case, like journal_mode)", name))
+		case slices.Contains(sqliteURIParams, name):
+			errs = append(errs, fmt.Errorf("sqlitePragmas: %q is an SQLite URI parameter, not a pragma", name))
+		case err != nil:
+			errs = append(errs, fmt.Errorf("sqlitePragmas.%s: %w", name, err))
+		default:
+			c.SQLitePragmas[name] = val
+		}
+	}
 	for key := range c.DynamicConfig {
 		if !dynKeyRE.MatchString(key) {
 			errs = append(errs, fmt.Errorf("dynamicConfig: %q is not a dynamic config key (like system.someSetting)", key))
 		}
 	}
 	return errors.Join(errs...)
+}
+
+// pragmaValue renders a YAML scalar as a pragma value. YAML may read an
+// unquoted off/on as a boolean; SQLite accepts off/on for those pragmas.
+func pragmaValue(v any) (string, error) {
+	var s string
+	switch t := v.(type) {
+	case string:
+		s = t
+	case bool:
+		s = map[bool]string{false: "off", true: "on"}[t]
+	case int, int64, uint64:
+		s = fmt.Sprint(t)
+	default:
+		return "", fmt.Errorf("value %v is not a keyword or an integer", v)
+	}
+	if !pragmaValRE.MatchString(s) {
+		return "", fmt.Errorf("value %q is not a keyword or an integer", s)
+	}
+	return s, nil
 }
 
 func sortedKeys[V any](m map[string]V) []string {
@@ -217,6 +260,9 @@ func startDevArgs(c *Config) ([]string, error) {
 	}
 	if c.DBFilename != "" {
 		args = append(args, "--db-filename", c.DBFilename)
+	}
+	for _, name := range sortedKeys(c.SQLitePragmas) {
+		args = append(args, "--sqlite-pragma", name+"="+c.SQLitePragmas[name].(string))
 	}
 	for _, name := range sortedKeys(c.SearchAttributes) {
 		args = append(args, "--search-attribute", name+"="+c.SearchAttributes[name])
