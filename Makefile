@@ -51,13 +51,9 @@ test: ## Start services (with Chromium) and run all tests with -race
 	@scripts/services.sh --with-browser
 	@$(ENV); $(GO) test -race -count=1 -timeout 60m $(TESTFLAGS) $(PKGS)
 
-bench: services ## Go benchmarks, then the load driver (cmd/konstruct-bench) if present
-	@$(ENV); $(GO) test -run '^$$' -bench . -benchmem $(BENCHFLAGS) $(PKGS)
-	@if [ -d cmd/konstruct-bench ]; then \
-		$(ENV); echo "go run ./cmd/konstruct-bench"; $(GO) run ./cmd/konstruct-bench; \
-	else \
-		echo "cmd/konstruct-bench does not exist yet: load driver skipped"; \
-	fi
+bench: services build ## Micro-benchmarks, then the platform load driver (BenchmarkPlatform: the real binary under load, one table with same-run baselines)
+	@$(ENV); $(GO) test -p 1 -run '^$$' -bench . -benchmem $(BENCHFLAGS) $$($(GO) list ./... | grep -v /internal/e2e)
+	@$(ENV); $(GO) test -run '^$$' -bench BenchmarkPlatform -benchtime 1x -timeout 30m -v $(BENCHFLAGS) ./internal/e2e/
 
 lint: ## go vet and Temporal's workflowcheck over ./workflows/...
 	@scripts/lint.sh
