@@ -72,8 +72,80 @@ func Conversation(ctx workflow.Context, in ConversationInput) error {
 		}
 	})
 
+	if workflow.GetVersion(ctx, changeIdleTimer, workflow.DefaultVersion, 1) == workflow.DefaultVersion {
+		return c.loopTimerPerWait(ctx, drain)
+	}
+	return c.loop(ctx, drain)
+}
+
+// changeIdleTimer names the change from a timer per wait to one idle timer
+// per run (workflow.GetVersion): runs that started before it replay the old
+// loop, new runs take the new one.
+const changeIdleTimer = "idle-timer"
+
+// loop answers messages in order until the conversation has been idle for
+// Settings.IdleTimeout or Temporal suggests continuing as new.
+//
+// One idle timer runs beside it, re-armed when it fires while the
+// conversation is not idle, so a run has about one pending timer whatever its
+// number of turns. (workflow.AwaitWithTimeout starts a timer per wait and, in
+// SDK 1.51, leaves it running when the condition is met first: a timer per
+// turn, all in the workflow's state and all firing IdleTimeout later.)
+func (c *conversation) loop(ctx workflow.Context, drain func()) error {
+	s, idleTimeout := c.s, c.in.Settings.IdleTimeout
+	last := workflow.Now(ctx) // when the last turn ended (or the run began)
+	busy, idle := false, false
+	workflow.Go(ctx, func(ctx workflow.Context) {
+		wait := idleTimeout
+		for {
+			if err := workflow.NewTimer(ctx, wait).Get(ctx, nil); err != nil {
+				return // the run is ending
+			}
+			since := workflow.Now(ctx).Sub(last)
+			switch {
+			case busy || len(s.Pending) > 0:
+				wait = idleTimeout
+			case since < idleTimeout:
+				wait = idleTimeout - since
+			default:
+				idle = true
+				_ = workflow.Await(ctx, func() bool { return !idle })
+				wait = idleTimeout
+			}
+		}
+	})
 	for {
-		ok, err := workflow.AwaitWithTimeout(ctx, in.Settings.IdleTimeout, func() bool { return len(s.Pending) > 0 })
+		if err := workflow.Await(ctx, func() bool { return len(s.Pending) > 0 || idle }); err != nil {
+			return fmt.Errorf("conversation: wait: %w", err)
+		}
+		if len(s.Pending) == 0 {
+			// Idle. A message may have been signalled in the same workflow
+			// task as the timer fired, before the receiver took it.
+			drain()
+			if len(s.Pending) == 0 {
+				return c.close(ctx)
+			}
+		}
+		idle, busy = false, true
+		m := s.Pending[0]
+		s.Pending = s.Pending[1:]
+		if err := c.turn(ctx, m); err != nil {
+			return err
+		}
+		busy, last = false, workflow.Now(ctx)
+		if workflow.GetInfo(ctx).GetContinueAsNewSuggested() {
+			return c.continueAsNew(ctx, drain)
+		}
+	}
+}
+
+// loopTimerPerWait is loop before changeIdleTimer, kept so that runs started
+// before it replay; remove it once none can be running (they continue as new
+// into the new loop, or close after IdleTimeout).
+func (c *conversation) loopTimerPerWait(ctx workflow.Context, drain func()) error {
+	s := c.s
+	for {
+		ok, err := workflow.AwaitWithTimeout(ctx, c.in.Settings.IdleTimeout, func() bool { return len(s.Pending) > 0 })
 		if err != nil {
 			return fmt.Errorf("conversation: wait: %w", err)
 		}
@@ -89,13 +161,19 @@ func Conversation(ctx workflow.Context, in ConversationInput) error {
 			return err
 		}
 		if workflow.GetInfo(ctx).GetContinueAsNewSuggested() {
-			drain()
-			next := in
-			next.State = s
-			workflow.GetLogger(ctx).Info("continuing as new", "turn", s.Turn, "pending", len(s.Pending))
-			return workflow.NewContinueAsNewError(ctx, ConversationWorkflow, next)
+			return c.continueAsNew(ctx, drain)
 		}
 	}
+}
+
+// continueAsNew hands the state, with every message received so far, to a
+// new run.
+func (c *conversation) continueAsNew(ctx workflow.Context, drain func()) error {
+	drain()
+	next := c.in
+	next.State = c.s
+	workflow.GetLogger(ctx).Info("continuing as new", "turn", c.s.Turn, "pending", len(c.s.Pending))
+	return workflow.NewContinueAsNewError(ctx, ConversationWorkflow, next)
 }
 
 type conversation struct {

@@ -243,3 +243,29 @@ func TestEnqueueBoundsSeen(t *testing.T) {
 func activityName(name string) activity.RegisterOptions { return activity.RegisterOptions{Name: name} }
 
 func converterFor() converter.DataConverter { return converter.GetDefaultDataConverter() }
+
+// The idle timeout counts from the last turn, and a busy conversation keeps
+// about one timer however many turns it has (not one left behind per turn).
+func TestIdleTimeoutCountsFromLastTurnWithOneTimer(t *testing.T) {
+	env, f := newEnv(t)
+	start := env.Now()
+	timers := 0
+	env.SetOnTimerScheduledListener(func(string, time.Duration) { timers++ })
+	for i, at := range []time.Duration{time.Second, 50 * time.Minute, 100 * time.Minute} {
+		env.RegisterDelayedCallback(func() { env.SignalWorkflow(SignalMessage, msg(string(rune('a'+i)), "m")) }, at)
+	}
+	for i := range 20 {
+		at := 100*time.Minute + time.Duration(i+1)*time.Second
+		env.RegisterDelayedCallback(func() { env.SignalWorkflow(SignalMessage, msg("burst"+string(rune('a'+i)), "m")) }, at)
+	}
+	env.ExecuteWorkflow(ConversationWorkflow, input())
+
+	require.True(t, env.IsWorkflowCompleted())
+	require.NoError(t, env.GetWorkflowError())
+	require.Len(t, f.texts(), 23, "every message answered in one run")
+	require.Equal(t, []string{"closed"}, f.statuses)
+	closedAfter := env.Now().Sub(start)
+	require.GreaterOrEqual(t, closedAfter, 100*time.Minute+20*time.Second+time.Hour, "closed an hour after the last turn")
+	require.Less(t, closedAfter, 100*time.Minute+21*time.Second+time.Hour)
+	require.LessOrEqual(t, timers, 4, "timers started for 23 turns")
+}

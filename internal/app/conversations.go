@@ -3,6 +3,7 @@ package app
 import (
 	"context"
 	"net/http"
+	"net/http/pprof"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus/promhttp"
@@ -93,8 +94,9 @@ func (a *App) RunSlackSocketMode(ctx context.Context) error {
 }
 
 // WorkerEndpoints is the worker process's own small HTTP surface: /metrics
-// (model calls, fallbacks, circuits, turn latency are counted in the worker)
-// and /healthz.
+// (model calls, fallbacks, circuits, turn latency are counted in the worker),
+// /healthz, and Go's profiler under /debug/pprof/ — KONSTRUCT_WORKER_ADDR is
+// an operator's address (loopback by default), never a public one.
 func (a *App) WorkerEndpoints() http.Handler {
 	mux := http.NewServeMux()
 	mux.Handle("GET /metrics", promhttp.HandlerFor(a.Metrics, promhttp.HandlerOpts{}))
@@ -102,6 +104,11 @@ func (a *App) WorkerEndpoints() http.Handler {
 		w.Header().Set("Content-Type", "application/json")
 		_, _ = w.Write([]byte(`{"status":"ok"}`))
 	})
+	mux.HandleFunc("GET /debug/pprof/", pprof.Index)
+	mux.HandleFunc("GET /debug/pprof/cmdline", pprof.Cmdline)
+	mux.HandleFunc("GET /debug/pprof/profile", pprof.Profile)
+	mux.HandleFunc("GET /debug/pprof/symbol", pprof.Symbol)
+	mux.HandleFunc("GET /debug/pprof/trace", pprof.Trace)
 	return mux
 }
 

@@ -15,6 +15,10 @@ import (
 	"github.com/konstruct/konstruct/workflows"
 )
 
+// historyFile names the history of the current workflow code; when a change
+// ships behind workflow.GetVersion, bump it so that the older file stays.
+const historyFile = "conversation_v2.json" // v2: one idle timer per run
+
 // A real conversation (two turns, a tool call, a message over the limit)
 // replays deterministically on the current code. With
 // KONSTRUCT_UPDATE_HISTORY=1 its history is also written to
@@ -53,7 +57,7 @@ func TestRecordConversationHistory(t *testing.T) {
 	require.NoError(t, workflows.Replay(hist))
 
 	if os.Getenv("KONSTRUCT_UPDATE_HISTORY") == "1" {
-		path := filepath.Join("..", "..", "workflows", "testdata", "conversation_v1.json")
+		path := filepath.Join("..", "..", "workflows", "testdata", historyFile)
 		require.NoError(t, os.MkdirAll(filepath.Dir(path), 0o755))
 		require.NoError(t, os.WriteFile(path, hist, 0o644))
 		t.Logf("wrote %s (%d bytes)", path, len(hist))
