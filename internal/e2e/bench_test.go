@@ -55,20 +55,10 @@ func BenchmarkPlatform(b *testing.B) {
 	// (every event is a turn), so Temporal's one SQLite connection is shared
 	// with the backlog: that row shows overload behaviour (503 after
 	// the webhook's send timeout, so Slack retries), not the ingest path.
-	p.KillWorker()
-	tn := d.tenant("ack-ingest")
-	ack, accepted := d.ackLoad(tn, 500, 500, 10*time.Second)
-	p.StartWorker()
+	ack := d.ack("ack-ingest", 500, 10*time.Second, true)
 	rows = append(rows, row{"webhook ack (verify, dedupe, route, limit, SignalWithStart), worker stopped", "500/s open loop, 500 conv, 10s", ack, &ping, "p99 ≤ 5 ms"})
-	d.drain(tn, accepted, 10*time.Minute)
-	tn = d.tenant("ack-answered")
-	ack100, n := d.ackLoad(tn, 100, 500, 10*time.Second)
-	rows = append(rows, row{"webhook ack, every event answered", "100/s open loop, 500 conv, 10s", ack100, &ping, ""})
-	d.drain(tn, n, 10*time.Minute)
-	tn = d.tenant("ack-overload")
-	ackOver, n := d.ackLoad(tn, 500, 500, 5*time.Second)
-	rows = append(rows, row{"webhook ack, every event answered (overload)", "500/s open loop, 500 conv, 5s", ackOver, &ping, ""})
-	d.drain(tn, n, 10*time.Minute)
+	rows = append(rows, row{"webhook ack, every event answered", "100/s open loop, 500 conv, 10s", d.ack("ack-answered", 100, 10*time.Second, false), &ping, ""})
+	rows = append(rows, row{"webhook ack, every event answered (overload)", "500/s open loop, 500 conv, 5s", d.ack("ack-overload", 500, 5*time.Second, false), &ping, ""})
 
 	// Turn overhead: webhook in → reply posted, closed loop.
 	for _, c := range []int{1, 10, 50} {
@@ -78,7 +68,7 @@ func BenchmarkPlatform(b *testing.B) {
 			map[bool]string{true: "≥ 300 turns/s at 50"}[c == 50]})
 	}
 	// Open loop at 50 turns/s over 500 conversations.
-	tn = d.tenant("open50")
+	tn := d.tenant("open50")
 	open := d.openTurns(tn, 50, 500, 20*time.Second)
 	rows = append(rows, row{"turn overhead target", "50 turns/s open loop, 500 conv, 20s", open, &base, "overhead p50 ≤ 40 ms, p99 ≤ 150 ms"})
 
@@ -242,25 +232,38 @@ func (d *driver) openLoop(fn func() (time.Duration, bool), rate int, dur time.Du
 	return s
 }
 
-// ackLoad posts mentions at rate per second for dur, spread over convs
-// conversations (threads), and returns the acknowledgement latencies and how
-// many events were accepted (each of which will be answered).
-func (d *driver) ackLoad(tn platform.Tenant, rate, convs int, dur time.Duration) (summary, int) {
-	threads := make([]string, convs)
+// ack measures webhook acknowledgements at rate events/s for dur, spread
+// over 500 conversations opened beforehand (so it sees signals to running
+// conversations, not workflow starts), with the worker stopped during the
+// load when stopWorker is set. It returns once every event is answered.
+func (d *driver) ack(name string, rate int, dur time.Duration, stopWorker bool) summary {
+	tn := d.tenant(name)
+	threads := make([]string, 500)
 	for i := range threads {
-		threads[i] = platform.NewTS()
+		threads[i] = fmt.Sprintf("%d.%06d", time.Now().Unix(), i)
+		if _, _, ok := d.postMention(tn, fmt.Sprintf("C0ACK%03d", i), fmt.Sprintf("%s warm %d", tn.TeamID, i), threads[i]); !ok {
+			d.b.Fatalf("%s: warm-up event %d was not acknowledged", name, i)
+		}
+	}
+	d.drain(tn, len(threads), 10*time.Minute)
+	if stopWorker {
+		d.p.KillWorker()
 	}
 	var seq, accepted atomic.Int64
 	s := d.openLoop(func() (time.Duration, bool) {
 		n := seq.Add(1)
-		c := n % int64(convs)
-		lat, _, ok := d.postMention(tn, fmt.Sprintf("C0ACK%03d", c), fmt.Sprintf("ack %d", n), threads[c])
+		c := int(n) % len(threads)
+		lat, _, ok := d.postMention(tn, fmt.Sprintf("C0ACK%03d", c), fmt.Sprintf("%s ack %d", tn.TeamID, n), threads[c])
 		if ok {
 			accepted.Add(1)
 		}
 		return lat, ok
 	}, rate, dur)
-	return s, int(accepted.Load())
+	if stopWorker {
+		d.p.StartWorker()
+	}
+	d.drain(tn, len(threads)+int(accepted.Load()), 10*time.Minute)
+	return s
 }
 
 // drain waits until a tenant's workspace has received n replies, so one
