@@ -5,6 +5,7 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"log/slog"
 	"net/http"
 	"os"
 	"sort"
@@ -422,10 +423,11 @@ func (d *driver) bareTurn(n int) summary {
 func (d *driver) poolRows() []row {
 	ctx := context.Background()
 	const n = 2000
+	quiet := slog.New(slog.DiscardHandler) // fallbacks are the point here, not news
 	cfg := openai.DefaultConfig(d.p.LLM.APIKey())
 	cfg.BaseURL = d.p.LLM.OpenAIBaseURL()
 	direct := openai.NewClientWithConfig(cfg)
-	pool := llm.NewPool([]llm.Provider{llm.NewOpenAI(llm.OpenAIConfig{APIKey: d.p.LLM.APIKey(), BaseURL: d.p.LLM.OpenAIBaseURL()})}, llm.PoolConfig{})
+	pool := llm.NewPool([]llm.Provider{llm.NewOpenAI(llm.OpenAIConfig{APIKey: d.p.LLM.APIKey(), BaseURL: d.p.LLM.OpenAIBaseURL()})}, llm.PoolConfig{Logger: quiet})
 	req := llm.Request{System: "You are Bench.", Messages: []llm.Message{{Role: llm.RoleUser, Content: "hi"}}}
 	var dl, pl []time.Duration
 	for i := 0; i < n; i++ { // interleaved, so drift hits both alike
@@ -446,7 +448,7 @@ func (d *driver) poolRows() []row {
 	refused := llm.NewPool([]llm.Provider{
 		llm.NewOllama(llm.OllamaConfig{BaseURL: fakellm.RefusedURL(d.b)}),
 		llm.NewOpenAI(llm.OpenAIConfig{APIKey: d.p.LLM.APIKey(), BaseURL: d.p.LLM.OpenAIBaseURL()}),
-	}, llm.PoolConfig{BreakerFailures: 1_000_000})
+	}, llm.PoolConfig{BreakerFailures: 1_000_000, Logger: quiet})
 	var fb []time.Duration
 	for i := 0; i < 200; i++ {
 		resp, err := refused.Complete(ctx, []string{"ollama/llama3.2", "openai/gpt-4o-mini"}, req)
@@ -458,7 +460,7 @@ func (d *driver) poolRows() []row {
 	open := llm.NewPool([]llm.Provider{
 		llm.NewOllama(llm.OllamaConfig{BaseURL: fakellm.RefusedURL(d.b)}),
 		llm.NewOpenAI(llm.OpenAIConfig{APIKey: d.p.LLM.APIKey(), BaseURL: d.p.LLM.OpenAIBaseURL()}),
-	}, llm.PoolConfig{BreakerFailures: 1, BreakerCooldown: time.Hour})
+	}, llm.PoolConfig{BreakerFailures: 1, BreakerCooldown: time.Hour, Logger: quiet})
 	_, _ = open.Complete(ctx, []string{"ollama/llama3.2", "openai/gpt-4o-mini"}, req) // opens ollama's circuit
 	var sk []time.Duration
 	for i := 0; i < 200; i++ {
