@@ -5,6 +5,7 @@ import (
 	"net/http"
 
 	"github.com/gin-gonic/gin"
+	"github.com/google/uuid"
 
 	"github.com/konstruct/konstruct/internal/accounts"
 	"github.com/konstruct/konstruct/internal/apperr"
@@ -78,18 +79,29 @@ func (p *Portal) invite(c *gin.Context) {
 	}
 }
 
-func (p *Portal) inviteResend(c *gin.Context) {
+// invitationInView resolves the tenant and the invitation named in the path;
+// when it returns false the response (a 404 page) is written. Another
+// tenant's invitation is a plain 404.
+func (p *Portal) invitationInView(c *gin.Context) (*store.Tenant, uuid.UUID, bool) {
 	tenant, ok := p.tenantInView(c)
 	if !ok {
-		return
+		return nil, uuid.Nil, false
 	}
 	id, ok := pathUUID(c, "invitation_id")
 	if !ok {
 		p.notFoundPage(c)
-		return
+		return nil, uuid.Nil, false
 	}
 	if _, err := p.d.Invitations.Get(c.Request.Context(), tenant.ID, id); err != nil {
-		p.fail(c, err) // not this tenant's: a plain 404
+		p.fail(c, err)
+		return nil, uuid.Nil, false
+	}
+	return tenant, id, true
+}
+
+func (p *Portal) inviteResend(c *gin.Context) {
+	tenant, id, ok := p.invitationInView(c)
+	if !ok {
 		return
 	}
 	out, err := p.d.Invitations.Resend(c.Request.Context(), viewerOf(c).Principal, tenant.ID, id)
@@ -106,17 +118,8 @@ func (p *Portal) inviteResend(c *gin.Context) {
 }
 
 func (p *Portal) inviteRevoke(c *gin.Context) {
-	tenant, ok := p.tenantInView(c)
+	tenant, id, ok := p.invitationInView(c)
 	if !ok {
-		return
-	}
-	id, ok := pathUUID(c, "invitation_id")
-	if !ok {
-		p.notFoundPage(c)
-		return
-	}
-	if _, err := p.d.Invitations.Get(c.Request.Context(), tenant.ID, id); err != nil {
-		p.fail(c, err) // not this tenant's: a plain 404
 		return
 	}
 	inv, err := p.d.Invitations.Revoke(c.Request.Context(), viewerOf(c).Principal, tenant.ID, id)
