@@ -48,14 +48,13 @@ func BenchmarkPlatform(b *testing.B) {
 	ping := d.openLoop(func() (time.Duration, bool) { return d.timeGET(p.URL + "/healthz"), true }, 500, 5*time.Second)
 	rows = append(rows, row{"baseline: GET /healthz (HTTP stack alone)", "500/s open loop, 5s", ping, nil, ""})
 
-	// Webhook acknowledgement. First the ingest path alone, at 500 events/s
-	// over 500 conversations with the worker stopped: the events wait durably
-	// in Temporal (as in a burst or a worker outage) and are answered when it
-	// returns. Then with the worker answering every event: at 100/s, within
-	// what one 2-core machine answers, and at 500/s, which is ~4× beyond it
-	// (every event is a turn), so Temporal's one SQLite connection is shared
-	// with the backlog: that row shows overload behaviour (503 after
-	// the webhook's send timeout, so Slack retries), not the ingest path.
+	// Webhook acknowledgement at 500 events/s over 500 running conversations,
+	// three ways. With the worker stopped: the events wait durably in
+	// Temporal (a worker outage), which still costs the server a persisted
+	// task per conversation, as no poller takes it. With the worker answering
+	// every event at 100/s, within what one 2-core machine answers; and at
+	// 500/s, ~4× beyond it (every event is a turn), where the acks share
+	// Temporal's one SQLite connection with the backlog of turns.
 	ack := d.ack("ack-ingest", 500, 10*time.Second, true)
 	rows = append(rows, row{"webhook ack (verify, dedupe, route, limit, SignalWithStart), worker stopped", "500/s open loop, 500 conv, 10s", ack, &ping, "p99 ≤ 5 ms"})
 	rows = append(rows, row{"webhook ack, every event answered", "100/s open loop, 500 conv, 10s", d.ack("ack-answered", 100, 10*time.Second, false), &ping, ""})
