@@ -89,4 +89,18 @@ func TestMentionIsAnsweredInThreadInPersona(t *testing.T) {
 	require.Equal(t, "assistant", msgsOut.Messages[1].Role)
 	require.Equal(t, "openai", msgsOut.Messages[1].Provider)
 	require.Equal(t, "gpt-4o-mini", msgsOut.Messages[1].Model)
+
+	// An edit to the agent applies from the next turn of the running
+	// conversation: the workflow loads the agent as it is now.
+	p.MustDo(http.MethodPatch, "/api/v1/tenants/"+tn.ID+"/agents/"+tn.AgentID, p.AdminToken,
+		map[string]string{"persona": "Speaks like a Victorian butler."}, http.StatusOK, nil)
+	body, _ = tn.Mention("C0GENERAL", "U0ALICE", "thanks!", platform.NewTS(), ts)
+	status, _ = p.PostEvent(body, 0)
+	require.Equal(t, http.StatusOK, status)
+	msgs = p.Slack.WaitForMessages(t, "C0GENERAL", 3, replyTimeout)
+	require.Equal(t, "generic answer", msgs[2].Text, "no longer the pirate")
+	reqs = p.LLM.Requests()
+	require.Len(t, reqs, 3)
+	require.Contains(t, reqs[2].System, "Persona: Speaks like a Victorian butler.")
+	require.NotContains(t, reqs[2].System, "pirate")
 }
