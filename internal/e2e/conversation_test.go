@@ -83,8 +83,12 @@ func TestMentionIsAnsweredInThreadInPersona(t *testing.T) {
 	var msgsOut struct {
 		Messages []struct{ Role, Content, Provider, Model string } `json:"messages"`
 	}
-	p.MustDo(http.MethodGet, "/api/v1/tenants/"+tn.ID+"/conversations/"+cv.ID+"/messages", p.AdminToken, nil, http.StatusOK, &msgsOut)
-	require.Len(t, msgsOut.Messages, 4)
+	// The reply is recorded in the transaction right after it is posted, so
+	// it may reach the database a moment after Slack.
+	require.Eventually(t, func() bool {
+		p.MustDo(http.MethodGet, "/api/v1/tenants/"+tn.ID+"/conversations/"+cv.ID+"/messages", p.AdminToken, nil, http.StatusOK, &msgsOut)
+		return len(msgsOut.Messages) == 4
+	}, 10*time.Second, 50*time.Millisecond, "four messages recorded")
 	require.Equal(t, "user", msgsOut.Messages[0].Role)
 	require.Equal(t, "assistant", msgsOut.Messages[1].Role)
 	require.Equal(t, "openai", msgsOut.Messages[1].Provider)
