@@ -202,9 +202,10 @@ func (a *Conversation) RunTool(ctx context.Context, in ToolInput) (ToolOutput, e
 
 // Deliver posts text into the conversation's thread, exactly once per part
 // whatever the retries, and records it. Each part's key (workflow ID, turn,
-// kind, part) is claimed in Postgres before posting and completed after; a
-// pending claim left by a failed attempt is resolved by asking Slack whether a
-// message carrying that key already exists.
+// kind, part) is claimed in Postgres before posting — in the transaction that
+// loads the bot token — and completed after; a pending claim left by a failed
+// attempt is resolved by asking Slack whether a message carrying that key
+// already exists.
 func (a *Conversation) Deliver(ctx context.Context, in DeliverInput) (DeliverOutput, error) {
 	ctx = logCtx(ctx, in.TenantID, in.WorkflowID)
 	tenantID, convID, err := parseIDs(in.TenantID, in.ConversationID)
@@ -215,19 +216,19 @@ func (a *Conversation) Deliver(ctx context.Context, in DeliverInput) (DeliverOut
 	var sent [][2]string // key, ts of parts posted (or found) by this attempt
 	turnKey := in.WorkflowID + ":" + strconv.Itoa(in.Turn)
 	if in.Text != "" {
-		token, err := a.botToken(ctx, tenantID, in.Channel, in.Address.TeamID)
+		parts := slack.SplitText(in.Text, slack.MaxPartChars)
+		token, claims, err := a.claimParts(ctx, tenantID, convID, in, turnKey, len(parts))
 		if err != nil {
 			return DeliverOutput{}, err
 		}
-		for i, part := range slack.SplitText(in.Text, slack.MaxPartChars) {
-			key := turnKey + ":" + in.Kind + ":" + strconv.Itoa(i)
-			ts, posted, err := a.postOnce(ctx, tenantID, convID, token, in, key, part)
+		for i, part := range parts {
+			ts, posted, err := a.postOnce(ctx, token, in, claims[i], part)
 			if err != nil {
 				return DeliverOutput{}, err
 			}
 			out.ExternalIDs = append(out.ExternalIDs, ts)
 			if posted {
-				sent = append(sent, [2]string{key, ts})
+				sent = append(sent, [2]string{claims[i].Key, ts})
 			}
 		}
 	}
@@ -270,18 +271,41 @@ func (a *Conversation) Deliver(ctx context.Context, in DeliverInput) (DeliverOut
 	return out, nil
 }
 
-// postOnce posts one part unless an earlier attempt already did. It returns
-// the message's ts and whether the claim still needs completing.
-func (a *Conversation) postOnce(ctx context.Context, tenantID, convID uuid.UUID, token string, in DeliverInput, key, text string) (string, bool, error) {
-	var claim store.Outbound
+// claimParts loads the channel's bot token and claims the key of each of n
+// parts (turn key, kind, part number) in one transaction.
+func (a *Conversation) claimParts(ctx context.Context, tenantID, convID uuid.UUID, in DeliverInput, turnKey string, n int) (string, []store.Outbound, error) {
+	var conn store.ChannelConnection
+	claims := make([]store.Outbound, n)
 	err := a.Store.WithTenant(ctx, tenantID, func(tx *store.Tx) error {
 		var err error
-		claim, err = tx.ClaimOutbound(ctx, store.Outbound{Key: key, ConversationID: &convID, Channel: in.Channel})
-		return err
+		if conn, err = tx.GetChannelByExternalID(ctx, in.Channel, in.Address.TeamID); err != nil {
+			return err
+		}
+		for i := range claims {
+			key := turnKey + ":" + in.Kind + ":" + strconv.Itoa(i)
+			if claims[i], err = tx.ClaimOutbound(ctx, store.Outbound{Key: key, ConversationID: &convID, Channel: in.Channel}); err != nil {
+				return err
+			}
+		}
+		return nil
 	})
-	if err != nil {
-		return "", false, fmt.Errorf("activities: deliver: claim %s: %w", key, err)
+	if errors.Is(err, store.ErrNotFound) {
+		return "", nil, temporal.NewNonRetryableApplicationError("the "+in.Channel+" connection "+in.Address.TeamID+" was removed", ErrChannelGone, err)
 	}
+	if err != nil {
+		return "", nil, fmt.Errorf("activities: deliver: claim: %w", err)
+	}
+	token, err := a.Secrets.Open(conn.Secret, store.SecretAAD(tenantID, in.Channel, in.Address.TeamID))
+	if err != nil {
+		return "", nil, temporal.NewNonRetryableApplicationError("the "+in.Channel+" token cannot be decrypted; reconnect the workspace", ErrChannelGone, err)
+	}
+	return string(token), claims, nil
+}
+
+// postOnce posts one part unless an earlier attempt already did. It returns
+// the message's ts and whether the claim still needs completing.
+func (a *Conversation) postOnce(ctx context.Context, token string, in DeliverInput, claim store.Outbound, text string) (string, bool, error) {
+	key := claim.Key
 	if claim.Status == "sent" {
 		a.Metrics.duplicateAvoided(in.Channel, "recorded")
 		return claim.ExternalID, false, nil
@@ -318,27 +342,6 @@ func (a *Conversation) slackError(op string, err error) error {
 			temporal.ApplicationErrorOptions{Cause: err, NextRetryDelay: d})
 	}
 	return fmt.Errorf("activities: deliver: %s: %w", op, err)
-}
-
-// botToken loads and decrypts the channel connection's token.
-func (a *Conversation) botToken(ctx context.Context, tenantID uuid.UUID, kind, externalID string) (string, error) {
-	var conn store.ChannelConnection
-	err := a.Store.WithTenant(ctx, tenantID, func(tx *store.Tx) error {
-		var err error
-		conn, err = tx.GetChannelByExternalID(ctx, kind, externalID)
-		return err
-	})
-	if errors.Is(err, store.ErrNotFound) {
-		return "", temporal.NewNonRetryableApplicationError("the "+kind+" connection "+externalID+" was removed", ErrChannelGone, err)
-	}
-	if err != nil {
-		return "", fmt.Errorf("activities: load %s connection: %w", kind, err)
-	}
-	token, err := a.Secrets.Open(conn.Secret, store.SecretAAD(tenantID, kind, externalID))
-	if err != nil {
-		return "", temporal.NewNonRetryableApplicationError("the "+kind+" token cannot be decrypted; reconnect the workspace", ErrChannelGone, err)
-	}
-	return string(token), nil
 }
 
 // SetStatus records a conversation's status (closed when idle).

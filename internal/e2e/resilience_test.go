@@ -70,6 +70,47 @@ func TestLostSlackResponseDoesNotPostTwice(t *testing.T) {
 	require.Positive(t, p.Slack.Calls("conversations.replies"), "the retry looked for its key in the thread")
 }
 
+// A reply longer than a Slack message is posted as parts, in order, each
+// exactly once even when Slack's responses to both posts are lost, and is
+// recorded whole.
+func TestLongReplyIsPostedInPartsOnce(t *testing.T) {
+	p := platform.Start(t, platform.Options{})
+	long := strings.Repeat("Lorem ipsum dolor sit amet. ", 110) + "\n\n" + strings.Repeat("Consectetur adipiscing elit. ", 100)
+	p.LLM.SetHandler(func(r fakellm.Request) fakellm.Reply {
+		if r.LastUserText() == "tell me everything" {
+			return fakellm.Text(long)
+		}
+		return fakellm.Text("echo: " + r.LastUserText())
+	})
+	tn := p.NewTenant("Long", platform.AgentSpec{Name: "Lena"})
+	p.Slack.LoseNextResponse("chat.postMessage", 2)
+	ts := platform.NewTS()
+	body, _ := tn.Mention("C0LONGR", "U0ALICE", "tell me everything", ts, "")
+	status, _ := p.PostEvent(body, 0)
+	require.Equal(t, http.StatusOK, status)
+	msgs := barrier(t, p, tn, "C0LONGR", ts, 3)
+	require.Len(t, msgs, 3, "two parts and the barrier's reply, nothing twice")
+	require.Equal(t, long, msgs[0].Text+msgs[1].Text, "the parts, in order, are the reply")
+	require.True(t, strings.HasSuffix(msgs[0].Text, "\n\n"), "cut at the paragraph break")
+	require.Equal(t, ts, msgs[1].ThreadTS)
+	require.Equal(t, 3, p.Slack.Calls("chat.postMessage"), "each part posted once, then the barrier")
+
+	var convs struct {
+		Conversations []struct {
+			ID string `json:"id"`
+		} `json:"conversations"`
+	}
+	p.MustDo(http.MethodGet, "/api/v1/tenants/"+tn.ID+"/conversations", p.AdminToken, nil, http.StatusOK, &convs)
+	require.Len(t, convs.Conversations, 1)
+	var out struct {
+		Messages []struct{ Role, Content string } `json:"messages"`
+	}
+	p.MustDo(http.MethodGet, "/api/v1/tenants/"+tn.ID+"/conversations/"+convs.Conversations[0].ID+"/messages", p.AdminToken, nil, http.StatusOK, &out)
+	require.GreaterOrEqual(t, len(out.Messages), 2)
+	require.Equal(t, "assistant", out.Messages[1].Role)
+	require.Equal(t, long, out.Messages[1].Content, "recorded whole, once")
+}
+
 // The API process is killed with SIGKILL while events stream in. Slack
 // retries what was not acknowledged; every message ends up answered exactly
 // once.
