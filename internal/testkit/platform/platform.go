@@ -20,9 +20,13 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"testing"
 	"time"
+
+	"go.temporal.io/api/workflowservice/v1"
+	"go.temporal.io/sdk/client"
 
 	"github.com/konstruct/konstruct/internal/testkit"
 	"github.com/konstruct/konstruct/internal/testkit/fakellm"
@@ -122,8 +126,8 @@ func freeAddr(t testing.TB) string {
 // Start runs serve (and worker) against fresh fakes and a fresh database.
 func Start(t testing.TB, opts Options) *Platform {
 	t.Helper()
-	testkit.NewRedis(t)    // fail or skip early, with the right message
-	testkit.NewTemporal(t) //
+	testkit.NewRedis(t) // fail or skip early, with the right message
+	tc := testkit.NewTemporal(t)
 	Binary(t)
 	p := &Platform{
 		t:             t,
@@ -135,6 +139,8 @@ func Start(t testing.TB, opts Options) *Platform {
 		AdminEmail:    "admin-" + randHex(4) + "@konstruct.test",
 		AdminPassword: "Adm1n-" + randHex(8),
 	}
+	// Registered before the processes start, so it runs after they stop.
+	t.Cleanup(func() { terminateConversations(t, tc, p.TaskQueue) })
 	addr := freeAddr(t)
 	p.URL = "http://" + addr
 	workerAddr := freeAddr(t)
@@ -226,6 +232,46 @@ func (p *Platform) run(sub string) *Proc {
 		}
 	})
 	return proc
+}
+
+// terminateConversations ends the workflows still running on a test's task
+// queue. Nothing polls that queue once the test is over, so they would stay
+// running in the dev server for good, each with a pending idle timer, and
+// pile up in its SQLite file run after run (a benchmark leaves thousands),
+// slowing every later run.
+func terminateConversations(t testing.TB, c client.Client, taskQueue string) {
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	query := fmt.Sprintf("TaskQueue = '%s' AND ExecutionStatus = 'Running'", taskQueue)
+	var (
+		wg     sync.WaitGroup
+		slots  = make(chan struct{}, 16)
+		failed atomic.Int64
+		token  []byte
+	)
+	for {
+		page, err := c.ListWorkflow(ctx, &workflowservice.ListWorkflowExecutionsRequest{Query: query, NextPageToken: token})
+		if err != nil {
+			t.Logf("platform: cleanup: list workflows on %s: %v", taskQueue, err)
+			break
+		}
+		for _, ex := range page.Executions {
+			slots <- struct{}{}
+			wg.Go(func() {
+				defer func() { <-slots }()
+				if err := c.TerminateWorkflow(ctx, ex.Execution.WorkflowId, ex.Execution.RunId, "test finished"); err != nil {
+					failed.Add(1)
+				}
+			})
+		}
+		if token = page.NextPageToken; len(token) == 0 {
+			break
+		}
+	}
+	wg.Wait()
+	if n := failed.Load(); n > 0 {
+		t.Logf("platform: cleanup: %d workflows on %s could not be terminated", n, taskQueue)
+	}
 }
 
 func tail(s string, n int) string {
