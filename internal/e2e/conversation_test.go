@@ -80,19 +80,17 @@ func TestMentionIsAnsweredInThreadInPersona(t *testing.T) {
 	require.Equal(t, 2, cv.Turns)
 	require.Contains(t, cv.WorkflowURL, "/namespaces/default/workflows/")
 	require.Equal(t, "active", cv.Status)
-	var msgsOut struct {
-		Messages []struct{ Role, Content, Provider, Model string } `json:"messages"`
-	}
 	// The reply is recorded in the transaction right after it is posted, so
 	// it may reach the database a moment after Slack.
+	var recorded []message
 	require.Eventually(t, func() bool {
-		p.MustDo(http.MethodGet, "/api/v1/tenants/"+tn.ID+"/conversations/"+cv.ID+"/messages", p.AdminToken, nil, http.StatusOK, &msgsOut)
-		return len(msgsOut.Messages) == 4
+		recorded = messages(t, p, tn, cv.ID)
+		return len(recorded) == 4
 	}, 10*time.Second, 50*time.Millisecond, "four messages recorded")
-	require.Equal(t, "user", msgsOut.Messages[0].Role)
-	require.Equal(t, "assistant", msgsOut.Messages[1].Role)
-	require.Equal(t, "openai", msgsOut.Messages[1].Provider)
-	require.Equal(t, "gpt-4o-mini", msgsOut.Messages[1].Model)
+	require.Equal(t, "user", recorded[0].Role)
+	require.Equal(t, "assistant", recorded[1].Role)
+	require.Equal(t, "openai", recorded[1].Provider)
+	require.Equal(t, "gpt-4o-mini", recorded[1].Model)
 
 	// An edit to the agent applies from the next turn of the running
 	// conversation: the workflow loads the agent as it is now.

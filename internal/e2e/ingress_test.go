@@ -36,6 +36,33 @@ func barrier(t *testing.T, p *platform.Platform, tn platform.Tenant, channel, th
 	return msgs
 }
 
+// onlyConversation returns the ID of the tenant's one conversation, listed
+// over REST.
+func onlyConversation(t *testing.T, p *platform.Platform, tn platform.Tenant) string {
+	t.Helper()
+	var convs struct {
+		Conversations []struct {
+			ID string `json:"id"`
+		} `json:"conversations"`
+	}
+	p.MustDo(http.MethodGet, "/api/v1/tenants/"+tn.ID+"/conversations", p.AdminToken, nil, http.StatusOK, &convs)
+	require.Len(t, convs.Conversations, 1)
+	return convs.Conversations[0].ID
+}
+
+// message is a recorded message as the REST API lists it.
+type message struct{ Role, Content, Provider, Model string }
+
+// messages lists a conversation's recorded messages over REST.
+func messages(t *testing.T, p *platform.Platform, tn platform.Tenant, convID string) []message {
+	t.Helper()
+	var out struct {
+		Messages []message `json:"messages"`
+	}
+	p.MustDo(http.MethodGet, "/api/v1/tenants/"+tn.ID+"/conversations/"+convID+"/messages", p.AdminToken, nil, http.StatusOK, &out)
+	return out.Messages
+}
+
 // Slack delivering the same event three times (its retries) yields one reply.
 func TestRetriedEventIsAnsweredOnce(t *testing.T) {
 	p := platform.Start(t, platform.Options{})
@@ -181,20 +208,10 @@ func TestRateLimitIsExplainedInThread(t *testing.T) {
 	require.Equal(t, 2, p.LLM.Count())
 
 	// The fourth message was recorded with the third, under one notice.
-	var convs struct {
-		Conversations []struct {
-			ID string `json:"id"`
-		} `json:"conversations"`
-	}
-	p.MustDo(http.MethodGet, "/api/v1/tenants/"+tn.ID+"/conversations", p.AdminToken, nil, http.StatusOK, &convs)
-	require.Len(t, convs.Conversations, 1)
+	convID := onlyConversation(t, p, tn)
 	require.Eventually(t, func() bool {
-		var out struct {
-			Messages []struct{ Role, Content string } `json:"messages"`
-		}
-		p.MustDo(http.MethodGet, "/api/v1/tenants/"+tn.ID+"/conversations/"+convs.Conversations[0].ID+"/messages", p.AdminToken, nil, http.StatusOK, &out)
 		var users int
-		for _, m := range out.Messages {
+		for _, m := range messages(t, p, tn, convID) {
 			if m.Role == "user" {
 				users++
 			}

@@ -95,20 +95,10 @@ func TestLongReplyIsPostedInPartsOnce(t *testing.T) {
 	require.Equal(t, ts, msgs[1].ThreadTS)
 	require.Equal(t, 3, p.Slack.Calls("chat.postMessage"), "each part posted once, then the barrier")
 
-	var convs struct {
-		Conversations []struct {
-			ID string `json:"id"`
-		} `json:"conversations"`
-	}
-	p.MustDo(http.MethodGet, "/api/v1/tenants/"+tn.ID+"/conversations", p.AdminToken, nil, http.StatusOK, &convs)
-	require.Len(t, convs.Conversations, 1)
-	var out struct {
-		Messages []struct{ Role, Content string } `json:"messages"`
-	}
-	p.MustDo(http.MethodGet, "/api/v1/tenants/"+tn.ID+"/conversations/"+convs.Conversations[0].ID+"/messages", p.AdminToken, nil, http.StatusOK, &out)
-	require.GreaterOrEqual(t, len(out.Messages), 2)
-	require.Equal(t, "assistant", out.Messages[1].Role)
-	require.Equal(t, long, out.Messages[1].Content, "recorded whole, once")
+	recorded := messages(t, p, tn, onlyConversation(t, p, tn))
+	require.GreaterOrEqual(t, len(recorded), 2)
+	require.Equal(t, "assistant", recorded[1].Role)
+	require.Equal(t, long, recorded[1].Content, "recorded whole, once")
 }
 
 // The API process is killed with SIGKILL while events stream in. Slack
