@@ -81,22 +81,32 @@ func ParseEscalation(raw []byte) (store.Escalation, error) {
 
 var englishPrinter = message.NewPrinter(language.English)
 
-// schemaMessage turns a validation error into one readable sentence naming
-// the property, e.g. "max_failed_turns: maximum: got 500, want 100".
+// schemaMessage turns a validation error into readable sentences naming the
+// property, e.g. "max_failed_turns: maximum: got 500, want 100", one per
+// violation, sorted by property (the validator's order follows a map, so it
+// varies from run to run) and joined with "; ".
 func schemaMessage(err error) string {
 	ve, ok := err.(*jsonschema.ValidationError)
 	if !ok {
 		return err.Error()
 	}
-	for len(ve.Causes) > 0 {
-		ve = ve.Causes[0]
+	var msgs []string
+	var walk func(*jsonschema.ValidationError)
+	walk = func(ve *jsonschema.ValidationError) {
+		if len(ve.Causes) == 0 {
+			msg := ve.ErrorKind.LocalizedString(englishPrinter)
+			if loc := strings.Join(ve.InstanceLocation, "."); loc != "" {
+				msg = loc + ": " + msg
+			}
+			msgs = append(msgs, msg)
+		}
+		for _, c := range ve.Causes {
+			walk(c)
+		}
 	}
-	loc := strings.Join(ve.InstanceLocation, ".")
-	msg := ve.ErrorKind.LocalizedString(englishPrinter)
-	if loc == "" {
-		return msg
-	}
-	return loc + ": " + msg
+	walk(ve)
+	slices.Sort(msgs)
+	return strings.Join(slices.Compact(msgs), "; ")
 }
 
 // Input is what a designer submits for an agent.

@@ -38,6 +38,7 @@ func TestValidateReportsEveryField(t *testing.T) {
 	require.Contains(t, f.Message("models"), "want provider/model")
 	require.Contains(t, f.Message("tools"), `unknown tool "rm_rf"`)
 	require.Contains(t, f.Message("escalation"), "max_failed_turns")
+	require.Contains(t, f.Message("escalation"), "notify_channel", "every schema violation is reported, not the first the validator met")
 	require.Equal(t, "must be active or inactive", f.Message("status"))
 	require.Equal(t, "name", apperr.From(err).Field, "the API reports the first field")
 }
