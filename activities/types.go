@@ -70,6 +70,9 @@ type RespondInput struct {
 	Call           int          `json:"call"` // model calls within the turn (tool rounds)
 	User           *UserMessage `json:"user,omitempty"`
 	History        []Message    `json:"history"`
+	// FinalAnswer: the turn's tool rounds are used up; the model is asked to
+	// answer without calling tools.
+	FinalAnswer bool `json:"final_answer,omitempty"`
 }
 
 // Agent statuses a respond may report instead of an answer.
@@ -84,7 +87,8 @@ type RespondOutput struct {
 	AgentStatus  string     `json:"agent_status"`
 	Text         string     `json:"text,omitempty"`
 	ToolCalls    []ToolCall `json:"tool_calls,omitempty"`
-	Tools        []string   `json:"tools,omitempty"` // the tools the agent may use this turn
+	Tools        []string   `json:"tools,omitempty"`      // the tools the agent may use this turn
+	ToolSpecs    []ToolSpec `json:"tool_specs,omitempty"` // how to run each of them
 	Provider     string     `json:"provider,omitempty"`
 	Model        string     `json:"model,omitempty"`
 	InputTokens  int        `json:"input_tokens,omitempty"`
