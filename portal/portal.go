@@ -169,6 +169,9 @@ func (p *Portal) routes() []route {
 		r(post, t+"/agents/:agent_id", write(authz.ObjAgents), p.agentUpdate),
 		r(post, t+"/agents/:agent_id/status", write(authz.ObjAgents), p.agentStatus),
 		r(post, t+"/agents/:agent_id/delete", write(authz.ObjAgents), p.agentDelete),
+		r(get, t+"/agents/:agent_id/tools", read(authz.ObjAgents), p.agentTools),
+		r(post, t+"/agents/:agent_id/tools", write(authz.ObjAgents), p.agentToolCreate),
+		r(post, t+"/agents/:agent_id/tools/:tool_id/delete", write(authz.ObjAgents), p.agentToolDelete),
 
 		r(get, t+"/conversations", read(authz.ObjConversations), p.conversationList),
 		r(get, t+"/conversations/:conversation_id", read(authz.ObjConversations), p.conversationShow),

@@ -15,6 +15,7 @@ import (
 	"github.com/konstruct/konstruct/internal/auth"
 	"github.com/konstruct/konstruct/internal/authz"
 	"github.com/konstruct/konstruct/internal/config"
+	"github.com/konstruct/konstruct/internal/designer"
 	"github.com/konstruct/konstruct/internal/invitations"
 	"github.com/konstruct/konstruct/internal/store"
 	"github.com/konstruct/konstruct/internal/tools"
@@ -49,15 +50,19 @@ func samplePages(t *testing.T) map[string]any {
 	d := p.designer(&agent, agents.Input{Name: agent.Name, Role: agent.Role, Models: agent.Models, Tools: agent.Tools,
 		Escalation: agent.Escalation}, store.ChannelWhatsApp)
 	return map[string]any{
-		"error":               errorPage{Status: 404, Heading: "Page not found", Message: evil, RequestID: "abc"},
-		"sign_in":             signInData{Next: "/t/x", Expired: true},
-		"sign_up":             nil,
-		"sign_out":            nil,
-		"accept":              &acceptData{Token: "tok", Pending: invitations.Pending{Invitation: inv, TenantName: evil}},
-		"dashboard":           &dashboardData{Agents: 1, ActiveAgents: 1, Conversations: store.ConversationCounts{Active: 1, Escalated: 2}, Usage: usage, Recent: []store.Conversation{conv}, AgentNames: map[string]string{aid.String(): agent.Name}, Steps: []onboardingStep{{Title: evil, Done: true}, {Title: "b", Allowed: true, URL: "/x"}}, StepsDone: 1},
-		"agents/list":         agentListData{Agents: []agentRow{{Agent: agent, Channels: 1, Conversations: 2}}},
-		"agents/form":         d,
-		"agents/show":         agentShowData{Agent: agent, Channels: []store.ChannelConnection{ch}, Conversations: []store.Conversation{conv}, Prompts: map[string]string{"slack": agents.SystemPrompt(agent, "slack")}},
+		"error":       errorPage{Status: 404, Heading: "Page not found", Message: evil, RequestID: "abc"},
+		"sign_in":     signInData{Next: "/t/x", Expired: true},
+		"sign_up":     nil,
+		"sign_out":    nil,
+		"accept":      &acceptData{Token: "tok", Pending: invitations.Pending{Invitation: inv, TenantName: evil}},
+		"dashboard":   &dashboardData{Agents: 1, ActiveAgents: 1, Conversations: store.ConversationCounts{Active: 1, Escalated: 2}, Usage: usage, Recent: []store.Conversation{conv}, AgentNames: map[string]string{aid.String(): agent.Name}, Steps: []onboardingStep{{Title: evil, Done: true}, {Title: "b", Allowed: true, URL: "/x"}}, StepsDone: 1},
+		"agents/list": agentListData{Agents: []agentRow{{Agent: agent, Channels: 1, Conversations: 2}}},
+		"agents/form": d,
+		"agents/show": agentShowData{Agent: agent, Channels: []store.ChannelConnection{ch}, Conversations: []store.Conversation{conv}, Prompts: map[string]string{"slack": agents.SystemPrompt(agent, "slack")}},
+		"agents/tools": agentToolsData{Agent: agent, Tools: []toolView{
+			{AgentTool: designer.AgentTool{Kind: designer.ToolBuiltin, Name: "current_time", Description: evil, Enabled: true}, Schema: `{"type": "object"}`},
+			{AgentTool: designer.AgentTool{Kind: designer.ToolHTTP, Name: "get_order", Description: evil, SideEffects: true, Enabled: true,
+				HTTP: &store.HTTPTool{ID: uuid.New(), Method: "GET", URLTemplate: "https://x/" + evil}}, Schema: evil, Headers: []string{"X-Api-Key"}}}},
 		"conversations/list":  &conversationListData{Conversations: []store.Conversation{conv}, AgentNames: map[string]string{aid.String(): agent.Name}, Agents: []store.Agent{agent}, Status: "escalated", AgentID: aid.String()},
 		"conversations/show":  &transcriptData{Conversation: conv, Agent: &agent, Messages: []store.Message{{Turn: 1, Role: "user", Content: evil, CreatedAt: now}, {Turn: 1, Role: "assistant", Content: evil, Provider: "openai", Model: "gpt", CreatedAt: now}, {Turn: 2, Role: "tool", Content: evil}}},
 		"channels":            &channelListData{Channels: []store.ChannelConnection{ch}, AgentNames: map[string]string{aid.String(): agent.Name}, Agents: []store.Agent{agent}},
