@@ -38,7 +38,7 @@ func TestPortalDeclaresHTTPTool(t *testing.T) {
 		"parameters": {`{"type": 12}`}}
 	p = b.post(path, form)
 	require.Equal(t, http.StatusUnprocessableEntity, p.Status)
-	require.Contains(t, p.Body, "is not a valid JSON Schema")
+	require.Contains(t, p.Body, "not a valid JSON Schema (2020-12)")
 	require.NotContains(t, p.Body, "sk_live_portal_secret", "a secret is not echoed back")
 	require.Contains(t, p.Body, `value="get_order"`, "typed values stay")
 

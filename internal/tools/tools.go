@@ -10,12 +10,16 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"slices"
 	"sort"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/google/uuid"
 	"github.com/santhosh-tekuri/jsonschema/v6"
+	"golang.org/x/text/language"
+	"golang.org/x/text/message"
 )
 
 // Invocation says who is calling a tool, for tools that need the tenant
@@ -96,20 +100,34 @@ func (t *Tool) Compile() error {
 func CompileSchema(name string, schema json.RawMessage) (*jsonschema.Schema, error) {
 	doc, err := jsonschema.UnmarshalJSON(bytes.NewReader(schema))
 	if err != nil {
-		return nil, fmt.Errorf("schema is not valid JSON: %w", err)
+		return nil, fmt.Errorf("the schema is not valid JSON: %w", err)
 	}
 	if _, ok := doc.(map[string]any); !ok {
-		return nil, errors.New("schema must be a JSON object")
+		return nil, errors.New("the schema must be a JSON object")
 	}
 	c := jsonschema.NewCompiler()
-	if err := c.AddResource(name, doc); err != nil {
+	// A schema is one self-contained document: no $ref may make the server
+	// read a file or fetch a URL (the default loader reads file:// URLs).
+	c.UseLoader(refuseLoader{})
+	url := "https://schemas.konstruct.invalid/" + name
+	if err := c.AddResource(url, doc); err != nil {
 		return nil, fmt.Errorf("schema: %w", err)
 	}
-	s, err := c.Compile(name)
+	s, err := c.Compile(url)
 	if err != nil {
-		return nil, fmt.Errorf("schema: %w", err)
+		var se *jsonschema.SchemaValidationError
+		if errors.As(err, &se) {
+			return nil, fmt.Errorf("not a valid JSON Schema (2020-12): %s", violations(se.Err))
+		}
+		return nil, fmt.Errorf("the schema cannot be compiled: %w", err)
 	}
 	return s, nil
+}
+
+type refuseLoader struct{}
+
+func (refuseLoader) Load(url string) (any, error) {
+	return nil, fmt.Errorf("a schema may not refer to another document (%s); put the definition under $defs", url)
 }
 
 // ArgumentError is a call whose arguments are not what the tool's schema
@@ -136,9 +154,38 @@ func (t *Tool) Validate(args json.RawMessage) error {
 		return &ArgumentError{Tool: t.Name, Reason: fmt.Sprintf("are not valid JSON: %v", err)}
 	}
 	if err := t.schema.Validate(doc); err != nil {
-		return &ArgumentError{Tool: t.Name, Reason: fmt.Sprintf("do not match its schema: %v", err)}
+		return &ArgumentError{Tool: t.Name, Reason: "do not match its schema: " + violations(err)}
 	}
 	return nil
+}
+
+var englishPrinter = message.NewPrinter(language.English)
+
+// violations lists a validation error's leaf causes as "at /path: what",
+// sorted (the validator's order follows a map) — what the model needs to fix
+// its call, without the schema's internal URL.
+func violations(err error) string {
+	var ve *jsonschema.ValidationError
+	if !errors.As(err, &ve) {
+		return err.Error()
+	}
+	var msgs []string
+	var walk func(*jsonschema.ValidationError)
+	walk = func(ve *jsonschema.ValidationError) {
+		if len(ve.Causes) == 0 {
+			loc := "/" + strings.Join(ve.InstanceLocation, "/")
+			if loc == "/" {
+				loc = "the top level"
+			}
+			msgs = append(msgs, "at "+loc+": "+ve.ErrorKind.LocalizedString(englishPrinter))
+		}
+		for _, c := range ve.Causes {
+			walk(c)
+		}
+	}
+	walk(ve)
+	slices.Sort(msgs)
+	return strings.Join(slices.Compact(msgs), "; ")
 }
 
 // Invoke validates args and runs the tool.

@@ -37,7 +37,10 @@ func TestCallRejectsBadArguments(t *testing.T) {
 		_, err := r.Call(context.Background(), Invocation{}, "current_time", json.RawMessage(args))
 		require.ErrorContains(t, err, want, args)
 	}
-	_, err := r.Call(context.Background(), Invocation{}, "rm_rf", nil)
+	_, err := r.Call(context.Background(), Invocation{}, "current_time", json.RawMessage(`{"timezone": 5, "x": 1}`))
+	require.EqualError(t, err, "arguments to current_time do not match its schema: "+
+		"at /timezone: got number, want string; at the top level: additional properties 'x' not allowed")
+	_, err = r.Call(context.Background(), Invocation{}, "rm_rf", nil)
 	require.ErrorContains(t, err, `no tool named "rm_rf"`)
 }
 
@@ -70,4 +73,19 @@ func TestArgumentsValidatedBeforeRun(t *testing.T) {
 	require.Error(t, r.Register(tool), "a name is registered once")
 	_, err = NewRegistry(&Tool{Name: "bad", Parameters: json.RawMessage(`{"type": 7}`), Run: tool.Run})
 	require.ErrorContains(t, err, "bad")
+}
+
+// An operator's schema is one document: it cannot make the server read a
+// file or fetch a URL, and its errors name the offending keyword.
+func TestCompileSchema(t *testing.T) {
+	_, err := CompileSchema("p.json", json.RawMessage(`{"type": 12}`))
+	require.ErrorContains(t, err, "not a valid JSON Schema (2020-12): at /type:")
+	for _, ref := range []string{"file:///etc/passwd", "http://169.254.169.254/latest/meta-data/"} {
+		_, err = CompileSchema("p.json", json.RawMessage(`{"$ref":"`+ref+`"}`))
+		require.ErrorContains(t, err, "may not refer to another document", ref)
+	}
+	_, err = CompileSchema("p.json", json.RawMessage(`{"$ref":"#/$defs/a","$defs":{"a":{"type":"object"}}}`))
+	require.NoError(t, err)
+	_, err = CompileSchema("p.json", json.RawMessage(`[1]`))
+	require.ErrorContains(t, err, "must be a JSON object")
 }

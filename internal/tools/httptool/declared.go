@@ -86,7 +86,7 @@ func Validate(d *Declaration, reserved []string) error {
 		errs.Add("parameters", fmt.Sprintf("the schema must be at most %d bytes", MaxSchemaBytes))
 	default:
 		if _, err := tools.CompileSchema("parameters.json", d.Parameters); err != nil {
-			errs.Add("parameters", "is not a valid JSON Schema: "+err.Error())
+			errs.Add("parameters", err.Error())
 		} else if err := json.Unmarshal(d.Parameters, &schema); err != nil || schema["type"] != "object" {
 			errs.Add("parameters", `must be a JSON Schema with "type": "object" (the model's arguments are an object)`)
 			schema = nil
