@@ -145,8 +145,8 @@ func (a *Conversation) Respond(ctx context.Context, in RespondInput) (RespondOut
 	// schema, which a model uses far more reliably than one generic
 	// "http_request" taking an endpoint and free-form arguments.
 	for _, t := range declared {
-		if slices.Contains(allowed, t.Name) {
-			continue // a built-in's name is refused at declaration; never shadow one
+		if _, builtin := a.Tools.Get(t.Name); builtin || slices.Contains(allowed, t.Name) {
+			continue // a built-in's name is refused at declaration (and resolves to the built-in); never shadow one
 		}
 		req.Tools = append(req.Tools, llm.ToolDef{Name: t.Name, Description: t.Description, Parameters: t.Parameters})
 		specs = append(specs, specOf(t))
