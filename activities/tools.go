@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"slices"
 	"strconv"
+	"strings"
 	"time"
 	"unicode/utf8"
 
@@ -176,15 +177,23 @@ func (a *Conversation) runTool(ctx context.Context, in ToolInput) (ToolOutput, e
 	if err != nil {
 		return ToolOutput{}, err
 	}
-	if !slices.Contains(in.Allowed, in.Call.Name) {
-		return ToolOutput{Content: fmt.Sprintf("the tool %q is not enabled for this assistant", in.Call.Name), IsError: true}, nil
-	}
-	t, err := a.resolveTool(ctx, inv, in.Call.Name)
-	if err != nil {
-		return ToolOutput{}, err
+	var t *tools.Tool
+	if slices.Contains(in.Allowed, in.Call.Name) {
+		if t, err = a.resolveTool(ctx, inv, in.Call.Name); err != nil {
+			return ToolOutput{}, err
+		}
 	}
 	if t == nil {
-		return ToolOutput{Content: fmt.Sprintf("there is no tool named %q", in.Call.Name), IsError: true}, nil
+		// A name the model made up (or a tool switched off since): audited,
+		// and the model is told which tools it has.
+		out := ToolOutput{Content: fmt.Sprintf("there is no tool named %q for this assistant; use one of: %s",
+			in.Call.Name, strings.Join(in.Allowed, ", ")), IsError: true}
+		if err := a.Store.WithTenant(ctx, inv.TenantID, func(tx *store.Tx) error {
+			return a.auditTool(ctx, tx, inv, in, nil, tools.Result{}, "unknown_tool", out.Content, 0, 1)
+		}); err != nil {
+			return ToolOutput{}, fmt.Errorf("activities: run tool: audit: %w", err)
+		}
+		return out, nil
 	}
 	start := time.Now()
 	var res tools.Result

@@ -240,9 +240,25 @@ func TestHTTPToolRefusesInternalAddresses(t *testing.T) {
 		}
 	}
 	require.Zero(t, hits.Load(), "a refused request reached the local server")
-	for _, ev := range toolEvents(t, p, tn.ID) {
+	evs := toolEvents(t, p, tn.ID)
+	require.Len(t, evs, len(targets))
+	for _, ev := range evs {
 		require.Equal(t, "refused", ev.Data["outcome"])
 	}
+
+	// A tool the agent does not have is an error result naming those it has.
+	body, _ := tn.Mention("C0SSRF", "U0ALICE", "imaginary", platform.NewTS(), "")
+	status, _ := p.PostEvent(body, 0)
+	require.Equal(t, http.StatusOK, status)
+	select {
+	case res := <-results:
+		require.Contains(t, res, `there is no tool named "probe_imaginary" for this assistant; use one of: probe_`)
+	case <-time.After(replyTimeout):
+		t.Fatal("no tool result reached the model")
+	}
+	evs = toolEvents(t, p, tn.ID)
+	require.Len(t, evs, len(targets)+1)
+	require.Equal(t, "unknown_tool", evs[len(evs)-1].Data["outcome"])
 }
 
 // historyToolsFile is the history of the tool-activities change.
