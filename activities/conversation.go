@@ -138,6 +138,7 @@ func (a *Conversation) Respond(ctx context.Context, in RespondInput) (RespondOut
 	}
 	resp, err := a.LLM.Complete(ctx, chain, req)
 	if err != nil {
+		a.recordFailedCall(ctx, in, tenantID, agentID, convID, err)
 		return RespondOutput{}, classifyLLMError(err)
 	}
 	out := RespondOutput{AgentStatus: AgentActive, Text: resp.Content, Tools: agent.Tools, Provider: resp.Provider,
@@ -151,10 +152,13 @@ func (a *Conversation) Respond(ctx context.Context, in RespondInput) (RespondOut
 		latency = resp.Attempts[n-1].Duration
 	}
 	err = a.Store.WithTenant(ctx, tenantID, func(tx *store.Tx) error {
-		return tx.AddUsage(ctx, store.Usage{AgentID: &agentID, ConversationID: &convID, Provider: resp.Provider,
+		if err := tx.AddUsage(ctx, store.Usage{AgentID: &agentID, ConversationID: &convID, Provider: resp.Provider,
 			Model: resp.Model, InputTokens: resp.Usage.InputTokens, OutputTokens: resp.Usage.OutputTokens,
 			CostMicroUSD: resp.CostMicroUSD, LatencyMS: int(latency.Milliseconds()),
-			IdempotencyKey: in.WorkflowID + ":" + strconv.Itoa(in.Turn) + ":llm:" + strconv.Itoa(in.Call)})
+			IdempotencyKey: in.WorkflowID + ":" + strconv.Itoa(in.Turn) + ":llm:" + strconv.Itoa(in.Call)}); err != nil {
+			return err
+		}
+		return tx.AppendAudit(ctx, llmCallAudit(in, agentID, convID, resp, latency))
 	})
 	if err != nil {
 		return RespondOutput{}, fmt.Errorf("activities: respond: record usage: %w", err)
