@@ -85,6 +85,10 @@ func (a *API) Register(reg *authz.Registry, g *gin.RouterGroup) {
 	h(http.MethodGet, "/tenants/:tenant_id/conversations", authz.Read(authz.ObjConversations), a.listConversations)
 	h(http.MethodGet, "/tenants/:tenant_id/conversations/:conversation_id", authz.Read(authz.ObjConversations), a.getConversation)
 	h(http.MethodGet, "/tenants/:tenant_id/conversations/:conversation_id/messages", authz.Read(authz.ObjConversations), a.listMessages)
+
+	// The audit trail is read by whoever may read the tenant's settings, as
+	// on the portal's Activity page.
+	h(http.MethodGet, "/tenants/:tenant_id/audit", authz.Read(authz.ObjSettings), a.listAudit)
 }
 
 // pathID parses a UUID path parameter; a malformed one names nothing (404).
