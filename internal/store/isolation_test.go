@@ -86,7 +86,7 @@ type seeded struct {
 }
 
 // seed writes one row of every tenant-scoped table for a new tenant.
-func seed(t *testing.T, ctx context.Context, s *store.Store, label string) seeded {
+func seed(t testing.TB, ctx context.Context, s *store.Store, label string) seeded {
 	t.Helper()
 	var out seeded
 	id := uuid.New()
