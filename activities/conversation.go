@@ -20,6 +20,7 @@ import (
 	"github.com/konstruct/konstruct/internal/secrets"
 	"github.com/konstruct/konstruct/internal/store"
 	"github.com/konstruct/konstruct/internal/tools"
+	"github.com/konstruct/konstruct/internal/tools/httptool"
 )
 
 // Conversation holds the activities of ConversationWorkflow.
@@ -29,6 +30,7 @@ type Conversation struct {
 	LLM           *llm.Pool
 	Slack         *slack.Client
 	Tools         *tools.Registry
+	HTTPTools     *httptool.Client // runs the HTTP tools operators declare; nil: none
 	DefaultModels []string
 	Metrics       *Metrics
 	Logger        *slog.Logger
@@ -105,6 +107,7 @@ func (a *Conversation) Respond(ctx context.Context, in RespondInput) (RespondOut
 		return RespondOutput{}, temporal.NewNonRetryableApplicationError("bad agent ID", "BadInput", err)
 	}
 	var agent store.Agent
+	var declared []*tools.Tool
 	err = a.Store.WithTenant(ctx, tenantID, func(tx *store.Tx) error {
 		if in.User != nil {
 			if _, err := tx.AddMessage(ctx, store.Message{ConversationID: convID, Turn: in.Turn, Role: "user",
@@ -113,7 +116,10 @@ func (a *Conversation) Respond(ctx context.Context, in RespondInput) (RespondOut
 				return err
 			}
 		}
-		agent, err = tx.GetAgent(ctx, agentID)
+		if agent, err = tx.GetAgent(ctx, agentID); err != nil {
+			return err
+		}
+		declared, err = a.loadHTTPTools(ctx, tx, tenantID, agentID)
 		return err
 	})
 	if errors.Is(err, store.ErrNotFound) {
@@ -127,10 +133,31 @@ func (a *Conversation) Respond(ctx context.Context, in RespondInput) (RespondOut
 	}
 
 	req := llm.Request{System: agents.SystemPrompt(agent, in.Channel), Messages: toLLM(in.History)}
+	allowed := slices.Clone(agent.Tools)
+	var specs []ToolSpec
 	for _, name := range agent.Tools {
 		if t, ok := a.Tools.Get(name); ok {
 			req.Tools = append(req.Tools, llm.ToolDef{Name: t.Name, Description: t.Description, Parameters: t.Parameters})
+			specs = append(specs, specOf(t))
 		}
+	}
+	// The operator's HTTP tools: each is a function of its own name and
+	// schema, which a model uses far more reliably than one generic
+	// "http_request" taking an endpoint and free-form arguments.
+	for _, t := range declared {
+		if slices.Contains(allowed, t.Name) {
+			continue // a built-in's name is refused at declaration; never shadow one
+		}
+		req.Tools = append(req.Tools, llm.ToolDef{Name: t.Name, Description: t.Description, Parameters: t.Parameters})
+		specs = append(specs, specOf(t))
+		allowed = append(allowed, t.Name)
+	}
+	if in.FinalAnswer && len(req.Tools) > 0 {
+		// The turn's tool rounds are used up: the model must answer with
+		// what it has. The tools stay declared (a history holding tool calls
+		// needs them at some providers); calls it makes anyway are ignored.
+		req.System += "\n\nYou have used every tool call allowed for this message. Do not call any tool now: " +
+			"answer the user with the information you already have, and say what you could not find out."
 	}
 	chain := agent.Models
 	if len(chain) == 0 {
@@ -141,7 +168,7 @@ func (a *Conversation) Respond(ctx context.Context, in RespondInput) (RespondOut
 		a.recordFailedCall(ctx, in, tenantID, agentID, convID, err)
 		return RespondOutput{}, classifyLLMError(err)
 	}
-	out := RespondOutput{AgentStatus: AgentActive, Text: resp.Content, Tools: agent.Tools, Provider: resp.Provider,
+	out := RespondOutput{AgentStatus: AgentActive, Text: resp.Content, Tools: allowed, ToolSpecs: specs, Provider: resp.Provider,
 		Model: resp.Model, InputTokens: resp.Usage.InputTokens, OutputTokens: resp.Usage.OutputTokens,
 		CostMicroUSD: resp.CostMicroUSD, Fallbacks: max(len(resp.Attempts)-1, 0)}
 	for _, tc := range resp.ToolCalls {
@@ -191,17 +218,30 @@ func toLLM(history []Message) []llm.Message {
 	return out
 }
 
-// RunTool runs one tool the model asked for. A failing tool is reported to
-// the model as text so it can recover; it is not an activity failure.
+// RunTool runs one tool the model asked for (a tool without side effects, as
+// a local activity). A failing tool is reported to the model as text so it
+// can recover — invalid arguments included; it is not an activity failure.
 func (a *Conversation) RunTool(ctx context.Context, in ToolInput) (ToolOutput, error) {
-	if !slices.Contains(in.Allowed, in.Call.Name) {
-		return ToolOutput{Content: fmt.Sprintf("the tool %q is not enabled for this assistant", in.Call.Name), IsError: true}, nil
-	}
-	out, err := a.Tools.Call(ctx, in.Call.Name, in.Call.Arguments)
+	return a.runTool(ctx, in)
+}
+
+// invocation says who calls a tool. Its idempotency key comes from the
+// workflow, turn and call index — never from the model's tool_call_id.
+func invocation(in ToolInput) (tools.Invocation, error) {
+	tenantID, agentID, err := parseIDs(in.TenantID, in.AgentID)
 	if err != nil {
-		return ToolOutput{Content: err.Error(), IsError: true}, nil
+		return tools.Invocation{}, err
 	}
-	return ToolOutput{Content: out}, nil
+	inv := tools.Invocation{TenantID: tenantID, AgentID: agentID, WorkflowID: in.WorkflowID, Turn: in.Turn, Call: in.Index}
+	if in.ConversationID != "" {
+		if inv.ConversationID, err = uuid.Parse(in.ConversationID); err != nil {
+			return tools.Invocation{}, temporal.NewNonRetryableApplicationError("bad conversation ID", "BadInput", err)
+		}
+	}
+	if in.WorkflowID != "" {
+		inv.IdempotencyKey = tools.IdempotencyKey(in.WorkflowID, in.Turn, in.Index)
+	}
+	return inv, nil
 }
 
 // Deliver posts text into the conversation's thread, exactly once per part

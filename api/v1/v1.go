@@ -68,6 +68,12 @@ func (a *API) Register(reg *authz.Registry, g *gin.RouterGroup) {
 	h(http.MethodPatch, "/tenants/:tenant_id/agents/:agent_id", authz.Write(authz.ObjAgents), a.updateAgent)
 	h(http.MethodDelete, "/tenants/:tenant_id/agents/:agent_id", authz.Write(authz.ObjAgents), a.deleteAgent)
 
+	h(http.MethodGet, "/tenants/:tenant_id/agents/:agent_id/tools", authz.Read(authz.ObjAgents), a.listAgentTools)
+	h(http.MethodPost, "/tenants/:tenant_id/agents/:agent_id/tools", authz.Write(authz.ObjAgents), a.createHTTPTool)
+	h(http.MethodGet, "/tenants/:tenant_id/agents/:agent_id/tools/:tool_id", authz.Read(authz.ObjAgents), a.getHTTPTool)
+	h(http.MethodPatch, "/tenants/:tenant_id/agents/:agent_id/tools/:tool_id", authz.Write(authz.ObjAgents), a.updateHTTPTool)
+	h(http.MethodDelete, "/tenants/:tenant_id/agents/:agent_id/tools/:tool_id", authz.Write(authz.ObjAgents), a.deleteHTTPTool)
+
 	h(http.MethodGet, "/tenants/:tenant_id/channels", authz.Read(authz.ObjChannels), a.listChannels)
 	h(http.MethodPost, "/tenants/:tenant_id/channels/slack", authz.Write(authz.ObjChannels), a.connectSlack)
 	h(http.MethodDelete, "/tenants/:tenant_id/channels/:channel_id", authz.Write(authz.ObjChannels), a.deleteChannel)

@@ -14,6 +14,7 @@ import (
 	"github.com/konstruct/konstruct/api/webhooks"
 	"github.com/konstruct/konstruct/internal/channel/slack"
 	"github.com/konstruct/konstruct/internal/llm"
+	"github.com/konstruct/konstruct/internal/tools/httptool"
 	"github.com/konstruct/konstruct/workers"
 	"github.com/konstruct/konstruct/workflows"
 )
@@ -116,6 +117,8 @@ func (a *App) WorkerEndpoints() http.Handler {
 func (a *App) Worker() worker.Worker {
 	acts := &activities.Conversation{
 		Store: a.Store, Secrets: a.Secrets, LLM: a.newLLMPool(), Slack: a.Slack, Tools: a.Tools,
+		HTTPTools: httptool.NewClient(httptool.Options{Allow: a.Config.HTTPToolAllowCIDRs,
+			MaxResponseBytes: a.Config.HTTPToolMaxResponseBytes}),
 		DefaultModels: a.Config.DefaultModels, Metrics: activities.NewMetrics(a.Metrics),
 		Logger: a.Logger.With("component", "activities"),
 	}

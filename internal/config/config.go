@@ -11,6 +11,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net/mail"
+	"net/netip"
 	"net/url"
 	"os"
 	"sort"
@@ -85,6 +86,9 @@ type Config struct {
 
 	LogLevel  slog.Level // LOG_LEVEL
 	LogFormat string     // LOG_FORMAT: json or text
+
+	HTTPToolAllowCIDRs       []netip.Prefix // HTTP_TOOL_ALLOW_CIDRS: internal networks HTTP tools may reach (default none)
+	HTTPToolMaxResponseBytes int64          // HTTP_TOOL_MAX_RESPONSE_BYTES: an HTTP tool's response is cut here
 }
 
 // Error lists every variable that is missing or malformed.
@@ -162,6 +166,9 @@ func Load(lookup func(string) (string, bool)) (Config, error) {
 
 		LogLevel:  l.level("LOG_LEVEL", slog.LevelInfo),
 		LogFormat: l.oneOf("LOG_FORMAT", "json", "json", "text"),
+
+		HTTPToolAllowCIDRs:       l.cidrs("HTTP_TOOL_ALLOW_CIDRS"),
+		HTTPToolMaxResponseBytes: int64(l.intRange("HTTP_TOOL_MAX_RESPONSE_BYTES", 64<<10, 1024, 16<<20)),
 	}
 	if c.BootstrapAdminEmail != "" && c.BootstrapAdminPassword == "" {
 		l.fail("BOOTSTRAP_ADMIN_PASSWORD", "required when KONSTRUCT_BOOTSTRAP_ADMIN_EMAIL is set")
@@ -402,6 +409,32 @@ func (l *loader) models(name, def string) []string {
 	}
 	if len(out) == 0 {
 		l.fail(name, "at least one provider/model name")
+	}
+	return out
+}
+
+// cidrs reads comma-separated networks (a bare address is its own /32 or /128).
+func (l *loader) cidrs(name string) []netip.Prefix {
+	v, ok := l.raw(name)
+	if !ok {
+		return nil
+	}
+	var out []netip.Prefix
+	for _, part := range strings.Split(v, ",") {
+		part = strings.TrimSpace(part)
+		if part == "" {
+			continue
+		}
+		p, err := netip.ParsePrefix(part)
+		if err != nil {
+			a, aerr := netip.ParseAddr(part)
+			if aerr != nil {
+				l.fail(name, "comma-separated CIDRs such as 10.1.2.0/24,127.0.0.1/32 (bad: "+part+")")
+				return nil
+			}
+			p = netip.PrefixFrom(a, a.BitLen())
+		}
+		out = append(out, p.Masked())
 	}
 	return out
 }

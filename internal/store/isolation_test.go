@@ -125,6 +125,14 @@ func seed(t testing.TB, ctx context.Context, s *store.Store, label string) seede
 		if _, err = tx.ClaimOutbound(ctx, store.Outbound{Key: "wf:1:0", Channel: store.ChannelSlack}); err != nil {
 			return err
 		}
+		if _, err = tx.CreateHTTPTool(ctx, store.HTTPTool{ID: uuid.New(), AgentID: out.agent.ID, Name: "lookup_order",
+			Description: "Looks up an order", Method: "GET", URLTemplate: "https://api.example.com/orders/{id}",
+			Parameters: []byte(`{"type":"object"}`), Timeout: time.Second, Enabled: true}); err != nil {
+			return err
+		}
+		if _, err = tx.ClaimToolCall(ctx, "wf-"+label+":1:tool:0", "lookup_order"); err != nil {
+			return err
+		}
 		invHash := sha256.Sum256([]byte("invite-" + label + id.String()))
 		if _, err = tx.CreateInvitation(ctx, store.Invitation{Email: "invitee-" + label + "@example.com",
 			Role: store.RoleCustomerOperator, ExpiresAt: time.Now().Add(time.Hour)}, invHash[:]); err != nil {
