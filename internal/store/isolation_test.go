@@ -130,6 +130,11 @@ func seed(t *testing.T, ctx context.Context, s *store.Store, label string) seede
 			Role: store.RoleCustomerOperator, ExpiresAt: time.Now().Add(time.Hour)}, invHash[:]); err != nil {
 			return err
 		}
+		if _, err = tx.AddMemory(ctx, store.Memory{AgentID: out.agent.ID, EndUserRef: "U" + label,
+			ConversationID: out.conversation.ID, Turn: 1, Kind: store.MemoryMessage, Role: "user",
+			Content: "hello from " + label, IdempotencyKey: "mem1"}); err != nil {
+			return err
+		}
 		return tx.AppendAudit(ctx, store.AuditEvent{Actor: "test", Action: "seed"})
 	}))
 	return out
