@@ -13,10 +13,10 @@ import (
 	"go.temporal.io/sdk/activity"
 	"go.temporal.io/sdk/temporal"
 
-	"github.com/konstruct/konstruct/internal/agents"
 	"github.com/konstruct/konstruct/internal/channel/slack"
 	"github.com/konstruct/konstruct/internal/llm"
 	"github.com/konstruct/konstruct/internal/logging"
+	"github.com/konstruct/konstruct/internal/memory"
 	"github.com/konstruct/konstruct/internal/secrets"
 	"github.com/konstruct/konstruct/internal/store"
 	"github.com/konstruct/konstruct/internal/tools"
@@ -29,6 +29,7 @@ type Conversation struct {
 	LLM           *llm.Pool
 	Slack         *slack.Client
 	Tools         *tools.Registry
+	Memory        *memory.Service // nil: no long-term memory
 	DefaultModels []string
 	Metrics       *Metrics
 	Logger        *slog.Logger
@@ -74,7 +75,7 @@ func (a *Conversation) Open(ctx context.Context, in OpenInput) (OpenOutput, erro
 		msgs, err := tx.RecentMessages(ctx, cv.ID, in.HistoryWindow)
 		for _, m := range msgs {
 			if m.Role == "user" || m.Role == "assistant" {
-				out.History = append(out.History, Message{Role: m.Role, Content: m.Content, Author: m.Author})
+				out.History = append(out.History, Message{Role: m.Role, Content: m.Content, Author: m.Author, Turn: m.Turn})
 			}
 		}
 		return err
@@ -126,7 +127,7 @@ func (a *Conversation) Respond(ctx context.Context, in RespondInput) (RespondOut
 		return RespondOutput{AgentStatus: AgentInactive}, nil
 	}
 
-	req := llm.Request{System: agents.SystemPrompt(agent, in.Channel), Messages: toLLM(in.History)}
+	req := a.prompt(ctx, tenantID, convID, agent, in)
 	for _, name := range agent.Tools {
 		if t, ok := a.Tools.Get(name); ok {
 			req.Tools = append(req.Tools, llm.ToolDef{Name: t.Name, Description: t.Description, Parameters: t.Parameters})

@@ -17,6 +17,10 @@ type Message struct {
 	Author     string     `json:"author,omitempty"`
 	ToolCalls  []ToolCall `json:"tool_calls,omitempty"`
 	ToolCallID string     `json:"tool_call_id,omitempty"`
+	// Turn is the turn the message belongs to (0 in state recorded before
+	// turns were kept): what is still in the window is not recalled from
+	// long-term memory.
+	Turn int `json:"turn,omitempty"`
 }
 
 // ToolCall is a model's request to run a tool.
@@ -70,6 +74,7 @@ type RespondInput struct {
 	Call           int          `json:"call"` // model calls within the turn (tool rounds)
 	User           *UserMessage `json:"user,omitempty"`
 	History        []Message    `json:"history"`
+	EndUserRef     string       `json:"end_user_ref,omitempty"` // whose long-term memory is recalled
 }
 
 // Agent statuses a respond may report instead of an answer.

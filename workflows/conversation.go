@@ -223,7 +223,7 @@ func (c *conversation) turn(ctx workflow.Context, m Inbound) error {
 		return c.deliver(ctx, m, activities.KindNotice, text, user, "", "")
 	}
 
-	c.s.remember(c.in.Settings.HistoryWindow, activities.Message{Role: "user", Content: m.Text, Author: m.UserID})
+	c.s.remember(c.in.Settings.HistoryWindow, activities.Message{Role: "user", Content: m.Text, Author: m.UserID, Turn: c.s.Turn})
 	window := c.s.History
 	for call := 0; ; call++ {
 		out, err := c.respond(ctx, m, call, user, window)
@@ -249,7 +249,8 @@ func (c *conversation) turn(ctx workflow.Context, m Inbound) error {
 			if err := c.deliver(ctx, m, activities.KindReply, text, nil, out.Provider, out.Model); err != nil {
 				return err
 			}
-			c.s.remember(c.in.Settings.HistoryWindow, activities.Message{Role: "assistant", Content: text})
+			c.s.remember(c.in.Settings.HistoryWindow, activities.Message{Role: "assistant", Content: text, Turn: c.s.Turn})
+			c.rememberTurn(ctx, m, text)
 			return nil
 		}
 		// The model asked for tools: run them (in order), then ask again with
@@ -279,7 +280,7 @@ func (n *userNotice) Error() string { return n.text }
 func (c *conversation) respond(ctx workflow.Context, m Inbound, call int, user *activities.UserMessage, window []activities.Message) (activities.RespondOutput, error) {
 	in := activities.RespondInput{TenantID: c.in.TenantID, AgentID: c.in.AgentID, ConversationID: c.s.ConversationID,
 		WorkflowID: workflow.GetInfo(ctx).WorkflowExecution.ID, Channel: c.in.Channel, Turn: c.s.Turn, Call: call,
-		User: user, History: window}
+		User: user, History: window, EndUserRef: m.UserID}
 	opts := localOptions(c.in.Settings.LLMCallTimeout)
 	opts.ScheduleToCloseTimeout = c.in.Settings.UnavailableNotice
 	var out activities.RespondOutput

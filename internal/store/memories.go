@@ -118,7 +118,8 @@ type RecallQuery struct {
 	ExcludeFromTurn     int
 	// EfSearch is hnsw.ef_search for this query (0: max(40, 4K)).
 	EfSearch int
-	// Exact skips the index (exact nearest neighbours): for measuring recall.
+	// Exact searches without the HNSW index: every matching row is compared,
+	// which is exact and, for an end user with few memories, also faster.
 	Exact bool
 }
 
@@ -146,26 +147,31 @@ func (t *Tx) RecallMemories(ctx context.Context, q RecallQuery) ([]Recalled, err
 		ef = max(40, 4*q.K)
 	}
 	// SET LOCAL takes no parameters; ef is an int formatted here.
-	settings := `SET LOCAL hnsw.iterative_scan = relaxed_order; SET LOCAL hnsw.ef_search = ` + strconv.Itoa(min(ef, 1000))
-	if q.Exact {
-		settings = `SET LOCAL enable_indexscan = off; SET LOCAL enable_bitmapscan = off`
-	}
-	if _, err := t.tx.Exec(ctx, settings); err != nil {
-		return nil, fmt.Errorf("store: recall memories: settings: %w", mapErr(err))
+	if !q.Exact {
+		// SET LOCAL takes no parameters; ef is an int formatted here.
+		settings := `SET LOCAL hnsw.iterative_scan = relaxed_order; SET LOCAL hnsw.ef_search = ` + strconv.Itoa(min(ef, 1000))
+		if _, err := t.tx.Exec(ctx, settings); err != nil {
+			return nil, fmt.Errorf("store: recall memories: settings: %w", mapErr(err))
+		}
 	}
 	// The dimension is a literal in the SQL so that the planner can match the
-	// partial index (WHERE dims = 1536) and its expression (the cast).
+	// partial index (WHERE dims = 1536) and its expression (the cast). Exact
+	// search orders by the uncast column, which no HNSW index matches.
 	d := strconv.Itoa(dims)
+	order := `embedding::vector(` + d + `) <=> $1::vector(` + d + `)`
+	if q.Exact {
+		order = `embedding <=> $1::vector`
+	}
 	sql := `
 		WITH hits AS MATERIALIZED (
 			SELECT id, tenant_id, agent_id, end_user_ref, conversation_id, turn, kind, role, content,
 			       embedding_model, dims, idempotency_key, created_at,
-			       embedding::vector(` + d + `) <=> $1::vector(` + d + `) AS distance
+			       ` + order + ` AS distance
 			FROM memories
 			WHERE tenant_id = $2 AND agent_id = $3 AND end_user_ref = $4
 			  AND dims = ` + d + ` AND embedding_model = $5
 			  AND NOT (conversation_id = $6 AND turn >= $7)
-			ORDER BY embedding::vector(` + d + `) <=> $1::vector(` + d + `)
+			ORDER BY ` + order + `
 			LIMIT $8
 		)
 		SELECT * FROM hits ORDER BY distance, id`
@@ -202,4 +208,23 @@ func (t *Tx) ForgetEndUser(ctx context.Context, endUserRef string) (messages, su
 		return 0, 0, fmt.Errorf("store: forget end user: %w", mapErr(err))
 	}
 	return messages, summaries, nil
+}
+
+// CountRecallableMemories counts an end user's embedded memories with an
+// agent outside the given window (see RecallQuery), up to limit: none means a
+// turn costs no embedding call, few mean exact search is cheaper and better
+// than the index.
+func (t *Tx) CountRecallableMemories(ctx context.Context, agentID uuid.UUID, endUserRef string, excludeConversation uuid.UUID, excludeFromTurn, limit int) (int, error) {
+	if excludeFromTurn <= 0 {
+		excludeFromTurn = 1 << 30
+	}
+	var n int
+	err := t.tx.QueryRow(ctx, `SELECT count(*) FROM (SELECT 1 FROM memories
+		WHERE tenant_id = $1 AND agent_id = $2 AND end_user_ref = $3 AND embedding IS NOT NULL
+		  AND NOT (conversation_id = $4 AND turn >= $5) LIMIT $6) m`,
+		t.tenantID, agentID, endUserRef, excludeConversation, excludeFromTurn, limit).Scan(&n)
+	if err != nil {
+		return 0, fmt.Errorf("store: count recallable memories: %w", mapErr(err))
+	}
+	return n, nil
 }

@@ -163,6 +163,14 @@ func NewDatabase(t testing.TB) Database {
 	// briefly when another test binary is cloning it at the same moment.
 	for attempt := 0; ; attempt++ {
 		_, err = admin.Exec(ctx, `CREATE DATABASE `+name+` TEMPLATE `+templateName)
+		if err != nil && attempt < 5 && strings.Contains(err.Error(), "does not exist") {
+			// A test binary built from other migrations (another branch's
+			// worktree) dropped this template as stale: build it again.
+			if templateName, templateErr = ensureTemplate(ctx, admin); templateErr != nil {
+				t.Fatalf("testkit: migrate template database: %v", templateErr)
+			}
+			continue
+		}
 		if err == nil || attempt == 50 || !strings.Contains(err.Error(), "is being accessed by other users") {
 			break
 		}

@@ -1,0 +1,142 @@
+package e2e
+
+import (
+	"context"
+	"fmt"
+	"net/http"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/stretchr/testify/require"
+
+	"github.com/konstruct/konstruct/internal/memory"
+	"github.com/konstruct/konstruct/internal/testkit/fakellm"
+	"github.com/konstruct/konstruct/internal/testkit/platform"
+)
+
+// knowsFacts answers like a model that uses what it was given: it repeats
+// the first fact (a "locker code" or "dog" line) found anywhere in its
+// prompt, system prompt or window, and otherwise says it does not know.
+func knowsFacts(p *platform.Platform) {
+	p.LLM.SetHandler(func(r fakellm.Request) fakellm.Reply {
+		q := r.LastUserText()
+		if !strings.HasPrefix(q, "what is my") {
+			return fakellm.Text("ok")
+		}
+		for _, fact := range []string{"7391", "Biscuit", "Rex"} {
+			if strings.Contains(r.System, fact) {
+				return fakellm.Text("From memory: " + fact)
+			}
+			for _, m := range r.Messages[:len(r.Messages)-1] {
+				if strings.Contains(m.Content, fact) {
+					return fakellm.Text("From the conversation: " + fact)
+				}
+			}
+		}
+		return fakellm.Text("I do not know.")
+	})
+}
+
+// say posts a message as user (in thread, or a new thread when thread is
+// "") and waits for the n-th message of the channel; it returns the thread.
+func say(t *testing.T, p *platform.Platform, tn platform.Tenant, channel, user, text, thread string, n int) (string, string) {
+	t.Helper()
+	ts := platform.NewTS()
+	body, _ := tn.Mention(channel, user, text, ts, thread)
+	status, _ := p.PostEvent(body, 0)
+	require.Equal(t, http.StatusOK, status)
+	msgs := p.Slack.WaitForMessages(t, channel, n, replyTimeout)
+	if thread == "" {
+		thread = ts
+	}
+	return thread, msgs[n-1].Text
+}
+
+// waitEmbedded waits until an end user's memories are all embedded: Remember
+// runs just after the reply is posted.
+func waitEmbedded(t *testing.T, p *platform.Platform, tn platform.Tenant, user string, atLeast int) {
+	t.Helper()
+	ctx := context.Background()
+	conn, err := pgx.Connect(ctx, p.DB.OwnerURL)
+	require.NoError(t, err)
+	defer conn.Close(ctx)
+	_, err = conn.Exec(ctx, `SELECT set_config('app.platform', 'on', false)`)
+	require.NoError(t, err)
+	require.Eventually(t, func() bool {
+		var embedded, pending int
+		require.NoError(t, conn.QueryRow(ctx, `SELECT count(*) FILTER (WHERE embedding IS NOT NULL), count(*) FILTER (WHERE embedding IS NULL)
+			FROM memories WHERE tenant_id = $1 AND end_user_ref = $2`, tn.ID, user).Scan(&embedded, &pending))
+		return embedded >= atLeast && pending == 0
+	}, 15*time.Second, 50*time.Millisecond, "memories of %s embedded", user)
+}
+
+// A fact given at turn 1 is used correctly at turn 40, long after it left the
+// window (20 messages): through recall, not the window.
+func TestFactFromTurnOneIsRecalledAtTurnForty(t *testing.T) {
+	p := platform.Start(t, platform.Options{})
+	knowsFacts(p)
+	tn := p.NewTenant("Mem", platform.AgentSpec{Name: "Mnemo"})
+
+	thread, _ := say(t, p, tn, "C0MEM", "U0ALICE", "please note that my locker code is 7391", "", 1)
+	for i := 2; i <= 39; i++ {
+		say(t, p, tn, "C0MEM", "U0ALICE", fmt.Sprintf("filler message number %d about the weather", i), thread, i)
+	}
+	_, reply := say(t, p, tn, "C0MEM", "U0ALICE", "what is my locker code?", thread, 40)
+	if reply != "From memory: 7391" {
+		reqs := p.LLM.Requests()
+		t.Logf("system: %s", reqs[len(reqs)-1].System)
+		t.Logf("worker: %s", p.Worker().Output())
+	}
+	require.Equal(t, "From memory: 7391", reply)
+
+	reqs := p.LLM.Requests()
+	last := reqs[len(reqs)-1]
+	for _, m := range last.Messages {
+		require.NotContains(t, m.Content, "7391", "turn 1 is no longer in the window")
+	}
+	require.Contains(t, last.System, memory.RecalledHeading)
+	require.Contains(t, last.System, "the user said] please note that my locker code is 7391")
+	require.Len(t, last.Messages, 20, "the window still holds 20 messages")
+
+	// Embeddings went to the OpenAI wire format with the default model.
+	embeds := p.LLM.EmbedRequests()
+	require.NotEmpty(t, embeds)
+	for _, e := range embeds {
+		require.Equal(t, "text-embedding-3-small", e.Model)
+		require.Equal(t, "/v1/embeddings", e.Path)
+	}
+}
+
+// A fact from an earlier conversation of the same end user is recalled in a
+// new thread; another end user of the tenant, and the same Slack user ID in
+// another tenant, never get it.
+func TestMemoryAcrossConversationsStaysWithItsEndUserAndTenant(t *testing.T) {
+	p := platform.Start(t, platform.Options{})
+	knowsFacts(p)
+	tn := p.NewTenant("Mem A", platform.AgentSpec{Name: "Mnemo"})
+	other := p.NewTenant("Mem B", platform.AgentSpec{Name: "Mnemo"})
+
+	say(t, p, tn, "C0A", "U0ALICE", "my dog is called Biscuit", "", 1)
+	say(t, p, other, "C0B", "U0ALICE", "my dog is called Rex", "", 1)
+	waitEmbedded(t, p, tn, "U0ALICE", 2)
+	waitEmbedded(t, p, other, "U0ALICE", 2)
+
+	// Alice, new thread, same agent: recalled.
+	_, reply := say(t, p, tn, "C0A", "U0ALICE", "what is my dog called?", "", 2)
+	require.Equal(t, "From memory: Biscuit", reply)
+	// Bob, same tenant and agent: not Alice's memory.
+	_, reply = say(t, p, tn, "C0A", "U0BOB", "what is my dog called?", "", 3)
+	require.Equal(t, "I do not know.", reply)
+	// Tenant B's Alice has her own.
+	_, reply = say(t, p, other, "C0B", "U0ALICE", "what is my dog called?", "", 2)
+	require.Equal(t, "From memory: Rex", reply)
+
+	for _, r := range p.LLM.Requests() {
+		if strings.Contains(r.System, "Biscuit") {
+			require.Contains(t, r.System, "You are Mnemo")
+			require.NotContains(t, r.System, "Rex")
+		}
+	}
+}
