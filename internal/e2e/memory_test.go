@@ -58,16 +58,8 @@ func say(t *testing.T, p *platform.Platform, tn platform.Tenant, channel, user, 
 // runs just after the reply is posted.
 func waitEmbedded(t *testing.T, p *platform.Platform, tn platform.Tenant, user string, atLeast int) {
 	t.Helper()
-	ctx := context.Background()
-	conn, err := pgx.Connect(ctx, p.DB.OwnerURL)
-	require.NoError(t, err)
-	defer conn.Close(ctx)
-	_, err = conn.Exec(ctx, `SELECT set_config('app.platform', 'on', false)`)
-	require.NoError(t, err)
 	require.Eventually(t, func() bool {
-		var embedded, pending int
-		require.NoError(t, conn.QueryRow(ctx, `SELECT count(*) FILTER (WHERE embedding IS NOT NULL), count(*) FILTER (WHERE embedding IS NULL)
-			FROM memories WHERE tenant_id = $1 AND end_user_ref = $2`, tn.ID, user).Scan(&embedded, &pending))
+		embedded, pending := memoryCounts(t, p, tn, user)
 		return embedded >= atLeast && pending == 0
 	}, 15*time.Second, 50*time.Millisecond, "memories of %s embedded", user)
 }
@@ -139,4 +131,41 @@ func TestMemoryAcrossConversationsStaysWithItsEndUserAndTenant(t *testing.T) {
 			require.NotContains(t, r.System, "Rex")
 		}
 	}
+}
+
+// memoryCounts returns an end user's embedded and pending memories.
+func memoryCounts(t *testing.T, p *platform.Platform, tn platform.Tenant, user string) (embedded, pending int) {
+	t.Helper()
+	ctx := context.Background()
+	conn, err := pgx.Connect(ctx, p.DB.OwnerURL)
+	require.NoError(t, err)
+	defer conn.Close(ctx)
+	_, err = conn.Exec(ctx, `SELECT set_config('app.platform', 'on', false)`)
+	require.NoError(t, err)
+	require.NoError(t, conn.QueryRow(ctx, `SELECT count(*) FILTER (WHERE embedding IS NOT NULL), count(*) FILTER (WHERE embedding IS NULL)
+		FROM memories WHERE tenant_id = $1 AND end_user_ref = $2`, tn.ID, user).Scan(&embedded, &pending))
+	return embedded, pending
+}
+
+// With the embedding API down, replies still go out; the turn's messages
+// wait unembedded and are embedded on the next turn once it is back.
+func TestEmbeddingOutageDoesNotBlockRepliesAndIsRetried(t *testing.T) {
+	p := platform.Start(t, platform.Options{})
+	knowsFacts(p)
+	p.LLM.SetEmbedHandler(func(fakellm.Request) fakellm.Reply { return fakellm.Fail(http.StatusServiceUnavailable, "embeddings down") })
+	tn := p.NewTenant("Mem", platform.AgentSpec{Name: "Mnemo"})
+
+	thread, reply := say(t, p, tn, "C0OUT", "U0ALICE", "my locker code is 7391", "", 1)
+	require.Equal(t, "ok", reply)
+	_, reply = say(t, p, tn, "C0OUT", "U0ALICE", "what is my locker code?", thread, 2)
+	require.Equal(t, "From the conversation: 7391", reply, "the window still works")
+	require.Eventually(t, func() bool { _, pending := memoryCounts(t, p, tn, "U0ALICE"); return pending == 4 },
+		10*time.Second, 50*time.Millisecond, "both turns stored, waiting for an embedding")
+
+	p.LLM.SetEmbedHandler(nil)
+	say(t, p, tn, "C0OUT", "U0ALICE", "thanks", thread, 3)
+	waitEmbedded(t, p, tn, "U0ALICE", 6)
+	// And a new thread recalls the fact stored during the outage.
+	_, reply = say(t, p, tn, "C0OUT", "U0ALICE", "what is my locker code?", "", 4)
+	require.Equal(t, "From memory: 7391", reply)
 }
