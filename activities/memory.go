@@ -63,7 +63,7 @@ func (a *Conversation) Remember(ctx context.Context, in RememberInput) (Remember
 		ms = append(ms, store.Memory{Turn: in.Turn, Kind: store.MemoryMessage, Role: "assistant", Content: in.Assistant, IdempotencyKey: turnKey + ":mem:assistant"})
 	}
 	r, err := a.Memory.Remember(ctx, memory.Target{TenantID: tenantID, AgentID: agentID, ConversationID: convID,
-		EndUserRef: in.EndUserRef, WorkflowID: in.WorkflowID, EmbedKey: turnKey + ":embed:1"}, ms)
+		EndUserRef: in.EndUserRef, WorkflowID: in.WorkflowID, EmbedKey: store.AuditKeyEmbed(in.WorkflowID, in.Turn, 1)}, ms)
 	if err != nil {
 		return RememberOutput{}, fmt.Errorf("activities: remember: %w", err)
 	}
@@ -123,7 +123,7 @@ func (a *Conversation) prompt(ctx context.Context, tenantID, convID uuid.UUID, a
 	}
 	rec, err := a.Memory.Recall(ctx, memory.Query{TenantID: tenantID, AgentID: agent.ID, EndUserRef: endUser(in), Text: text,
 		ConversationID: convID, FromTurn: windowFromTurn(in), WorkflowID: in.WorkflowID,
-		TurnKey: in.WorkflowID + ":" + strconv.Itoa(in.Turn)})
+		TurnKey: in.WorkflowID + ":" + strconv.Itoa(in.Turn), EmbedKey: store.AuditKeyEmbed(in.WorkflowID, in.Turn, 0)})
 	if err != nil {
 		a.Logger.WarnContext(ctx, "memory: recall failed; answering without long-term memory", "turn", in.Turn, "error", err)
 		return req

@@ -99,6 +99,25 @@ func TestFactFromTurnOneIsRecalledAtTurnForty(t *testing.T) {
 		require.Equal(t, "text-embedding-3-small", e.Model)
 		require.Equal(t, "/v1/embeddings", e.Path)
 	}
+	// Each is in the audit trail, once per key.
+	events := auditCount(t, p, tn, `action = 'embedding.call' AND data->>'outcome' = 'ok'`)
+	require.Equal(t, len(embeds), events, "one embedding.call event per embedding request")
+	require.Equal(t, 1, auditCount(t, p, tn, `action = 'embedding.call' AND data->>'purpose' = 'recall' AND data->>'model' = 'text-embedding-3-small'
+		AND (data->>'dimensions')::int = 1536 AND idempotency_key LIKE '%:40:embed:0'`))
+}
+
+// auditCount counts a tenant's audit events matching where.
+func auditCount(t *testing.T, p *platform.Platform, tn platform.Tenant, where string) int {
+	t.Helper()
+	ctx := context.Background()
+	conn, err := pgx.Connect(ctx, p.DB.OwnerURL)
+	require.NoError(t, err)
+	defer conn.Close(ctx)
+	_, err = conn.Exec(ctx, `SELECT set_config('app.platform', 'on', false)`)
+	require.NoError(t, err)
+	var n int
+	require.NoError(t, conn.QueryRow(ctx, `SELECT count(*) FROM audit_events WHERE tenant_id = $1 AND `+where, tn.ID).Scan(&n))
+	return n
 }
 
 // A fact from an earlier conversation of the same end user is recalled in a
@@ -152,7 +171,9 @@ func memoryCounts(t *testing.T, p *platform.Platform, tn platform.Tenant, user s
 func TestEmbeddingOutageDoesNotBlockRepliesAndIsRetried(t *testing.T) {
 	p := platform.Start(t, platform.Options{})
 	knowsFacts(p)
-	p.LLM.SetEmbedHandler(func(fakellm.Request) fakellm.Reply { return fakellm.Fail(http.StatusServiceUnavailable, "embeddings down") })
+	p.LLM.SetEmbedHandler(func(fakellm.Request) fakellm.Reply {
+		return fakellm.Fail(http.StatusServiceUnavailable, "embeddings down")
+	})
 	tn := p.NewTenant("Mem", platform.AgentSpec{Name: "Mnemo"})
 
 	thread, reply := say(t, p, tn, "C0OUT", "U0ALICE", "my locker code is 7391", "", 1)
@@ -168,4 +189,5 @@ func TestEmbeddingOutageDoesNotBlockRepliesAndIsRetried(t *testing.T) {
 	// And a new thread recalls the fact stored during the outage.
 	_, reply = say(t, p, tn, "C0OUT", "U0ALICE", "what is my locker code?", "", 4)
 	require.Equal(t, "From memory: 7391", reply)
+	require.Positive(t, auditCount(t, p, tn, `action = 'embedding.call' AND data->>'outcome' = 'failed'`), "failed calls are audited")
 }

@@ -57,18 +57,12 @@ func (c Config) withDefaults() Config {
 	return c
 }
 
-// EmbedCall is one embedding call made by the memory, for the audit trail.
-type EmbedCall struct {
-	TenantID       uuid.UUID
-	AgentID        uuid.UUID
-	ConversationID uuid.UUID
-	WorkflowID     string
-	IdempotencyKey string // "<workflowID>:<turn>:embed:<n>"
-	Purpose        string // "recall" or "remember"
-	Inputs         int
-	Response       llm.EmbedResponse // Vectors dropped
-	Err            error
-	Duration       time.Duration
+// embedCall names one embedding call for its audit event.
+type embedCall struct {
+	TenantID, AgentID, ConversationID uuid.UUID
+	WorkflowID                        string
+	IdempotencyKey                    string // store.AuditKeyEmbed(...); "" records no event
+	Purpose                           string // "recall", "remember" or "summary"
 }
 
 // Service recalls and remembers. It is safe for concurrent use.
@@ -77,8 +71,6 @@ type Service struct {
 	llm   *llm.Pool
 	cfg   Config
 	log   *slog.Logger
-	// OnEmbed, when set, is told of every embedding call (audit).
-	OnEmbed func(context.Context, EmbedCall)
 
 	mu     sync.Mutex
 	recent map[string]Recall // recall results by turn key, so tool rounds of a turn reuse them
@@ -111,6 +103,7 @@ type Query struct {
 	K              int    // 0: Config.TopK
 	WorkflowID     string // for the audit trail
 	TurnKey        string // "<workflowID>:<turn>": caches the result for the turn's tool rounds
+	EmbedKey       string // audit key of the query's embedding (store.AuditKeyEmbed(workflowID, turn, 0))
 }
 
 // Recall is what a turn remembers.
@@ -150,13 +143,18 @@ func (s *Service) Recall(ctx context.Context, q Query) (Recall, error) {
 	}
 	var out Recall
 	if n > 0 {
-		resp, err := s.embed(ctx, EmbedCall{TenantID: q.TenantID, AgentID: q.AgentID, ConversationID: q.ConversationID,
-			WorkflowID: q.WorkflowID, IdempotencyKey: keyOr(q.TurnKey, ":embed:0"), Purpose: "recall"}, []string{q.Text})
+		call := embedCall{TenantID: q.TenantID, AgentID: q.AgentID, ConversationID: q.ConversationID,
+			WorkflowID: q.WorkflowID, IdempotencyKey: q.EmbedKey, Purpose: "recall"}
+		resp, took, err := s.embed(ctx, []string{q.Text})
 		if err != nil {
+			s.auditFailure(ctx, call, 1, took, err)
 			return Recall{}, fmt.Errorf("memory: recall: %w", err)
 		}
 		out.Model = resp.EmbeddingModel()
 		err = s.store.WithTenant(ctx, q.TenantID, func(tx *store.Tx) error {
+			if err := appendAudit(ctx, tx, call, 1, resp, took, nil); err != nil {
+				return err
+			}
 			var err error
 			out.Memories, err = tx.RecallMemories(ctx, store.RecallQuery{AgentID: q.AgentID, EndUserRef: q.EndUserRef,
 				Model: out.Model, Vector: resp.Vectors[0], K: q.K, ExcludeConversation: q.ConversationID, ExcludeFromTurn: q.FromTurn,
@@ -182,13 +180,6 @@ func (s *Service) Recall(ctx context.Context, q Query) (Recall, error) {
 	return out, nil
 }
 
-func keyOr(turnKey, suffix string) string {
-	if turnKey == "" {
-		return ""
-	}
-	return turnKey + suffix
-}
-
 // Remembered says what Remember did.
 type Remembered struct {
 	Stored   int // new rows
@@ -201,7 +192,8 @@ type Target struct {
 	TenantID, AgentID, ConversationID uuid.UUID
 	EndUserRef                        string
 	WorkflowID                        string
-	EmbedKey                          string // idempotency key of the embedding call ("<workflowID>:<turn>:embed:1")
+	EmbedKey                          string // audit key of the embedding call (store.AuditKeyEmbed(workflowID, turn, 1))
+	Purpose                           string // for the audit event: "remember" (default) or "summary"
 }
 
 // Remember stores memories (idempotently, by their keys) and then embeds
@@ -249,9 +241,17 @@ func (s *Service) Remember(ctx context.Context, t Target, ms []store.Memory) (Re
 	for i, m := range pending {
 		texts[i], ids[i] = m.Content, m.ID
 	}
-	resp, eerr := s.embed(ctx, EmbedCall{TenantID: t.TenantID, AgentID: t.AgentID, ConversationID: t.ConversationID,
-		WorkflowID: t.WorkflowID, IdempotencyKey: t.EmbedKey, Purpose: "remember"}, texts)
+	purpose := t.Purpose
+	if purpose == "" {
+		purpose = "remember"
+	}
+	call := embedCall{TenantID: t.TenantID, AgentID: t.AgentID, ConversationID: t.ConversationID,
+		WorkflowID: t.WorkflowID, IdempotencyKey: t.EmbedKey, Purpose: purpose}
+	resp, took, eerr := s.embed(ctx, texts)
 	err = s.store.WithTenant(ctx, t.TenantID, func(tx *store.Tx) error {
+		if err := appendAudit(ctx, tx, call, len(texts), resp, took, eerr); err != nil {
+			return err
+		}
 		if eerr != nil {
 			// A request every model rejects (KindRequest) counts against the
 			// rows; an outage does not, so a long one gives nothing up.
@@ -281,8 +281,8 @@ func (s *Service) Remember(ctx context.Context, t Target, ms []store.Memory) (Re
 	return out, nil
 }
 
-// embed calls the pool, bounded by EmbedTimeout, and reports the call.
-func (s *Service) embed(ctx context.Context, call EmbedCall, texts []string) (llm.EmbedResponse, error) {
+// embed calls the pool, bounded by EmbedTimeout.
+func (s *Service) embed(ctx context.Context, texts []string) (llm.EmbedResponse, time.Duration, error) {
 	ectx, cancel := context.WithTimeout(ctx, s.cfg.EmbedTimeout)
 	defer cancel()
 	start := time.Now()
@@ -290,11 +290,57 @@ func (s *Service) embed(ctx context.Context, call EmbedCall, texts []string) (ll
 	if err != nil && ctx.Err() == nil && errors.Is(ectx.Err(), context.DeadlineExceeded) {
 		err = fmt.Errorf("memory: no embedding within %s: %w", s.cfg.EmbedTimeout, err)
 	}
-	if s.OnEmbed != nil {
-		call.Inputs, call.Err, call.Duration = len(texts), err, time.Since(start)
-		call.Response = resp
-		call.Response.Vectors = nil
-		s.OnEmbed(ctx, call)
+	return resp, time.Since(start), err
+}
+
+// appendAudit records an embedding.call event in tx, once per key. A failed
+// call is keyed apart from the success that a later retry may record.
+func appendAudit(ctx context.Context, tx *store.Tx, c embedCall, inputs int, resp llm.EmbedResponse, took time.Duration, callErr error) error {
+	if c.IdempotencyKey == "" {
+		return nil
 	}
-	return resp, err
+	data := map[string]any{"purpose": c.Purpose, "inputs": inputs, "latency_ms": took.Milliseconds()}
+	e := store.AuditEvent{Actor: "agent:" + c.AgentID.String(), Action: store.AuditEmbeddingCall, TargetType: "model",
+		AgentID: &c.AgentID, WorkflowID: c.WorkflowID, IdempotencyKey: c.IdempotencyKey, Data: data}
+	if c.ConversationID != uuid.Nil {
+		e.ConversationID = &c.ConversationID
+	}
+	attempts := resp.Attempts
+	if callErr != nil {
+		var lerr *llm.Error
+		if errors.As(callErr, &lerr) {
+			attempts = lerr.Attempts
+		}
+		data["outcome"], data["error"], data["error_kind"] = "failed", callErr.Error(), llm.KindOf(callErr).String()
+		e.IdempotencyKey += ":failed"
+	} else {
+		e.TargetID = resp.EmbeddingModel()
+		data["outcome"], data["provider"], data["model"], data["dimensions"] = "ok", resp.Provider, resp.Model, resp.Dimensions
+		data["input_tokens"], data["cost_micro_usd"] = resp.Usage.InputTokens, resp.CostMicroUSD
+	}
+	list := make([]map[string]any, 0, len(attempts))
+	for _, a := range attempts {
+		m := map[string]any{"provider": a.Provider, "model": a.Model, "outcome": a.Outcome, "duration_ms": a.Duration.Milliseconds()}
+		if a.Err != "" {
+			m["error"] = a.Err
+		}
+		list = append(list, m)
+	}
+	data["attempts"] = list
+	data["fallbacks"] = max(len(attempts)-1, 0)
+	return tx.AppendAudit(ctx, e)
+}
+
+// auditFailure records a failed embedding call on its own (best effort: the
+// caller reports the embedding error whatever happens here).
+func (s *Service) auditFailure(ctx context.Context, c embedCall, inputs int, took time.Duration, callErr error) {
+	if c.IdempotencyKey == "" || ctx.Err() != nil {
+		return
+	}
+	err := s.store.WithTenant(ctx, c.TenantID, func(tx *store.Tx) error {
+		return appendAudit(ctx, tx, c, inputs, llm.EmbedResponse{}, took, callErr)
+	})
+	if err != nil {
+		s.log.WarnContext(ctx, "memory: audit of a failed embedding call not recorded", "error", err)
+	}
 }
