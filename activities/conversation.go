@@ -127,23 +127,24 @@ func (a *Conversation) Respond(ctx context.Context, in RespondInput) (RespondOut
 		return RespondOutput{AgentStatus: AgentInactive}, nil
 	}
 
-	req := a.prompt(ctx, tenantID, convID, agent, in)
+	var tools []llm.ToolDef
 	for _, name := range agent.Tools {
 		if t, ok := a.Tools.Get(name); ok {
-			req.Tools = append(req.Tools, llm.ToolDef{Name: t.Name, Description: t.Description, Parameters: t.Parameters})
+			tools = append(tools, llm.ToolDef{Name: t.Name, Description: t.Description, Parameters: t.Parameters})
 		}
 	}
 	chain := agent.Models
 	if len(chain) == 0 {
 		chain = a.DefaultModels
 	}
+	req, budget := a.prompt(ctx, tenantID, convID, agent, chain, tools, in)
 	resp, err := a.LLM.Complete(ctx, chain, req)
 	if err != nil {
 		return RespondOutput{}, classifyLLMError(err)
 	}
 	out := RespondOutput{AgentStatus: AgentActive, Text: resp.Content, Tools: agent.Tools, Provider: resp.Provider,
 		Model: resp.Model, InputTokens: resp.Usage.InputTokens, OutputTokens: resp.Usage.OutputTokens,
-		CostMicroUSD: resp.CostMicroUSD, Fallbacks: max(len(resp.Attempts)-1, 0)}
+		CostMicroUSD: resp.CostMicroUSD, Fallbacks: max(len(resp.Attempts)-1, 0), WindowTokens: budget.WindowTokens()}
 	for _, tc := range resp.ToolCalls {
 		out.ToolCalls = append(out.ToolCalls, ToolCall{ID: tc.ID, Name: tc.Name, Arguments: tc.Arguments})
 	}

@@ -84,35 +84,49 @@ func endUser(in RespondInput) string {
 	return ""
 }
 
-// windowFromTurn is the first turn still in the window, whose messages are
-// in the prompt already and so are not recalled. A window message without a
-// turn (state from before turns were recorded) makes it conservative: every
-// turn the window could hold is excluded.
-func windowFromTurn(in RespondInput) int {
+// windowFromTurn is the first turn still in window, whose messages are in
+// the prompt already and so are not recalled. A message without a turn
+// (state from before turns were recorded) makes it conservative: every turn
+// the window could hold is excluded.
+func windowFromTurn(window []Message, turn int) int {
 	from := 0
-	for _, m := range in.History {
+	for _, m := range window {
 		if m.Turn <= 0 {
-			return max(1, in.Turn-len(in.History))
+			return max(1, turn-len(window))
 		}
 		if from == 0 || m.Turn < from {
 			from = m.Turn
 		}
 	}
 	if from == 0 {
-		return in.Turn
+		return turn
 	}
 	return from
 }
 
-// prompt builds the model request of a turn: the agent's system prompt, what
-// the end user's long-term memory recalls for the new message, and the window.
-// A recall failure is logged and the turn answers without memories: memory
-// must never stop a reply.
-func (a *Conversation) prompt(ctx context.Context, tenantID, convID uuid.UUID, agent store.Agent, in RespondInput) llm.Request {
+// prompt builds the model request of a turn within the context window of
+// the agent's chain (its smallest model): the agent's system prompt and the
+// new message whole; what the end user's long-term memory recalls for the
+// new message, within its share; and as much of the window as fits, cut from
+// the oldest end, a tool call never apart from its results. Whatever the
+// recall leaves of its share goes back to the window. A recall failure is
+// logged and the turn answers without memories: memory never stops a reply.
+func (a *Conversation) prompt(ctx context.Context, tenantID, convID uuid.UUID, agent store.Agent, chain []string, tools []llm.ToolDef, in RespondInput) (llm.Request, memory.Budget) {
 	system := agents.SystemPrompt(agent, in.Channel)
-	req := llm.Request{System: system, Messages: toLLM(in.History)}
+	b := memory.BudgetFor(chain, 0)
+	b.Knowledge = 0 // knowledge reaches this prompt as tool results, inside the window
+	fixed := llm.EstimateTokens(system)
+	for _, t := range tools {
+		fixed += llm.EstimateTokens(t.Name) + llm.EstimateTokens(t.Description) + llm.EstimateTokens(string(t.Parameters))
+	}
+	msgs := toLLM(in.History)
+	start := memory.CutWindow(msgs, b.Input-fixed-b.Recalled)
+	req := llm.Request{System: system, Messages: msgs[start:], Tools: tools}
 	if !a.Memory.Enabled() {
-		return req
+		if s := memory.CutWindow(msgs, b.Input-fixed); s < start {
+			req.Messages = msgs[s:]
+		}
+		return req, b
 	}
 	var text string
 	for i := len(in.History) - 1; i >= 0; i-- {
@@ -122,12 +136,26 @@ func (a *Conversation) prompt(ctx context.Context, tenantID, convID uuid.UUID, a
 		}
 	}
 	rec, err := a.Memory.Recall(ctx, memory.Query{TenantID: tenantID, AgentID: agent.ID, EndUserRef: endUser(in), Text: text,
-		ConversationID: convID, FromTurn: windowFromTurn(in), WorkflowID: in.WorkflowID,
+		ConversationID: convID, FromTurn: windowFromTurn(in.History[start:], in.Turn), WorkflowID: in.WorkflowID,
 		TurnKey: in.WorkflowID + ":" + strconv.Itoa(in.Turn), EmbedKey: store.AuditKeyEmbed(in.WorkflowID, in.Turn, 0)})
 	if err != nil {
 		a.Logger.WarnContext(ctx, "memory: recall failed; answering without long-term memory", "turn", in.Turn, "error", err)
-		return req
 	}
-	req.System = memory.WithRecalled(system, rec.Memories)
-	return req
+	recalled := memory.FitRecalled(rec.Memories, b.Recalled)
+	withRecalled := memory.WithRecalled(system, recalled)
+	// The recall's unused share goes back to the window; what the window then
+	// holds again is no longer "recalled".
+	if s := memory.CutWindow(msgs, b.Input-fixed-(llm.EstimateTokens(withRecalled)-llm.EstimateTokens(system))); s < start {
+		start = s
+		from := windowFromTurn(in.History[start:], in.Turn)
+		kept := recalled[:0:0]
+		for _, m := range recalled {
+			if m.ConversationID != convID || m.Turn < from {
+				kept = append(kept, m)
+			}
+		}
+		recalled, withRecalled = kept, memory.WithRecalled(system, kept)
+	}
+	req.System, req.Messages = withRecalled, msgs[start:]
+	return req, b
 }

@@ -96,6 +96,9 @@ type RespondOutput struct {
 	OutputTokens int        `json:"output_tokens,omitempty"`
 	CostMicroUSD int64      `json:"cost_micro_usd,omitempty"`
 	Fallbacks    int        `json:"fallbacks,omitempty"`
+	// WindowTokens is the token budget of the conversation's window for the
+	// agent's model chain; the workflow caps the window it keeps by it.
+	WindowTokens int `json:"window_tokens,omitempty"`
 }
 
 // Application error types a respond fails with when retrying cannot help.

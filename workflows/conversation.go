@@ -223,7 +223,7 @@ func (c *conversation) turn(ctx workflow.Context, m Inbound) error {
 		return c.deliver(ctx, m, activities.KindNotice, text, user, "", "")
 	}
 
-	c.s.remember(c.in.Settings.HistoryWindow, activities.Message{Role: "user", Content: m.Text, Author: m.UserID, Turn: c.s.Turn})
+	c.rememberWindow(ctx, activities.Message{Role: "user", Content: m.Text, Author: m.UserID, Turn: c.s.Turn})
 	window := c.s.History
 	for call := 0; ; call++ {
 		out, err := c.respond(ctx, m, call, user, window)
@@ -249,7 +249,7 @@ func (c *conversation) turn(ctx workflow.Context, m Inbound) error {
 			if err := c.deliver(ctx, m, activities.KindReply, text, nil, out.Provider, out.Model); err != nil {
 				return err
 			}
-			c.s.remember(c.in.Settings.HistoryWindow, activities.Message{Role: "assistant", Content: text, Turn: c.s.Turn})
+			c.rememberWindow(ctx, activities.Message{Role: "assistant", Content: text, Turn: c.s.Turn})
 			c.rememberTurn(ctx, m, text)
 			return nil
 		}
@@ -286,6 +286,7 @@ func (c *conversation) respond(ctx workflow.Context, m Inbound, call int, user *
 	var out activities.RespondOutput
 	err := workflow.ExecuteLocalActivity(workflow.WithLocalActivityOptions(ctx, opts), acts.Respond, in).Get(ctx, &out)
 	if err == nil {
+		c.noteBudget(ctx, out)
 		return out, nil
 	}
 	if n := noticeFor(err); n != nil {
@@ -301,6 +302,7 @@ func (c *conversation) respond(ctx workflow.Context, m Inbound, call int, user *
 	opts.RetryPolicy.MaximumInterval = 5 * time.Minute
 	err = workflow.ExecuteLocalActivity(workflow.WithLocalActivityOptions(ctx, opts), acts.Respond, in).Get(ctx, &out)
 	if err == nil {
+		c.noteBudget(ctx, out)
 		return out, nil
 	}
 	if n := noticeFor(err); n != nil {

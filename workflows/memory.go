@@ -7,16 +7,72 @@ import (
 	"go.temporal.io/sdk/workflow"
 
 	"github.com/konstruct/konstruct/activities"
+	"github.com/konstruct/konstruct/internal/llm"
 )
 
-// changeMemory names the long-term memory change (workflow.GetVersion): from
-// version 1 each delivered reply is followed by a Remember activity. Runs
-// that started before it replay without one.
+// changeMemory names the memory change (workflow.GetVersion). Runs that
+// started before a version replay without it:
+//   - 1: each delivered reply is followed by a Remember activity;
+//   - 2: the window kept in state is also capped by the token budget that
+//     Respond reports for the agent's model chain, not only by a count.
 const changeMemory = "memory"
 
-// memoryOn reports whether this run takes the memory change.
-func memoryOn(ctx workflow.Context) bool {
-	return workflow.GetVersion(ctx, changeMemory, workflow.DefaultVersion, 1) >= 1
+const (
+	memoryRemember   workflow.Version = 1
+	memoryTokenCap   workflow.Version = 2
+	memoryMaxVersion                  = memoryTokenCap
+)
+
+// memoryVersion is the version of the memory change this run takes.
+func memoryVersion(ctx workflow.Context) workflow.Version {
+	return workflow.GetVersion(ctx, changeMemory, workflow.DefaultVersion, memoryMaxVersion)
+}
+
+func memoryOn(ctx workflow.Context) bool { return memoryVersion(ctx) >= memoryRemember }
+
+// noteBudget keeps the window's token budget that Respond reported.
+func (c *conversation) noteBudget(ctx workflow.Context, out activities.RespondOutput) {
+	if out.WindowTokens > 0 && memoryVersion(ctx) >= memoryTokenCap {
+		c.s.WindowTokens = out.WindowTokens
+	}
+}
+
+// rememberWindow appends to the window, capped by count and (from
+// memoryTokenCap) by the token budget of the agent's models.
+func (c *conversation) rememberWindow(ctx workflow.Context, msgs ...activities.Message) {
+	c.s.remember(c.in.Settings.HistoryWindow, msgs...)
+	if c.s.WindowTokens > 0 && memoryVersion(ctx) >= memoryTokenCap {
+		c.s.capTokens(c.s.WindowTokens)
+	}
+}
+
+// capTokens drops the oldest messages of the window until it fits in budget
+// tokens (estimated; the newest message always stays), never leaving tool
+// results first without their call.
+func (s *State) capTokens(budget int) {
+	total := 0
+	for _, m := range s.History {
+		total += windowTokens(m)
+	}
+	i := 0
+	for total > budget && i < len(s.History)-1 {
+		total -= windowTokens(s.History[i])
+		i++
+	}
+	for i < len(s.History)-1 && (s.History[i].Role == "tool" || len(s.History[i].ToolCalls) > 0) {
+		i++
+	}
+	if i > 0 {
+		s.History = append([]activities.Message(nil), s.History[i:]...)
+	}
+}
+
+func windowTokens(m activities.Message) int {
+	n := llm.MessageOverhead + llm.EstimateTokens(m.Content)
+	for _, c := range m.ToolCalls {
+		n += llm.MessageOverhead + llm.EstimateTokens(c.Name) + llm.EstimateTokens(string(c.Arguments))
+	}
+	return n
 }
 
 // rememberOptions: Remember runs after the reply is posted, so it cannot

@@ -3,6 +3,7 @@ package workflows
 import (
 	"context"
 	"errors"
+	"strings"
 	"testing"
 	"time"
 
@@ -53,4 +54,23 @@ func TestRememberFailureDoesNotFailTheTurn(t *testing.T) {
 	require.NoError(t, env.GetWorkflowError())
 	require.Equal(t, []string{"reply: re: one", "reply: re: two"}, f.texts())
 	require.Len(t, f.remembered, 8, "4 attempts per turn, then given up")
+}
+
+// The window kept in state is capped by tokens: oldest first, the newest
+// message always kept, never starting with tool traffic.
+func TestStateCapTokens(t *testing.T) {
+	long := activities.Message{Role: "user", Content: strings.Repeat("word ", 100)}
+	short := activities.Message{Role: "assistant", Content: "ok"}
+	s := &State{History: []activities.Message{long, short, long, short, long, short}}
+	per := windowTokens(long) + windowTokens(short)
+	s.capTokens(2 * per)
+	require.Len(t, s.History, 4)
+	s.capTokens(1)
+	require.Len(t, s.History, 1, "the newest message stays")
+
+	call := activities.Message{Role: "assistant", ToolCalls: []activities.ToolCall{{ID: "c1", Name: "t"}}}
+	res := activities.Message{Role: "tool", ToolCallID: "c1", Content: "r"}
+	s = &State{History: []activities.Message{long, call, res, short}}
+	s.capTokens(windowTokens(short) + windowTokens(res) + windowTokens(call) + 1)
+	require.Equal(t, []activities.Message{short}, s.History, "the window does not start with a tool call or result")
 }

@@ -191,3 +191,29 @@ func TestEmbeddingOutageDoesNotBlockRepliesAndIsRetried(t *testing.T) {
 	require.Equal(t, "From memory: 7391", reply)
 	require.Positive(t, auditCount(t, p, tn, `action = 'embedding.call' AND data->>'outcome' = 'failed'`), "failed calls are audited")
 }
+
+// An agent on a small-context model (Ollama: 4096 tokens unless num_ctx is
+// raised) gets a prompt cut to fit, oldest messages first, while the new
+// message and the system prompt are always sent whole.
+func TestPromptFitsTheSmallestContextOfTheChain(t *testing.T) {
+	p := platform.Start(t, platform.Options{})
+	p.LLM.SetHandler(func(fakellm.Request) fakellm.Reply { return fakellm.Text("ok") })
+	tn := p.NewTenant("Small", platform.AgentSpec{Name: "Tiny", Models: []string{"ollama/llama3.2"}})
+	long := strings.Repeat("lorem ipsum dolor sit amet ", 150) // about 1000 tokens
+	thread := ""
+	for i := 1; i <= 6; i++ {
+		thread, _ = say(t, p, tn, "C0SMALL", "U0ALICE", fmt.Sprintf("part %d: %s", i, long), thread, i)
+	}
+	reqs := p.LLM.Requests()
+	last := reqs[len(reqs)-1]
+	require.Equal(t, fakellm.Ollama, last.Wire)
+	require.True(t, strings.HasPrefix(last.LastUserText(), "part 6:"), "the new message is sent")
+	require.Less(t, len(last.Messages), 11, "older messages were cut")
+	words := len(strings.Fields(last.System))
+	for _, m := range last.Messages {
+		words += len(strings.Fields(m.Content))
+	}
+	// The fake counts a token per word; the estimate errs high, so the
+	// prompt is well inside 4096 minus the answer's 1024.
+	require.LessOrEqual(t, words, 4096-1024)
+}
