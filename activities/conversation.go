@@ -13,10 +13,10 @@ import (
 	"go.temporal.io/sdk/activity"
 	"go.temporal.io/sdk/temporal"
 
-	"github.com/konstruct/konstruct/internal/agents"
 	"github.com/konstruct/konstruct/internal/channel/slack"
 	"github.com/konstruct/konstruct/internal/llm"
 	"github.com/konstruct/konstruct/internal/logging"
+	"github.com/konstruct/konstruct/internal/memory"
 	"github.com/konstruct/konstruct/internal/secrets"
 	"github.com/konstruct/konstruct/internal/store"
 	"github.com/konstruct/konstruct/internal/tools"
@@ -31,6 +31,7 @@ type Conversation struct {
 	Slack         *slack.Client
 	Tools         *tools.Registry
 	HTTPTools     *httptool.Client // runs the HTTP tools operators declare; nil: none
+	Memory        *memory.Service  // nil: no long-term memory
 	DefaultModels []string
 	Metrics       *Metrics
 	Logger        *slog.Logger
@@ -76,7 +77,7 @@ func (a *Conversation) Open(ctx context.Context, in OpenInput) (OpenOutput, erro
 		msgs, err := tx.RecentMessages(ctx, cv.ID, in.HistoryWindow)
 		for _, m := range msgs {
 			if m.Role == "user" || m.Role == "assistant" {
-				out.History = append(out.History, Message{Role: m.Role, Content: m.Content, Author: m.Author})
+				out.History = append(out.History, Message{Role: m.Role, Content: m.Content, Author: m.Author, Turn: m.Turn})
 			}
 		}
 		return err
@@ -132,12 +133,12 @@ func (a *Conversation) Respond(ctx context.Context, in RespondInput) (RespondOut
 		return RespondOutput{AgentStatus: AgentInactive}, nil
 	}
 
-	req := llm.Request{System: agents.SystemPrompt(agent, in.Channel), Messages: toLLM(in.History)}
+	var toolDefs []llm.ToolDef
 	allowed := slices.Clone(agent.Tools)
 	var specs []ToolSpec
 	for _, name := range agent.Tools {
 		if t, ok := a.Tools.Get(name); ok {
-			req.Tools = append(req.Tools, llm.ToolDef{Name: t.Name, Description: t.Description, Parameters: t.Parameters})
+			toolDefs = append(toolDefs, llm.ToolDef{Name: t.Name, Description: t.Description, Parameters: t.Parameters})
 			specs = append(specs, specOf(t))
 		}
 	}
@@ -148,20 +149,21 @@ func (a *Conversation) Respond(ctx context.Context, in RespondInput) (RespondOut
 		if slices.Contains(allowed, t.Name) {
 			continue // a built-in's name is refused at declaration; never shadow one
 		}
-		req.Tools = append(req.Tools, llm.ToolDef{Name: t.Name, Description: t.Description, Parameters: t.Parameters})
+		toolDefs = append(toolDefs, llm.ToolDef{Name: t.Name, Description: t.Description, Parameters: t.Parameters})
 		specs = append(specs, specOf(t))
 		allowed = append(allowed, t.Name)
 	}
+	chain := agent.Models
+	if len(chain) == 0 {
+		chain = a.DefaultModels
+	}
+	req, budget := a.prompt(ctx, tenantID, convID, agent, chain, toolDefs, in)
 	if in.FinalAnswer && len(req.Tools) > 0 {
 		// The turn's tool rounds are used up: the model must answer with
 		// what it has. The tools stay declared (a history holding tool calls
 		// needs them at some providers); calls it makes anyway are ignored.
 		req.System += "\n\nYou have used every tool call allowed for this message. Do not call any tool now: " +
 			"answer the user with the information you already have, and say what you could not find out."
-	}
-	chain := agent.Models
-	if len(chain) == 0 {
-		chain = a.DefaultModels
 	}
 	resp, err := a.LLM.Complete(ctx, chain, req)
 	if err != nil {
@@ -170,7 +172,7 @@ func (a *Conversation) Respond(ctx context.Context, in RespondInput) (RespondOut
 	}
 	out := RespondOutput{AgentStatus: AgentActive, Text: resp.Content, Tools: allowed, ToolSpecs: specs, Provider: resp.Provider,
 		Model: resp.Model, InputTokens: resp.Usage.InputTokens, OutputTokens: resp.Usage.OutputTokens,
-		CostMicroUSD: resp.CostMicroUSD, Fallbacks: max(len(resp.Attempts)-1, 0)}
+		CostMicroUSD: resp.CostMicroUSD, Fallbacks: max(len(resp.Attempts)-1, 0), WindowTokens: budget.WindowTokens()}
 	for _, tc := range resp.ToolCalls {
 		out.ToolCalls = append(out.ToolCalls, ToolCall{ID: tc.ID, Name: tc.Name, Arguments: tc.Arguments})
 	}

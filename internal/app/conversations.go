@@ -14,6 +14,7 @@ import (
 	"github.com/konstruct/konstruct/api/webhooks"
 	"github.com/konstruct/konstruct/internal/channel/slack"
 	"github.com/konstruct/konstruct/internal/llm"
+	"github.com/konstruct/konstruct/internal/memory"
 	"github.com/konstruct/konstruct/internal/tools/httptool"
 	"github.com/konstruct/konstruct/workers"
 	"github.com/konstruct/konstruct/workflows"
@@ -115,10 +116,12 @@ func (a *App) WorkerEndpoints() http.Handler {
 
 // Worker builds the Temporal worker executing conversations.
 func (a *App) Worker() worker.Worker {
+	pool := a.newLLMPool()
 	acts := &activities.Conversation{
-		Store: a.Store, Secrets: a.Secrets, LLM: a.newLLMPool(), Slack: a.Slack, Tools: a.Tools,
+		Store: a.Store, Secrets: a.Secrets, LLM: pool, Slack: a.Slack, Tools: a.Tools,
 		HTTPTools: httptool.NewClient(httptool.Options{Allow: a.Config.HTTPToolAllowCIDRs,
 			MaxResponseBytes: a.Config.HTTPToolMaxResponseBytes}),
+		Memory:        memory.New(a.Store, pool, memory.Config{Models: a.Config.EmbeddingModels}, a.Logger.With("component", "memory")),
 		DefaultModels: a.Config.DefaultModels, Metrics: activities.NewMetrics(a.Metrics),
 		Logger: a.Logger.With("component", "activities"),
 	}

@@ -138,6 +138,11 @@ func seed(t testing.TB, ctx context.Context, s *store.Store, label string) seede
 			Role: store.RoleCustomerOperator, ExpiresAt: time.Now().Add(time.Hour)}, invHash[:]); err != nil {
 			return err
 		}
+		if _, err = tx.AddMemory(ctx, store.Memory{AgentID: out.agent.ID, EndUserRef: "U" + label,
+			ConversationID: out.conversation.ID, Turn: 1, Kind: store.MemoryMessage, Role: "user",
+			Content: "hello from " + label, IdempotencyKey: "mem1"}); err != nil {
+			return err
+		}
 		if err = tx.AppendAudit(ctx, store.AuditEvent{Actor: "test", Action: store.AuditLLMCall,
 			AgentID: &out.agent.ID, ConversationID: &out.conversation.ID, WorkflowID: out.conversation.WorkflowID,
 			IdempotencyKey: store.AuditKeyLLM(out.conversation.WorkflowID, 1, 0)}); err != nil {
