@@ -20,7 +20,7 @@ type Agent struct {
 	Models       []string // ordered provider/model fallback chain; empty: platform default
 	Tools        []string
 	Escalation   Escalation
-	KBTopK       int // chunks kb_search returns; 0 on create takes the default (5)
+	KBTopK       int    // chunks kb_search returns; 0 on create takes the default (5)
 	Status       string // active | inactive
 	CreatedAt    time.Time
 	UpdatedAt    time.Time
