@@ -148,6 +148,11 @@ func seed(t *testing.T, ctx context.Context, s *store.Store, label string) seede
 			Role: store.RoleCustomerOperator, ExpiresAt: time.Now().Add(time.Hour)}, invHash[:]); err != nil {
 			return err
 		}
+		if err = tx.AppendAudit(ctx, store.AuditEvent{Actor: "test", Action: store.AuditLLMCall,
+			AgentID: &out.agent.ID, ConversationID: &out.conversation.ID, WorkflowID: out.conversation.WorkflowID,
+			IdempotencyKey: store.AuditKeyLLM(out.conversation.WorkflowID, 1, 0)}); err != nil {
+			return err
+		}
 		return tx.AppendAudit(ctx, store.AuditEvent{Actor: "test", Action: "seed"})
 	}))
 	return out
@@ -258,6 +263,15 @@ func TestTenantIsolationInEveryTable(t *testing.T) {
 		require.NoError(t, err)
 		require.Len(t, agents, 1)
 		require.Equal(t, b.agent.ID, agents[0].ID)
+		events, err := tx.ListAuditEvents(ctx, store.AuditFilter{AgentID: &a.agent.ID})
+		require.NoError(t, err)
+		require.Empty(t, events, "B lists A's audit events by A's agent ID")
+		events, err = tx.ListAuditEvents(ctx, store.AuditFilter{})
+		require.NoError(t, err)
+		require.Len(t, events, 2)
+		for _, e := range events {
+			require.Equal(t, b.tenant.ID, *e.TenantID)
+		}
 		return nil
 	}))
 	// B cannot point its channel at A's agent, even knowing its ID.
@@ -380,8 +394,9 @@ func TestAuditEventsRefuseUpdateAndDelete(t *testing.T) {
 	}
 	require.NoError(t, s.WithTenant(ctx, a.tenant.ID, func(tx *store.Tx) error {
 		events, err := tx.ListAudit(ctx, 10)
-		require.Len(t, events, 1)
+		require.Len(t, events, 2)
 		require.Equal(t, "seed", events[0].Action)
+		require.Equal(t, store.AuditLLMCall, events[1].Action)
 		return err
 	}))
 }

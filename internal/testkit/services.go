@@ -163,6 +163,14 @@ func NewDatabase(t testing.TB) Database {
 	// briefly when another test binary is cloning it at the same moment.
 	for attempt := 0; ; attempt++ {
 		_, err = admin.Exec(ctx, `CREATE DATABASE `+name+` TEMPLATE `+templateName)
+		if err != nil && attempt < 3 && strings.Contains(err.Error(), "SQLSTATE 3D000") {
+			// A test binary of another schema (another branch's worktree)
+			// dropped this template as stale: build it again.
+			if _, err = ensureTemplate(ctx, admin); err != nil {
+				t.Fatalf("testkit: migrate template database: %v", err)
+			}
+			continue
+		}
 		if err == nil || attempt == 50 || !strings.Contains(err.Error(), "is being accessed by other users") {
 			break
 		}
