@@ -62,6 +62,7 @@ type Config struct {
 	AnthropicBaseURL string   // ANTHROPIC_BASE_URL
 	OllamaURL        string   // OLLAMA_URL
 	DefaultModels    []string // DEFAULT_MODELS: comma-separated provider/model chain
+	EmbeddingModels  []string // EMBEDDING_MODEL: embedding model, or a comma-separated fallback chain
 
 	LLMAttemptTimeout      time.Duration // LLM_ATTEMPT_TIMEOUT: one model attempt
 	LLMUnavailableNotice   time.Duration // LLM_UNAVAILABLE_NOTICE: tell the user after this long without a provider
@@ -139,6 +140,7 @@ func Load(lookup func(string) (string, bool)) (Config, error) {
 		AnthropicBaseURL: l.url("ANTHROPIC_BASE_URL", "", "http", "https"),
 		OllamaURL:        l.url("OLLAMA_URL", "", "http", "https"),
 		DefaultModels:    l.models("DEFAULT_MODELS", "openai/gpt-4o-mini"),
+		EmbeddingModels:  l.embeddingModels("EMBEDDING_MODEL", "openai/text-embedding-3-small"),
 
 		LLMAttemptTimeout:      l.duration("LLM_ATTEMPT_TIMEOUT", 60*time.Second),
 		LLMUnavailableNotice:   l.duration("LLM_UNAVAILABLE_NOTICE", 2*time.Minute),
@@ -402,6 +404,19 @@ func (l *loader) models(name, def string) []string {
 	}
 	if len(out) == 0 {
 		l.fail(name, "at least one provider/model name")
+	}
+	return out
+}
+
+// embeddingModels is models restricted to the providers that serve
+// embeddings (Anthropic has no embedding API).
+func (l *loader) embeddingModels(name, def string) []string {
+	out := l.models(name, def)
+	for _, m := range out {
+		if p, _, _ := llm.ParseModel(m); p != llm.ProviderOpenAI && p != llm.ProviderOllama {
+			l.fail(name, fmt.Sprintf("embedding models of provider openai or ollama (%q: %s has no embedding API)", m, p))
+			return nil
+		}
 	}
 	return out
 }
