@@ -193,11 +193,34 @@ func (a *Conversation) RunTool(ctx context.Context, in ToolInput) (ToolOutput, e
 	if !slices.Contains(in.Allowed, in.Call.Name) {
 		return ToolOutput{Content: fmt.Sprintf("the tool %q is not enabled for this assistant", in.Call.Name), IsError: true}, nil
 	}
-	out, err := a.Tools.Call(ctx, in.Call.Name, in.Call.Arguments)
+	inv, err := invocation(in)
+	if err != nil {
+		return ToolOutput{}, err
+	}
+	res, err := a.Tools.Call(ctx, inv, in.Call.Name, in.Call.Arguments)
 	if err != nil {
 		return ToolOutput{Content: err.Error(), IsError: true}, nil
 	}
-	return ToolOutput{Content: out}, nil
+	return ToolOutput{Content: res.Content}, nil
+}
+
+// invocation says who calls a tool. Its idempotency key comes from the
+// workflow, turn and call index — never from the model's tool_call_id.
+func invocation(in ToolInput) (tools.Invocation, error) {
+	tenantID, agentID, err := parseIDs(in.TenantID, in.AgentID)
+	if err != nil {
+		return tools.Invocation{}, err
+	}
+	inv := tools.Invocation{TenantID: tenantID, AgentID: agentID, WorkflowID: in.WorkflowID, Turn: in.Turn, Call: in.Index}
+	if in.ConversationID != "" {
+		if inv.ConversationID, err = uuid.Parse(in.ConversationID); err != nil {
+			return tools.Invocation{}, temporal.NewNonRetryableApplicationError("bad conversation ID", "BadInput", err)
+		}
+	}
+	if in.WorkflowID != "" {
+		inv.IdempotencyKey = tools.IdempotencyKey(in.WorkflowID, in.Turn, in.Index)
+	}
+	return inv, nil
 }
 
 // Deliver posts text into the conversation's thread, exactly once per part

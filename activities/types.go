@@ -106,6 +106,12 @@ type ToolInput struct {
 	AgentID  string   `json:"agent_id"`
 	Allowed  []string `json:"allowed"`
 	Call     ToolCall `json:"call"`
+	// Who calls, for the tool's Invocation and idempotency key. Zero in
+	// histories recorded before they existed.
+	ConversationID string `json:"conversation_id,omitempty"`
+	WorkflowID     string `json:"workflow_id,omitempty"`
+	Turn           int    `json:"turn,omitempty"`
+	Index          int    `json:"index,omitempty"` // the call's index within the turn, across tool rounds
 }
 
 // ToolOutput is the tool's result, or an error message the model can read.

@@ -225,6 +225,7 @@ func (c *conversation) turn(ctx workflow.Context, m Inbound) error {
 
 	c.s.remember(c.in.Settings.HistoryWindow, activities.Message{Role: "user", Content: m.Text, Author: m.UserID})
 	window := c.s.History
+	toolIndex := 0 // tool calls so far this turn, across rounds: the calls' idempotency keys
 	for call := 0; ; call++ {
 		out, err := c.respond(ctx, m, call, user, window)
 		user = nil // recorded by the first call
@@ -259,7 +260,10 @@ func (c *conversation) turn(ctx workflow.Context, m Inbound) error {
 		for _, tc := range out.ToolCalls {
 			var res activities.ToolOutput
 			err := workflow.ExecuteLocalActivity(workflow.WithLocalActivityOptions(ctx, localOptions(30*time.Second)), acts.RunTool,
-				activities.ToolInput{TenantID: c.in.TenantID, AgentID: c.in.AgentID, Allowed: out.Tools, Call: tc}).Get(ctx, &res)
+				activities.ToolInput{TenantID: c.in.TenantID, AgentID: c.in.AgentID, Allowed: out.Tools, Call: tc,
+					ConversationID: c.s.ConversationID, WorkflowID: workflow.GetInfo(ctx).WorkflowExecution.ID,
+					Turn: c.s.Turn, Index: toolIndex}).Get(ctx, &res)
+			toolIndex++
 			if err != nil {
 				return err
 			}
