@@ -13,6 +13,7 @@ import (
 	"github.com/konstruct/konstruct/activities"
 	"github.com/konstruct/konstruct/api/webhooks"
 	"github.com/konstruct/konstruct/internal/channel/slack"
+	"github.com/konstruct/konstruct/internal/knowledge"
 	"github.com/konstruct/konstruct/internal/llm"
 	"github.com/konstruct/konstruct/workers"
 	"github.com/konstruct/konstruct/workflows"
@@ -114,10 +115,20 @@ func (a *App) WorkerEndpoints() http.Handler {
 
 // Worker builds the Temporal worker executing conversations.
 func (a *App) Worker() worker.Worker {
+	pool := a.newLLMPool()
 	acts := &activities.Conversation{
-		Store: a.Store, Secrets: a.Secrets, LLM: a.newLLMPool(), Slack: a.Slack, Tools: a.Tools,
+		Store: a.Store, Secrets: a.Secrets, LLM: pool, Slack: a.Slack, Tools: a.Tools,
 		DefaultModels: a.Config.DefaultModels, Metrics: activities.NewMetrics(a.Metrics),
 		Logger: a.Logger.With("component", "activities"),
 	}
-	return workers.NewConversationWorker(a.Temporal, a.Config.TemporalTaskQueue, acts, workers.Options{})
+	w := workers.NewConversationWorker(a.Temporal, a.Config.TemporalTaskQueue, acts, workers.Options{})
+	workers.RegisterKnowledge(w, a.knowledgeActivities(pool))
+	return w
+}
+
+// knowledgeActivities are the ingestion workflow's activities, embedding with
+// the worker's LLM pool along KONSTRUCT_EMBEDDING_MODEL.
+func (a *App) knowledgeActivities(pool *llm.Pool) *activities.Knowledge {
+	return &activities.Knowledge{Store: a.Store, Embedder: knowledge.PoolEmbedder{Pool: pool, Chain: a.Config.EmbeddingModels},
+		Logger: a.Logger.With("component", "knowledge")}
 }

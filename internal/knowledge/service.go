@@ -116,9 +116,9 @@ func (s *Service) Add(ctx context.Context, p authz.Principal, tenantID uuid.UUID
 		if err != nil || outcome == store.DocUnchanged {
 			return err
 		}
-		action := "knowledge.create"
+		action := store.AuditKnowledgeCreate
 		if outcome == store.DocReplaced {
-			action = "knowledge.replace"
+			action = store.AuditKnowledgeReplace
 		}
 		return tx.AppendAudit(ctx, store.AuditEvent{Actor: actor(p), Action: action, TargetType: "document",
 			TargetID: doc.ID.String(), Data: map[string]any{"title": doc.Title, "version": doc.Version,
@@ -176,10 +176,14 @@ func (s *Service) Retry(ctx context.Context, p authz.Principal, tenantID, id uui
 		if doc.Status == store.DocReady {
 			return nil
 		}
-		if _, err := tx.SetDocumentStatus(ctx, id, doc.Version, store.DocQueued, ""); err != nil {
-			return err
+		// A failed document is queued again; one still queued or indexing
+		// keeps its status (a lost start is restarted, a running workflow found).
+		if doc.Status == store.DocFailed {
+			if _, err := tx.SetDocumentStatus(ctx, id, doc.Version, store.DocQueued, ""); err != nil {
+				return err
+			}
 		}
-		return tx.AppendAudit(ctx, store.AuditEvent{Actor: actor(p), Action: "knowledge.retry", TargetType: "document",
+		return tx.AppendAudit(ctx, store.AuditEvent{Actor: actor(p), Action: store.AuditKnowledgeRetry, TargetType: "document",
 			TargetID: id.String(), Data: map[string]any{"title": doc.Title, "version": doc.Version, "previous_error": doc.Error}})
 	})
 	if err != nil {
@@ -199,7 +203,7 @@ func (s *Service) Delete(ctx context.Context, p authz.Principal, tenantID, id uu
 		if err != nil {
 			return err
 		}
-		return tx.AppendAudit(ctx, store.AuditEvent{Actor: actor(p), Action: "knowledge.delete", TargetType: "document",
+		return tx.AppendAudit(ctx, store.AuditEvent{Actor: actor(p), Action: store.AuditKnowledgeDelete, TargetType: "document",
 			TargetID: id.String(), Data: map[string]any{"title": doc.Title, "chunks": doc.ChunksTotal}})
 	})
 	return notFound(err)
