@@ -115,7 +115,7 @@ func (a *App) WorkerEndpoints() http.Handler {
 
 // Worker builds the Temporal worker executing conversations.
 func (a *App) Worker() worker.Worker {
-	pool := a.newLLMPool()
+	pool := a.llmPool()
 	acts := &activities.Conversation{
 		Store: a.Store, Secrets: a.Secrets, LLM: pool, Slack: a.Slack, Tools: a.Tools,
 		DefaultModels: a.Config.DefaultModels, Metrics: activities.NewMetrics(a.Metrics),
