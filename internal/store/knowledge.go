@@ -485,3 +485,6 @@ func (t *Tx) ListSources(ctx context.Context, conversationID uuid.UUID) ([]Sourc
 	}
 	return out, nil
 }
+
+// Citation is how the source was cited: [Title §n] (knowledge.Cite).
+func (s Source) Citation() string { return fmt.Sprintf("[%s §%d]", s.DocumentTitle, s.Ordinal+1) }
