@@ -25,6 +25,8 @@ import (
 	"github.com/konstruct/konstruct/internal/authz"
 	"github.com/konstruct/konstruct/internal/channel/slack"
 	"github.com/konstruct/konstruct/internal/config"
+	"github.com/konstruct/konstruct/internal/knowledge"
+	"github.com/konstruct/konstruct/internal/llm"
 	"github.com/konstruct/konstruct/internal/ratelimit"
 	"github.com/konstruct/konstruct/internal/secrets"
 	"github.com/konstruct/konstruct/internal/store"
@@ -46,6 +48,10 @@ type App struct {
 	Metrics  *prometheus.Registry
 	Tools    *tools.Registry
 	HTTP     *http.Client // for outside APIs: pooled, with timeouts
+	// Knowledge is the knowledge base; its kb_search is in Tools.
+	Knowledge *knowledge.Service
+
+	pool *llm.Pool // built once: the worker's activities and the API's query embeddings share it
 
 	slack *webhooks.Slack // built once: Socket Mode and the webhook share it
 }
@@ -97,6 +103,10 @@ func New(ctx context.Context, cfg config.Config, logger *slog.Logger) (*App, err
 	a.Tools = tools.Builtin()
 	a.Metrics = prometheus.NewRegistry()
 	a.Metrics.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	if err := a.registerKnowledge(); err != nil {
+		a.Close()
+		return nil, err
+	}
 	return a, nil
 }
 
@@ -146,7 +156,7 @@ func (a *App) HTTPServer() *api.Server {
 		MaxBodyBytes: a.Config.MaxBodyBytes,
 		V1: &v1.API{
 			Store: a.Store, Auth: a.Auth, Accounts: svc.Accounts, Invitations: svc.Invitations, Designer: svc.Designer,
-			TemporalUIURL: a.Config.TemporalUIURL, Namespace: a.Config.TemporalNamespace, Logger: a.Logger,
+			Knowledge: a.Knowledge, TemporalUIURL: a.Config.TemporalUIURL, Namespace: a.Config.TemporalNamespace, Logger: a.Logger,
 		},
 	}, a.mounts(svc)...)
 }

@@ -13,6 +13,7 @@ import (
 	"github.com/konstruct/konstruct/activities"
 	"github.com/konstruct/konstruct/api/webhooks"
 	"github.com/konstruct/konstruct/internal/channel/slack"
+	"github.com/konstruct/konstruct/internal/knowledge"
 	"github.com/konstruct/konstruct/internal/llm"
 	"github.com/konstruct/konstruct/internal/memory"
 	"github.com/konstruct/konstruct/internal/tools/httptool"
@@ -116,7 +117,7 @@ func (a *App) WorkerEndpoints() http.Handler {
 
 // Worker builds the Temporal worker executing conversations.
 func (a *App) Worker() worker.Worker {
-	pool := a.newLLMPool()
+	pool := a.llmPool()
 	acts := &activities.Conversation{
 		Store: a.Store, Secrets: a.Secrets, LLM: pool, Slack: a.Slack, Tools: a.Tools,
 		HTTPTools: httptool.NewClient(httptool.Options{Allow: a.Config.HTTPToolAllowCIDRs,
@@ -125,5 +126,14 @@ func (a *App) Worker() worker.Worker {
 		DefaultModels: a.Config.DefaultModels, Metrics: activities.NewMetrics(a.Metrics),
 		Logger: a.Logger.With("component", "activities"),
 	}
-	return workers.NewConversationWorker(a.Temporal, a.Config.TemporalTaskQueue, acts, workers.Options{})
+	w := workers.NewConversationWorker(a.Temporal, a.Config.TemporalTaskQueue, acts, workers.Options{})
+	workers.RegisterKnowledge(w, a.knowledgeActivities(pool))
+	return w
+}
+
+// knowledgeActivities are the ingestion workflow's activities, embedding with
+// the worker's LLM pool along KONSTRUCT_EMBEDDING_MODEL.
+func (a *App) knowledgeActivities(pool *llm.Pool) *activities.Knowledge {
+	return &activities.Knowledge{Store: a.Store, Embedder: knowledge.PoolEmbedder{Pool: pool, Chain: a.Config.EmbeddingModels},
+		Logger: a.Logger.With("component", "knowledge")}
 }

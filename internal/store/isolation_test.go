@@ -133,6 +133,24 @@ func seed(t testing.TB, ctx context.Context, s *store.Store, label string) seede
 		if _, err = tx.ClaimToolCall(ctx, "wf-"+label+":1:tool:0", "lookup_order"); err != nil {
 			return err
 		}
+		docHash := sha256.Sum256([]byte("doc-" + label))
+		doc, _, err := tx.UpsertDocument(ctx, store.Document{Title: "Handbook " + label, SourceType: "text",
+			Content: []byte("doc-" + label), ContentHash: docHash[:]})
+		if err != nil {
+			return err
+		}
+		if _, _, err = tx.ReplaceChunks(ctx, doc.ID, doc.Version, []store.NewChunk{
+			{Ordinal: 0, Content: "doc-" + label, Hash: docHash[:]}}, "openai/text-embedding-3-small"); err != nil {
+			return err
+		}
+		chunks, err := tx.ListChunks(ctx, doc.ID)
+		if err != nil {
+			return err
+		}
+		if err = tx.AddSources(ctx, []store.Source{{ConversationID: out.conversation.ID, Turn: 1, Call: 0, Rank: 1,
+			ChunkID: &chunks[0].ID, DocumentID: &doc.ID, DocumentTitle: doc.Title, Score: 0.5}}); err != nil {
+			return err
+		}
 		invHash := sha256.Sum256([]byte("invite-" + label + id.String()))
 		if _, err = tx.CreateInvitation(ctx, store.Invitation{Email: "invitee-" + label + "@example.com",
 			Role: store.RoleCustomerOperator, ExpiresAt: time.Now().Add(time.Hour)}, invHash[:]); err != nil {
