@@ -163,6 +163,14 @@ func NewDatabase(t testing.TB) Database {
 	// briefly when another test binary is cloning it at the same moment.
 	for attempt := 0; ; attempt++ {
 		_, err = admin.Exec(ctx, `CREATE DATABASE `+name+` TEMPLATE `+templateName)
+		if err != nil && attempt < 3 && strings.Contains(err.Error(), "does not exist") {
+			// A test binary built from other migrations (another worktree)
+			// dropped this schema's template as outdated: build it again.
+			if _, err = ensureTemplate(ctx, admin); err != nil {
+				break
+			}
+			continue
+		}
 		if err == nil || attempt == 50 || !strings.Contains(err.Error(), "is being accessed by other users") {
 			break
 		}
