@@ -81,6 +81,15 @@ CREATE POLICY dispatcher_purge ON inbox FOR DELETE USING (app_is_dispatcher());
 GRANT SELECT, INSERT, UPDATE, DELETE ON inbox TO konstruct_app;
 GRANT EXECUTE ON FUNCTION app_is_dispatcher() TO konstruct_app;
 
+-- A conversation's turn count as the workflow run that opened it saw it.
+-- Open runs as a local activity inside a workflow task; when that task is
+-- lost (its worker killed) after some turns were recorded, the retried task
+-- opens again and must number its turns as the first attempt did, or a turn
+-- gets a new outbound key and its reply is posted twice. The first Open of a
+-- run stores the count with the run ID; a repeated Open of that run reads it.
+ALTER TABLE conversations ADD COLUMN opened_by_run text, ADD COLUMN opened_turns integer CHECK (opened_turns >= 0);
+
 -- +goose Down
+ALTER TABLE conversations DROP COLUMN IF EXISTS opened_by_run, DROP COLUMN IF EXISTS opened_turns;
 DROP TABLE IF EXISTS inbox;
 DROP FUNCTION IF EXISTS inbox_immutable_event(), app_is_dispatcher();
