@@ -71,12 +71,19 @@ func (a *Conversation) Open(ctx context.Context, in OpenInput) (OpenOutput, erro
 			return err
 		}
 		out.ConversationID, out.Turns = cv.ID.String(), cv.Turns
-		if cv.Turns == 0 || in.HistoryWindow <= 0 {
+		if run := activityRunID(ctx); run != "" {
+			// Turns recorded by a lost attempt of this run's workflow task
+			// are numbered again by its retry, not counted as earlier turns.
+			if out.Turns, err = tx.OpenRun(ctx, cv.ID, run); err != nil {
+				return err
+			}
+		}
+		if out.Turns == 0 || in.HistoryWindow <= 0 {
 			return nil
 		}
 		msgs, err := tx.RecentMessages(ctx, cv.ID, in.HistoryWindow)
 		for _, m := range msgs {
-			if m.Role == "user" || m.Role == "assistant" {
+			if (m.Role == "user" || m.Role == "assistant") && m.Turn <= out.Turns {
 				out.History = append(out.History, Message{Role: m.Role, Content: m.Content, Author: m.Author, Turn: m.Turn})
 			}
 		}
@@ -404,4 +411,13 @@ func (a *Conversation) SetStatus(ctx context.Context, in StatusInput) error {
 		return fmt.Errorf("activities: set status: %w", err)
 	}
 	return nil
+}
+
+// activityRunID is the run ID of the workflow calling the activity ("" when
+// called outside one).
+func activityRunID(ctx context.Context) string {
+	if !activity.IsActivity(ctx) {
+		return ""
+	}
+	return activity.GetInfo(ctx).WorkflowExecution.RunID
 }

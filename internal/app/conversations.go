@@ -52,20 +52,21 @@ func (a *App) ConversationSettings() workflows.Settings {
 
 // slackWebhook builds the Slack Events API receiver.
 func (a *App) slackWebhook() *webhooks.Slack {
-	if a.slack == nil {
+	// Once: the HTTP server and Socket Mode ask for it from two goroutines.
+	a.slackOnce.Do(func() {
 		a.slack = &webhooks.Slack{
 			SigningSecret:        a.Config.SlackSigningSecret,
 			Routes:               webhooks.NewRoutes(a.Store, 30*time.Second),
-			Redis:                a.Redis,
+			Store:                a.Store,
 			Limiter:              a.Limiter,
-			Sender:               workflows.Starter{Client: a.Temporal, TaskQueue: a.Config.TemporalTaskQueue},
+			Wake:                 a.Inbox().Wake,
 			Settings:             a.ConversationSettings(),
 			TenantRatePerMinute:  a.Config.TenantRatePerMinute,
 			ChannelRatePerMinute: a.Config.ChannelRatePerMinute,
 			Metrics:              webhooks.NewMetrics(a.Metrics),
 			Logger:               a.Logger.With("component", "slack"),
 		}
-	}
+	})
 	return a.slack
 }
 

@@ -70,6 +70,8 @@ type Config struct {
 	LLMBreakerFailures     int           // LLM_BREAKER_FAILURES: consecutive failures that open a provider's circuit
 	LLMBreakerCooldown     time.Duration // LLM_BREAKER_COOLDOWN: how long an open circuit skips its provider
 	ConversationIdle       time.Duration // CONVERSATION_IDLE_TIMEOUT: an idle conversation workflow ends
+	InboxLease             time.Duration // INBOX_LEASE: how long a dispatcher's claim on inbox events lasts (a dead process's claim is taken over after it)
+	InboxDegradedAfter     time.Duration // INBOX_DEGRADED_AFTER: /readyz says degraded while the oldest inbox event is older
 	TenantRatePerMinute    int           // RATE_LIMIT_TENANT_PER_MINUTE: default for tenants without their own
 	ChannelRatePerMinute   int           // RATE_LIMIT_CHANNEL_PER_MINUTE: default per Slack channel / WhatsApp number
 	LoginAttemptsPerMinute int           // RATE_LIMIT_LOGIN_PER_MINUTE: per email and per client IP
@@ -151,6 +153,8 @@ func Load(lookup func(string) (string, bool)) (Config, error) {
 		LLMBreakerFailures:     l.intRange("LLM_BREAKER_FAILURES", 5, 1, 1000),
 		LLMBreakerCooldown:     l.duration("LLM_BREAKER_COOLDOWN", 30*time.Second),
 		ConversationIdle:       l.duration("CONVERSATION_IDLE_TIMEOUT", 24*time.Hour),
+		InboxLease:             l.duration("INBOX_LEASE", 30*time.Second),
+		InboxDegradedAfter:     l.duration("INBOX_DEGRADED_AFTER", time.Minute),
 		TenantRatePerMinute:    l.intRange("RATE_LIMIT_TENANT_PER_MINUTE", 600, 1, 1_000_000),
 		ChannelRatePerMinute:   l.intRange("RATE_LIMIT_CHANNEL_PER_MINUTE", 60, 1, 1_000_000),
 		LoginAttemptsPerMinute: l.intRange("RATE_LIMIT_LOGIN_PER_MINUTE", 10, 1, 10_000),
