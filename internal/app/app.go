@@ -10,6 +10,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net/http"
+	"sync"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -47,7 +48,8 @@ type App struct {
 	Tools    *tools.Registry
 	HTTP     *http.Client // for outside APIs: pooled, with timeouts
 
-	slack *webhooks.Slack // built once: Socket Mode and the webhook share it
+	slack     *webhooks.Slack // built once: Socket Mode and the webhook share it
+	slackOnce sync.Once       // they build it concurrently at start-up
 }
 
 // New connects to Postgres and Redis (failing fast with a clear error when

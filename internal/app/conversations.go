@@ -49,7 +49,7 @@ func (a *App) ConversationSettings() workflows.Settings {
 
 // slackWebhook builds the Slack Events API receiver.
 func (a *App) slackWebhook() *webhooks.Slack {
-	if a.slack == nil {
+	a.slackOnce.Do(func() {
 		a.slack = &webhooks.Slack{
 			SigningSecret:        a.Config.SlackSigningSecret,
 			Routes:               webhooks.NewRoutes(a.Store, 30*time.Second),
@@ -62,7 +62,7 @@ func (a *App) slackWebhook() *webhooks.Slack {
 			Metrics:              webhooks.NewMetrics(a.Metrics),
 			Logger:               a.Logger.With("component", "slack"),
 		}
-	}
+	})
 	return a.slack
 }
 
