@@ -17,6 +17,10 @@ type Message struct {
 	Author     string     `json:"author,omitempty"`
 	ToolCalls  []ToolCall `json:"tool_calls,omitempty"`
 	ToolCallID string     `json:"tool_call_id,omitempty"`
+	// Turn is the turn the message belongs to (0 in state recorded before
+	// turns were kept): what is still in the window is not recalled from
+	// long-term memory.
+	Turn int `json:"turn,omitempty"`
 }
 
 // ToolCall is a model's request to run a tool.
@@ -72,7 +76,8 @@ type RespondInput struct {
 	History        []Message    `json:"history"`
 	// FinalAnswer: the turn's tool rounds are used up; the model is asked to
 	// answer without calling tools.
-	FinalAnswer bool `json:"final_answer,omitempty"`
+	FinalAnswer bool   `json:"final_answer,omitempty"`
+	EndUserRef  string `json:"end_user_ref,omitempty"` // whose long-term memory is recalled
 }
 
 // Agent statuses a respond may report instead of an answer.
@@ -95,6 +100,9 @@ type RespondOutput struct {
 	OutputTokens int        `json:"output_tokens,omitempty"`
 	CostMicroUSD int64      `json:"cost_micro_usd,omitempty"`
 	Fallbacks    int        `json:"fallbacks,omitempty"`
+	// WindowTokens is the token budget of the conversation's window for the
+	// agent's model chain; the workflow caps the window it keeps by it.
+	WindowTokens int `json:"window_tokens,omitempty"`
 }
 
 // Application error types a respond fails with when retrying cannot help.

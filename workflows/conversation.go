@@ -223,7 +223,7 @@ func (c *conversation) turn(ctx workflow.Context, m Inbound) error {
 		return c.deliver(ctx, m, activities.KindNotice, text, user, "", "")
 	}
 
-	c.s.remember(c.in.Settings.HistoryWindow, activities.Message{Role: "user", Content: m.Text, Author: m.UserID})
+	c.rememberWindow(ctx, activities.Message{Role: "user", Content: m.Text, Author: m.UserID, Turn: c.s.Turn})
 	window := c.s.History
 	toolIndex := 0 // tool calls so far this turn, across rounds: the calls' idempotency keys
 	toolsVersion := workflow.Version(-2)
@@ -252,7 +252,8 @@ func (c *conversation) turn(ctx workflow.Context, m Inbound) error {
 			if err := c.deliver(ctx, m, activities.KindReply, text, nil, out.Provider, out.Model); err != nil {
 				return err
 			}
-			c.s.remember(c.in.Settings.HistoryWindow, activities.Message{Role: "assistant", Content: text})
+			c.rememberWindow(ctx, activities.Message{Role: "assistant", Content: text, Turn: c.s.Turn})
+			c.rememberTurn(ctx, m, text)
 			return nil
 		}
 		// The model asked for tools: run them (in order), then ask again with
@@ -293,12 +294,13 @@ func (n *userNotice) Error() string { return n.text }
 func (c *conversation) respond(ctx workflow.Context, m Inbound, call int, user *activities.UserMessage, window []activities.Message, final bool) (activities.RespondOutput, error) {
 	in := activities.RespondInput{TenantID: c.in.TenantID, AgentID: c.in.AgentID, ConversationID: c.s.ConversationID,
 		WorkflowID: workflow.GetInfo(ctx).WorkflowExecution.ID, Channel: c.in.Channel, Turn: c.s.Turn, Call: call,
-		User: user, History: window, FinalAnswer: final}
+		User: user, History: window, FinalAnswer: final, EndUserRef: m.UserID}
 	opts := localOptions(c.in.Settings.LLMCallTimeout)
 	opts.ScheduleToCloseTimeout = c.in.Settings.UnavailableNotice
 	var out activities.RespondOutput
 	err := workflow.ExecuteLocalActivity(workflow.WithLocalActivityOptions(ctx, opts), acts.Respond, in).Get(ctx, &out)
 	if err == nil {
+		c.noteBudget(ctx, out)
 		return out, nil
 	}
 	if n := noticeFor(err); n != nil {
@@ -314,6 +316,7 @@ func (c *conversation) respond(ctx workflow.Context, m Inbound, call int, user *
 	opts.RetryPolicy.MaximumInterval = 5 * time.Minute
 	err = workflow.ExecuteLocalActivity(workflow.WithLocalActivityOptions(ctx, opts), acts.Respond, in).Get(ctx, &out)
 	if err == nil {
+		c.noteBudget(ctx, out)
 		return out, nil
 	}
 	if n := noticeFor(err); n != nil {

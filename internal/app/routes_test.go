@@ -2,6 +2,7 @@ package app_test
 
 import (
 	"context"
+	"crypto/sha256"
 	"fmt"
 	"io"
 	"net/http"
@@ -136,6 +137,12 @@ func TestEveryRouteEveryRole(t *testing.T) {
 				inv, err := tx.CreateInvitation(ctx, store.Invitation{Email: uuid.NewString()[:8] + "@invitee.test",
 					Role: store.RoleCustomerOperator, ExpiresAt: time.Now().Add(time.Hour)}, []byte(uuid.NewString()[:32]))
 				id = inv.ID
+				return err
+			case ":document_id":
+				sum := sha256.Sum256([]byte(uuid.NewString()))
+				d, _, err := tx.UpsertDocument(ctx, store.Document{Title: "Fixture doc " + uuid.NewString()[:8], SourceType: "text",
+					Content: []byte("fixture"), ContentHash: sum[:]})
+				id = d.ID
 				return err
 			default:
 				t.Fatalf("route parameter %s has no fixture in this test: add one", param)

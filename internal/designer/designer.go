@@ -48,12 +48,13 @@ func notFound(err error, what string) error {
 // InputOf is the designer's view of a stored agent.
 func InputOf(a store.Agent) agents.Input {
 	return agents.Input{Name: a.Name, Role: a.Role, Persona: a.Persona, SystemPrompt: a.SystemPrompt,
-		Models: a.Models, Tools: a.Tools, Escalation: a.Escalation, Status: a.Status}
+		Models: a.Models, Tools: a.Tools, Escalation: a.Escalation, Status: a.Status, KBTopK: a.KBTopK}
 }
 
 func apply(a *store.Agent, in agents.Input) {
 	a.Name, a.Role, a.Persona, a.SystemPrompt = in.Name, in.Role, in.Persona, in.SystemPrompt
 	a.Models, a.Tools, a.Escalation, a.Status = in.Models, in.Tools, in.Escalation, in.Status
+	a.KBTopK = in.KBTopK
 }
 
 // List returns a tenant's agents, oldest first; a tenant that does not exist
