@@ -16,6 +16,7 @@ import (
 	"github.com/konstruct/konstruct/internal/authz"
 	"github.com/konstruct/konstruct/internal/config"
 	"github.com/konstruct/konstruct/internal/invitations"
+	"github.com/konstruct/konstruct/internal/knowledge"
 	"github.com/konstruct/konstruct/internal/store"
 	"github.com/konstruct/konstruct/internal/tools"
 )
@@ -59,7 +60,10 @@ func samplePages(t *testing.T) map[string]any {
 		"agents/form":        d,
 		"agents/show":        agentShowData{Agent: agent, Channels: []store.ChannelConnection{ch}, Conversations: []store.Conversation{conv}, Prompts: map[string]string{"slack": agents.SystemPrompt(agent, "slack")}},
 		"conversations/list": &conversationListData{Conversations: []store.Conversation{conv}, AgentNames: map[string]string{aid.String(): agent.Name}, Agents: []store.Agent{agent}, Status: "escalated", AgentID: aid.String()},
-		"conversations/show": &transcriptData{Conversation: conv, Agent: &agent, Messages: []store.Message{{Turn: 1, Role: "user", Content: evil, CreatedAt: now}, {Turn: 1, Role: "assistant", Content: evil, Provider: "openai", Model: "gpt", CreatedAt: now}, {Turn: 2, Role: "tool", Content: evil}}},
+		"conversations/show": &transcriptData{Conversation: conv, Agent: &agent, Messages: []store.Message{{Turn: 1, Role: "user", Content: evil, CreatedAt: now}, {Turn: 1, Role: "assistant", Content: evil, Provider: "openai", Model: "gpt", CreatedAt: now}, {Turn: 2, Role: "tool", Content: evil}}, Sources: map[int][]store.Source{1: {{Turn: 1, Rank: 1, ChunkID: &aid, DocumentID: &aid, DocumentTitle: evil, Score: 0.03}, {Turn: 1, Rank: 2, DocumentTitle: evil}}}},
+		"knowledge/list":     &knowledgeListData{Documents: []docRow{{Document: store.Document{ID: aid, Title: evil, SourceType: "pdf", Status: store.DocFailed, Error: evil, ChunksTotal: 4, ChunksDone: 2, Version: 2, UpdatedAt: now}, Pct: 50}}, MaxBytes: 1 << 20, Pending: true},
+		"knowledge/show":     &knowledgeShowData{Document: docRow{Document: store.Document{ID: aid, Title: evil, Status: store.DocIndexing, Error: evil, WorkflowID: evil}}, Chunks: []store.Chunk{{ID: aid, Heading: evil, Content: evil, Embedded: true}, {ID: aid, Ordinal: 1, Content: evil}}},
+		"knowledge/search":   &knowledgeSearchData{Query: evil, TopK: 5, MaxTopK: 20, Result: &knowledge.SearchResult{Model: evil, Warning: evil, Hits: []knowledge.Hit{{ChunkID: aid, DocumentID: aid, DocumentTitle: evil, Heading: evil, Content: evil, Score: 0.03, VectorRank: 1, Similarity: 0.9, Citation: evil}, {ChunkID: aid, Content: evil, TextRank: 2}}}},
 		"channels":           &channelListData{Channels: []store.ChannelConnection{ch}, AgentNames: map[string]string{aid.String(): agent.Name}, Agents: []store.Agent{agent}},
 		"team":               &teamData{Members: []store.User{user}, Invitations: []store.Invitation{inv, expired}, Roles: []string{"a"}, Admins: 1, TTLHours: 72},
 		"usage":              &usageData{Days: 30, Periods: []int{7, 30}, Totals: usage, ByDay: []store.UsageRow{day}, ByModel: []store.UsageRow{{Provider: "openai", Model: evil, UsageTotals: usage}}, ByAgent: []store.UsageRow{{AgentID: &aid, AgentName: evil, UsageTotals: usage}}, MaxCost: 1, Chart: layoutChart([]store.UsageRow{day, day}, 1234567, 12)},

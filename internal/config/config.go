@@ -11,6 +11,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net/mail"
+	"net/netip"
 	"net/url"
 	"os"
 	"sort"
@@ -62,12 +63,15 @@ type Config struct {
 	AnthropicBaseURL string   // ANTHROPIC_BASE_URL
 	OllamaURL        string   // OLLAMA_URL
 	DefaultModels    []string // DEFAULT_MODELS: comma-separated provider/model chain
+	EmbeddingModels  []string // EMBEDDING_MODEL: embedding model, or a comma-separated fallback chain
 
 	LLMAttemptTimeout      time.Duration // LLM_ATTEMPT_TIMEOUT: one model attempt
 	LLMUnavailableNotice   time.Duration // LLM_UNAVAILABLE_NOTICE: tell the user after this long without a provider
 	LLMBreakerFailures     int           // LLM_BREAKER_FAILURES: consecutive failures that open a provider's circuit
 	LLMBreakerCooldown     time.Duration // LLM_BREAKER_COOLDOWN: how long an open circuit skips its provider
 	ConversationIdle       time.Duration // CONVERSATION_IDLE_TIMEOUT: an idle conversation workflow ends
+	InboxLease             time.Duration // INBOX_LEASE: how long a dispatcher's claim on inbox events lasts (a dead process's claim is taken over after it)
+	InboxDegradedAfter     time.Duration // INBOX_DEGRADED_AFTER: /readyz says degraded while the oldest inbox event is older
 	TenantRatePerMinute    int           // RATE_LIMIT_TENANT_PER_MINUTE: default for tenants without their own
 	ChannelRatePerMinute   int           // RATE_LIMIT_CHANNEL_PER_MINUTE: default per Slack channel / WhatsApp number
 	LoginAttemptsPerMinute int           // RATE_LIMIT_LOGIN_PER_MINUTE: per email and per client IP
@@ -85,6 +89,9 @@ type Config struct {
 
 	LogLevel  slog.Level // LOG_LEVEL
 	LogFormat string     // LOG_FORMAT: json or text
+
+	HTTPToolAllowCIDRs       []netip.Prefix // HTTP_TOOL_ALLOW_CIDRS: internal networks HTTP tools may reach (default none)
+	HTTPToolMaxResponseBytes int64          // HTTP_TOOL_MAX_RESPONSE_BYTES: an HTTP tool's response is cut here
 }
 
 // Error lists every variable that is missing or malformed.
@@ -139,12 +146,15 @@ func Load(lookup func(string) (string, bool)) (Config, error) {
 		AnthropicBaseURL: l.url("ANTHROPIC_BASE_URL", "", "http", "https"),
 		OllamaURL:        l.url("OLLAMA_URL", "", "http", "https"),
 		DefaultModels:    l.models("DEFAULT_MODELS", "openai/gpt-4o-mini"),
+		EmbeddingModels:  l.embeddingModels("EMBEDDING_MODEL", "openai/text-embedding-3-small"),
 
 		LLMAttemptTimeout:      l.duration("LLM_ATTEMPT_TIMEOUT", 60*time.Second),
 		LLMUnavailableNotice:   l.duration("LLM_UNAVAILABLE_NOTICE", 2*time.Minute),
 		LLMBreakerFailures:     l.intRange("LLM_BREAKER_FAILURES", 5, 1, 1000),
 		LLMBreakerCooldown:     l.duration("LLM_BREAKER_COOLDOWN", 30*time.Second),
 		ConversationIdle:       l.duration("CONVERSATION_IDLE_TIMEOUT", 24*time.Hour),
+		InboxLease:             l.duration("INBOX_LEASE", 30*time.Second),
+		InboxDegradedAfter:     l.duration("INBOX_DEGRADED_AFTER", time.Minute),
 		TenantRatePerMinute:    l.intRange("RATE_LIMIT_TENANT_PER_MINUTE", 600, 1, 1_000_000),
 		ChannelRatePerMinute:   l.intRange("RATE_LIMIT_CHANNEL_PER_MINUTE", 60, 1, 1_000_000),
 		LoginAttemptsPerMinute: l.intRange("RATE_LIMIT_LOGIN_PER_MINUTE", 10, 1, 10_000),
@@ -162,6 +172,9 @@ func Load(lookup func(string) (string, bool)) (Config, error) {
 
 		LogLevel:  l.level("LOG_LEVEL", slog.LevelInfo),
 		LogFormat: l.oneOf("LOG_FORMAT", "json", "json", "text"),
+
+		HTTPToolAllowCIDRs:       l.cidrs("HTTP_TOOL_ALLOW_CIDRS"),
+		HTTPToolMaxResponseBytes: int64(l.intRange("HTTP_TOOL_MAX_RESPONSE_BYTES", 64<<10, 1024, 16<<20)),
 	}
 	if c.BootstrapAdminEmail != "" && c.BootstrapAdminPassword == "" {
 		l.fail("BOOTSTRAP_ADMIN_PASSWORD", "required when KONSTRUCT_BOOTSTRAP_ADMIN_EMAIL is set")
@@ -402,6 +415,45 @@ func (l *loader) models(name, def string) []string {
 	}
 	if len(out) == 0 {
 		l.fail(name, "at least one provider/model name")
+	}
+	return out
+}
+
+// cidrs reads comma-separated networks (a bare address is its own /32 or /128).
+func (l *loader) cidrs(name string) []netip.Prefix {
+	v, ok := l.raw(name)
+	if !ok {
+		return nil
+	}
+	var out []netip.Prefix
+	for _, part := range strings.Split(v, ",") {
+		part = strings.TrimSpace(part)
+		if part == "" {
+			continue
+		}
+		p, err := netip.ParsePrefix(part)
+		if err != nil {
+			a, aerr := netip.ParseAddr(part)
+			if aerr != nil {
+				l.fail(name, "comma-separated CIDRs such as 10.1.2.0/24,127.0.0.1/32 (bad: "+part+")")
+				return nil
+			}
+			p = netip.PrefixFrom(a, a.BitLen())
+		}
+		out = append(out, p.Masked())
+	}
+	return out
+}
+
+// embeddingModels is models restricted to the providers that serve
+// embeddings (Anthropic has no embedding API).
+func (l *loader) embeddingModels(name, def string) []string {
+	out := l.models(name, def)
+	for _, m := range out {
+		if p, _, _ := llm.ParseModel(m); p != llm.ProviderOpenAI && p != llm.ProviderOllama {
+			l.fail(name, fmt.Sprintf("embedding models of provider openai or ollama (%q: %s has no embedding API)", m, p))
+			return nil
+		}
 	}
 	return out
 }

@@ -85,6 +85,21 @@ func TestLoadReadsValues(t *testing.T) {
 	require.Equal(t, []string{"anthropic/claude-sonnet-4-5", "openai/gpt-4o-mini"}, c.DefaultModels)
 	require.Equal(t, 15*time.Second, c.LLMAttemptTimeout)
 	require.Equal(t, "admin@example.com", c.BootstrapAdminEmail)
+	require.Equal(t, []string{"openai/text-embedding-3-small"}, c.EmbeddingModels, "the default embedding model")
+}
+
+func TestEmbeddingModel(t *testing.T) {
+	c, err := Load(env(map[string]string{
+		"KONSTRUCT_ENCRYPTION_KEY":  testKey,
+		"KONSTRUCT_EMBEDDING_MODEL": "openai/text-embedding-3-small, ollama/nomic-embed-text",
+	}))
+	require.NoError(t, err)
+	require.Equal(t, []string{"openai/text-embedding-3-small", "ollama/nomic-embed-text"}, c.EmbeddingModels)
+
+	_, err = Load(env(map[string]string{"KONSTRUCT_ENCRYPTION_KEY": testKey, "KONSTRUCT_EMBEDDING_MODEL": "anthropic/claude-haiku-4-5"}))
+	require.ErrorContains(t, err, "KONSTRUCT_EMBEDDING_MODEL: embedding models of provider openai or ollama")
+	_, err = Load(env(map[string]string{"KONSTRUCT_ENCRYPTION_KEY": testKey, "KONSTRUCT_EMBEDDING_MODEL": "text-embedding-3-small"}))
+	require.ErrorContains(t, err, "KONSTRUCT_EMBEDDING_MODEL: comma-separated provider/model names")
 }
 
 // One message names every bad variable, so an operator fixes them all at once.

@@ -33,6 +33,9 @@ type member struct {
 	provider   Provider
 	configured bool
 	breaker    *breaker
+	// embedBreaker is the circuit of the provider's embedding endpoint: an
+	// embedding outage must not stop chat, nor the reverse.
+	embedBreaker *breaker
 }
 
 // NewPool builds a pool over providers. Providers reporting that they are
@@ -63,9 +66,11 @@ func NewPool(providers []Provider, cfg PoolConfig) *Pool {
 			m.configured = c.Configured()
 		}
 		m.breaker = newBreaker(name, cfg.BreakerFailures, cfg.BreakerCooldown, p.onStateChange)
+		m.embedBreaker = newBreaker(name+embedSuffix, cfg.BreakerFailures, cfg.BreakerCooldown, p.onStateChange)
 		p.members[name] = m
 		if m.configured {
 			cfg.Metrics.circuitState(name, gobreaker.StateClosed)
+			cfg.Metrics.circuitState(name+embedSuffix, gobreaker.StateClosed)
 		}
 	}
 	return p
@@ -143,57 +148,19 @@ func (p *Pool) Complete(ctx context.Context, chain []string, req Request) (Respo
 	return Response{}, exhausted(chain, attempts, errs)
 }
 
-// attempt tries one chain entry and says how it went; earlier holds the
-// attempts made so far in this chain.
+// attempt completes req on one chain entry; earlier holds the attempts made
+// so far in this chain.
 func (p *Pool) attempt(ctx context.Context, provider, model string, req Request, earlier []Attempt) (Response, *Error, Attempt) {
-	a := Attempt{Provider: provider, Model: model}
-	start := time.Now()
-	skip := func(outcome string, e *Error) (Response, *Error, Attempt) {
-		a.Outcome, a.Err, a.Skipped, a.Duration = outcome, e.Error(), true, time.Since(start)
-		return Response{}, e, a
+	var resp Response
+	err, a := p.try(ctx, provider, model, earlier, false, func(actx context.Context, pr Provider) error {
+		var cerr error
+		resp, cerr = pr.Complete(actx, model, req)
+		return cerr
+	})
+	if err != nil {
+		return Response{}, err, a
 	}
-
-	m := p.members[provider]
-	if m == nil || !m.configured {
-		return skip(OutcomeNotConfigured, notConfigured(provider, model))
-	}
-	for _, e := range earlier {
-		if e.Provider == provider && e.Outcome == OutcomeAuth {
-			return skip(OutcomeAuth, &Error{Kind: KindAuth, Provider: provider, Model: model,
-				Message: "skipped: the provider rejected our credentials earlier in this chain"})
-		}
-	}
-	done, err := m.breaker.Allow()
-	if err != nil { // open, or half-open with its probe in flight
-		return skip(OutcomeCircuitOpen, &Error{Kind: KindUnavailable, Provider: provider, Model: model,
-			Message: "skipped: circuit open after repeated failures", Err: err})
-	}
-
-	actx, cancel := context.WithTimeout(ctx, p.cfg.AttemptTimeout)
-	resp, cerr := m.provider.Complete(actx, model, req)
-	timedOut := errors.Is(actx.Err(), context.DeadlineExceeded)
-	cancel()
-	a.Duration = time.Since(start)
-
-	if cerr == nil {
-		done(nil)
-		a.Outcome = OutcomeOK
-		return resp, nil, a
-	}
-	if ctx.Err() != nil {
-		// The caller gave up (or its deadline passed): not the provider's fault.
-		done(errCallerGone)
-		e := &Error{Kind: KindCanceled, Provider: provider, Model: model, Err: ctx.Err()}
-		a.Outcome, a.Err = OutcomeCanceled, e.Error()
-		return Response{}, e, a
-	}
-	e := asError(cerr, provider, model)
-	if timedOut && e.Kind == KindUnavailable && e.Message == "" {
-		e.Message = fmt.Sprintf("no answer within the attempt timeout (%s)", p.cfg.AttemptTimeout)
-	}
-	done(e)
-	a.Outcome, a.Err = e.Kind.outcome(), e.Error()
-	return Response{}, e, a
+	return resp, nil, a
 }
 
 // checkChain rejects malformed chains before anything is called: a typo in

@@ -33,6 +33,11 @@ var prices = map[string]price{
 	"o3-pro":        {20_000_000, 80_000_000},
 	"o4-mini":       {1_100_000, 4_400_000},
 
+	// OpenAI embeddings (input tokens only)
+	"text-embedding-3-small": {20_000, 0},
+	"text-embedding-3-large": {130_000, 0},
+	"text-embedding-ada-002": {100_000, 0},
+
 	// Anthropic
 	"claude-sonnet-4-5": {3_000_000, 15_000_000},
 	"claude-sonnet-4":   {3_000_000, 15_000_000},

@@ -4,7 +4,9 @@
 //   - OpenAI Chat Completions: POST /v1/chat/completions (and /chat/completions,
 //     for clients whose base URL already ends in /v1);
 //   - Anthropic Messages: POST /v1/messages;
-//   - Ollama native chat: POST /api/chat (stream:false only).
+//   - Ollama native chat: POST /api/chat (stream:false only);
+//   - embeddings: POST /v1/embeddings (OpenAI) and POST /api/embed (Ollama),
+//     with deterministic vectors from [Embedding] (see embed.go).
 //
 // Each test scripts the answers with a [Handler] that sees the parsed request
 // and returns a [Reply]: text, tool calls, an HTTP error in the provider's own
@@ -58,6 +60,11 @@ type Request struct {
 	Temperature *float64
 	Stream      bool
 	Body        []byte // raw request body
+
+	// Embedding requests only (see [Server.EmbedRequests]).
+	Inputs         []string // the texts to embed
+	Dimensions     int      // requested size; 0 if absent
+	EncodingFormat string   // OpenAI: "float", "base64" or ""
 }
 
 // Message is one conversation turn as sent on the wire (system messages are
@@ -153,9 +160,11 @@ type Server struct {
 	once   sync.Once
 	ids    atomic.Int64
 
-	mu      sync.Mutex
-	handler Handler
-	reqs    []Request
+	mu           sync.Mutex
+	handler      Handler
+	reqs         []Request
+	embedHandler Handler
+	embeds       []Request
 }
 
 // Option configures a Server.
@@ -183,6 +192,9 @@ func New(t testing.TB, opts ...Option) *Server {
 	mux.HandleFunc("POST /chat/completions", s.serveOpenAI)
 	mux.HandleFunc("POST /v1/messages", s.serveAnthropic)
 	mux.HandleFunc("POST /api/chat", s.serveOllama)
+	mux.HandleFunc("POST /v1/embeddings", s.serveOpenAIEmbed)
+	mux.HandleFunc("POST /embeddings", s.serveOpenAIEmbed)
+	mux.HandleFunc("POST /api/embed", s.serveOllamaEmbed)
 	s.ts = httptest.NewServer(mux)
 	s.URL = s.ts.URL
 	t.Cleanup(s.Close)
@@ -236,7 +248,7 @@ func (s *Server) Count() int {
 // Reset forgets the recorded requests.
 func (s *Server) Reset() {
 	s.mu.Lock()
-	s.reqs = nil
+	s.reqs, s.embeds = nil, nil
 	s.mu.Unlock()
 }
 
