@@ -72,7 +72,7 @@ func TestRunSideEffectToolExactlyOnce(t *testing.T) {
 	env := suite.NewTestActivityEnvironment()
 	env.RegisterActivity(acts)
 	in := ToolInput{TenantID: tenantID.String(), AgentID: agent.ID.String(), Allowed: []string{"refund"},
-		Call: ToolCall{ID: "provider-id-1", Name: "refund", Arguments: json.RawMessage(`{"id":"7"}`)},
+		Call:       ToolCall{ID: "provider-id-1", Name: "refund", Arguments: json.RawMessage(`{"id":"7"}`)},
 		WorkflowID: "wf-1", Turn: 3, Index: 1}
 
 	run := func(in ToolInput) ToolOutput {

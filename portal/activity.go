@@ -33,7 +33,7 @@ type activityTypeOption struct {
 var activityTypes = []activityTypeOption{
 	{"llm.", "Model calls"},
 	{"embedding.", "Embedding calls"},
-	{"tool.", "Tool calls"},
+	{"tool.call", "Tool calls"},
 	{"knowledge.", "Knowledge base"},
 	{"memory.", "Memory"},
 	{"handoff.", "Handoffs"},
@@ -242,9 +242,10 @@ func number(m map[string]any, k string) int64 {
 // rest as the Activity page always did.
 func activityWhat(e store.AuditEvent) string {
 	d := e.Data
-	model := str(d, "provider") + "/" + str(d, "model")
-	if model == "/" {
-		model = e.TargetID
+	// "provider" and "model", or a "model" already named "provider/model".
+	model := firstOf(str(d, "model"), e.TargetID)
+	if p := str(d, "provider"); p != "" && !strings.HasPrefix(model, p+"/") {
+		model = p + "/" + model
 	}
 	switch e.Action {
 	case store.AuditLLMCall:
@@ -259,11 +260,14 @@ func activityWhat(e store.AuditEvent) string {
 		}
 		return s
 	case store.AuditEmbeddingCall:
-		return "embedded text with " + model
+		if str(d, "outcome") == "failed" {
+			return "could not embed text (" + firstOf(str(d, "error_kind"), "failed") + ")"
+		}
+		return "embedded " + plural(int(number(d, "inputs")), "text", "texts") + " with " + model
 	case store.AuditToolCall:
-		s := "used the tool " + firstOf(str(d, "tool"), str(d, "name"), e.TargetID)
+		s := "used the tool " + firstOf(str(d, "tool"), e.TargetID)
 		if o := str(d, "outcome"); o != "" {
-			s += " (" + o + ")"
+			s += " (" + o + ", " + num(number(d, "duration_ms")) + " ms)"
 		}
 		return s
 	case store.AuditMemoryForget:

@@ -316,7 +316,10 @@ cmd_stop() {
 }
 
 cmd_status() {
-	ensure_tools
+	local bin
+	for bin in "${TEMPORAL}" "${ARGS_TOOL}" "${SERVER_BIN}" "${SQL_TOOL}" "${UI_BIN}"; do
+		[[ -x "${bin}" ]] || die "${bin#"${KONSTRUCT_ROOT}"/} is not installed (scripts/temporal-server.sh install)"
+	done
 	load_settings
 	local rc=0
 	if healthy; then

@@ -106,7 +106,7 @@ func TestActivityFiltersPagesAndExports(t *testing.T) {
 	require.Equal(t, 2, pages)
 	p := admin.get(home + "/activity")
 	require.Contains(t, p.Body, "called openai/gpt-4o-mini: 1,200 in, 80 out, $0.0002, 640 ms after 1 fallback")
-	require.Contains(t, p.Body, "used the tool current_time (ok)")
+	require.Contains(t, p.Body, "used the tool current_time (ok, 3 ms)")
 	require.Contains(t, p.Body, `<strong>Sam</strong>`, "an agent is named as the actor")
 	require.Contains(t, p.Body, `href="http://temporal-ui.test:8233/namespaces/default/workflows/`+
 		html.EscapeString(url.PathEscape(cv.WorkflowID))+`"`, "each agent event links to its workflow")
