@@ -169,3 +169,33 @@ func (p *Portal) agentToolDelete(c *gin.Context) {
 	}
 	p.back(c, "/t/"+tenant.ID.String()+"/agents/"+agentID.String()+"/tools", "success", "The tool was deleted.")
 }
+
+// agentToolEnabled switches a declared tool on or off.
+func (p *Portal) agentToolEnabled(c *gin.Context) {
+	tenant, ok := p.tenantInView(c)
+	if !ok {
+		return
+	}
+	agentID, ok := pathUUID(c, "agent_id")
+	if !ok {
+		p.notFoundPage(c)
+		return
+	}
+	toolID, ok := pathUUID(c, "tool_id")
+	if !ok {
+		p.notFoundPage(c)
+		return
+	}
+	on := c.PostForm("enabled") == "on"
+	h, err := p.d.Designer.PatchHTTPTool(c.Request.Context(), viewerOf(c).Principal, tenant.ID, agentID, toolID,
+		func(d *httptool.Declaration) error { d.Enabled = on; return nil })
+	if err != nil {
+		p.fail(c, err)
+		return
+	}
+	msg := h.Name + " is off: the agent no longer sees it."
+	if h.Enabled {
+		msg = h.Name + " is on: the agent can call it from its next turn."
+	}
+	p.back(c, "/t/"+tenant.ID.String()+"/agents/"+agentID.String()+"/tools", "success", msg)
+}

@@ -175,6 +175,7 @@ func (p *Portal) routes() []route {
 		r(get, t+"/agents/:agent_id/tools", read(authz.ObjAgents), p.agentTools),
 		r(post, t+"/agents/:agent_id/tools", write(authz.ObjAgents), p.agentToolCreate),
 		r(post, t+"/agents/:agent_id/tools/:tool_id/delete", write(authz.ObjAgents), p.agentToolDelete),
+		r(post, t+"/agents/:agent_id/tools/:tool_id/enabled", write(authz.ObjAgents), p.agentToolEnabled),
 
 		r(get, t+"/conversations", read(authz.ObjConversations), p.conversationList),
 		r(get, t+"/conversations/:conversation_id", read(authz.ObjConversations), p.conversationShow),

@@ -61,6 +61,16 @@ func TestPortalDeclaresHTTPTool(t *testing.T) {
 	require.Len(t, tools, 1)
 	require.NotContains(t, string(tools[0].Headers), "sk_live_portal_secret", "sealed at rest")
 
+	// Switched off and on again from the page.
+	p = b.post(path+"/"+tools[0].ID.String()+"/enabled", nil)
+	require.Equal(t, http.StatusSeeOther, p.Status, p.Body)
+	p = b.get(p.Location)
+	require.Contains(t, p.Body, "get_order is off")
+	require.Contains(t, p.Body, `data-testid="enable-get_order"`)
+	p = b.post(path+"/"+tools[0].ID.String()+"/enabled", url.Values{"enabled": {"on"}})
+	require.Equal(t, http.StatusSeeOther, p.Status, p.Body)
+	require.Contains(t, b.get(p.Location).Body, `data-testid="disable-get_order"`)
+
 	p = b.post(path+"/"+tools[0].ID.String()+"/delete", nil)
 	require.Equal(t, http.StatusSeeOther, p.Status, p.Body)
 	require.NotContains(t, b.get(path).Body, `data-testid="schema-get_order"`)
