@@ -206,7 +206,10 @@ func (a *Conversation) runTool(ctx context.Context, in ToolInput) (ToolOutput, e
 		if err == nil || !retryable(err) || ctx.Err() != nil {
 			break
 		}
-		time.Sleep(time.Duration(attempts) * 100 * time.Millisecond)
+		select {
+		case <-ctx.Done():
+		case <-time.After(time.Duration(attempts) * 100 * time.Millisecond):
+		}
 	}
 	out := ToolOutput{Content: res.Content}
 	if err != nil {
