@@ -228,3 +228,23 @@ func (t *Tx) CountRecallableMemories(ctx context.Context, agentID uuid.UUID, end
 	}
 	return n, nil
 }
+
+// HasMemory reports whether a memory with this idempotency key exists (a
+// summary already written by an earlier attempt).
+func (t *Tx) HasMemory(ctx context.Context, key string) (bool, error) {
+	var ok bool
+	if err := t.tx.QueryRow(ctx, `SELECT EXISTS (SELECT 1 FROM memories WHERE idempotency_key = $1)`, key).Scan(&ok); err != nil {
+		return false, fmt.Errorf("store: has memory: %w", mapErr(err))
+	}
+	return ok, nil
+}
+
+// DeleteOlderSummaries removes a conversation's summaries other than keep:
+// a conversation reopened and closed again is summarised whole once more.
+func (t *Tx) DeleteOlderSummaries(ctx context.Context, conversationID uuid.UUID, keep string) error {
+	if _, err := t.tx.Exec(ctx, `DELETE FROM memories WHERE conversation_id = $1 AND kind = 'summary' AND idempotency_key <> $2`,
+		conversationID, keep); err != nil {
+		return fmt.Errorf("store: delete older summaries: %w", mapErr(err))
+	}
+	return nil
+}
