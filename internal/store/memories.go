@@ -147,9 +147,21 @@ func (t *Tx) RecallMemories(ctx context.Context, q RecallQuery) ([]Recalled, err
 		ef = max(40, 4*q.K)
 	}
 	// SET LOCAL takes no parameters; ef is an int formatted here.
-	if !q.Exact {
+	if q.Exact {
+		if _, err := t.tx.Exec(ctx, `SET LOCAL jit = off`); err != nil { // see below
+			return nil, fmt.Errorf("store: recall memories: settings: %w", mapErr(err))
+		}
+	} else {
 		// SET LOCAL takes no parameters; ef is an int formatted here.
-		settings := `SET LOCAL hnsw.iterative_scan = relaxed_order; SET LOCAL hnsw.ef_search = ` + strconv.Itoa(min(ef, 1000))
+		// The planner underestimates how many rows the end-user filter keeps
+		// and prefers fetching them all through the user index and sorting
+		// (each vector a TOASTed 6 KB read: 0.5 s for 10k rows); without
+		// bitmap scans and sorts to fall back on it walks the HNSW graph.
+		// The caller chose this path because the end user has many rows.
+		// The graph scan's estimated cost is high enough to trigger JIT
+		// compilation, which costs far more (~0.6 s) than the query: off.
+		settings := `SET LOCAL hnsw.iterative_scan = relaxed_order; SET LOCAL enable_bitmapscan = off; SET LOCAL enable_sort = off; SET LOCAL jit = off; ` +
+			`SET LOCAL hnsw.ef_search = ` + strconv.Itoa(min(ef, 1000))
 		if _, err := t.tx.Exec(ctx, settings); err != nil {
 			return nil, fmt.Errorf("store: recall memories: settings: %w", mapErr(err))
 		}
