@@ -116,7 +116,10 @@ type RecallQuery struct {
 	// in the conversation's window and are not recalled (zero: exclude nothing).
 	ExcludeConversation uuid.UUID
 	ExcludeFromTurn     int
-	// EfSearch is hnsw.ef_search for this query (0: max(40, 4K)).
+	// EfSearch is hnsw.ef_search for this query (0: max(100, 4K)). At 100,
+	// BenchmarkRecall measured recall@10 1.00 against exact search with p99
+	// 6.6 ms (90k vectors of one end user among 145k); 40, pgvector's default,
+	// gave 0.91.
 	EfSearch int
 	// Exact searches without the HNSW index: every matching row is compared,
 	// which is exact and, for an end user with few memories, also faster.
@@ -144,7 +147,7 @@ func (t *Tx) RecallMemories(ctx context.Context, q RecallQuery) ([]Recalled, err
 	}
 	ef := q.EfSearch
 	if ef <= 0 {
-		ef = max(40, 4*q.K)
+		ef = max(100, 4*q.K)
 	}
 	// SET LOCAL takes no parameters; ef is an int formatted here.
 	if q.Exact {
