@@ -91,6 +91,9 @@ func endUser(in RespondInput) string {
 func windowFromTurn(window []Message, turn int) int {
 	from := 0
 	for _, m := range window {
+		if m.Turn <= 0 && (m.Role == "tool" || len(m.ToolCalls) > 0) {
+			continue // this turn's tool rounds, which the workflow does not number
+		}
 		if m.Turn <= 0 {
 			return max(1, turn-len(window))
 		}

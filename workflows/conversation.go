@@ -380,6 +380,10 @@ func (c *conversation) close(ctx workflow.Context) error {
 	if c.s.ConversationID == "" {
 		return nil
 	}
-	return workflow.ExecuteLocalActivity(workflow.WithLocalActivityOptions(ctx, localOptions(30*time.Second)), acts.SetStatus,
-		activities.StatusInput{TenantID: c.in.TenantID, ConversationID: c.s.ConversationID, Status: store.ConversationClosed}).Get(ctx, nil)
+	if err := workflow.ExecuteLocalActivity(workflow.WithLocalActivityOptions(ctx, localOptions(30*time.Second)), acts.SetStatus,
+		activities.StatusInput{TenantID: c.in.TenantID, ConversationID: c.s.ConversationID, Status: store.ConversationClosed}).Get(ctx, nil); err != nil {
+		return err
+	}
+	c.summarize(ctx)
+	return nil
 }

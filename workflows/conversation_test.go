@@ -29,6 +29,7 @@ type fakeActs struct {
 	// memory (memory_test.go)
 	remembered  []activities.RememberInput
 	rememberErr error
+	summarized  []activities.SummarizeInput
 }
 
 func (f *fakeActs) Open(_ context.Context, in activities.OpenInput) (activities.OpenOutput, error) {
@@ -92,6 +93,7 @@ func newEnv(t *testing.T) (*testsuite.TestWorkflowEnvironment, *fakeActs) {
 	env.RegisterActivityWithOptions(f.Deliver, activityName("Deliver"))
 	env.RegisterActivityWithOptions(f.SetStatus, activityName("SetStatus"))
 	env.RegisterActivityWithOptions(f.Remember, activityName("Remember"))
+	env.RegisterActivityWithOptions(f.Summarize, activityName("Summarize"))
 	return env, f
 }
 

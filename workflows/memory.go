@@ -14,13 +14,15 @@ import (
 // started before a version replay without it:
 //   - 1: each delivered reply is followed by a Remember activity;
 //   - 2: the window kept in state is also capped by the token budget that
-//     Respond reports for the agent's model chain, not only by a count.
+//     Respond reports for the agent's model chain, not only by a count;
+//   - 3: closing the conversation writes its summary (Summarize).
 const changeMemory = "memory"
 
 const (
 	memoryRemember   workflow.Version = 1
 	memoryTokenCap   workflow.Version = 2
-	memoryMaxVersion                  = memoryTokenCap
+	memorySummary    workflow.Version = 3
+	memoryMaxVersion                  = memorySummary
 )
 
 // memoryVersion is the version of the memory change this run takes.
@@ -107,5 +109,25 @@ func (c *conversation) rememberTurn(ctx workflow.Context, m Inbound, reply strin
 			User: m.Text, Assistant: reply}).Get(ctx, &out)
 	if err != nil {
 		workflow.GetLogger(ctx).Warn("could not store the turn in long-term memory", "turn", c.s.Turn, "error", err)
+	}
+}
+
+// summarize writes the closing conversation's summary into long-term memory.
+// It runs in the close path as a local activity; a model that cannot write it
+// (down, refusing) is retried briefly and then given up — the conversation
+// closes anyway and its messages are remembered one by one regardless.
+func (c *conversation) summarize(ctx workflow.Context) {
+	if c.s.ConversationID == "" || c.s.Turn == 0 || memoryVersion(ctx) < memorySummary {
+		return
+	}
+	opts := rememberOptions()
+	opts.StartToCloseTimeout = c.in.Settings.LLMCallTimeout
+	opts.RetryPolicy.NonRetryableErrorTypes = []string{"BadInput", activities.ErrLLMNotConfigured, activities.ErrLLMRejected}
+	var out activities.SummarizeOutput
+	err := workflow.ExecuteLocalActivity(workflow.WithLocalActivityOptions(ctx, opts), acts.Summarize,
+		activities.SummarizeInput{TenantID: c.in.TenantID, AgentID: c.in.AgentID, ConversationID: c.s.ConversationID,
+			WorkflowID: workflow.GetInfo(ctx).WorkflowExecution.ID, Turn: c.s.Turn}).Get(ctx, &out)
+	if err != nil {
+		workflow.GetLogger(ctx).Warn("could not write the conversation's summary", "turn", c.s.Turn, "error", err)
 	}
 }

@@ -22,6 +22,28 @@ func (f *fakeActs) Remember(_ context.Context, in activities.RememberInput) (act
 	return activities.RememberOutput{Stored: 2, Embedded: 2}, nil
 }
 
+func (f *fakeActs) Summarize(_ context.Context, in activities.SummarizeInput) (activities.SummarizeOutput, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.summarized = append(f.summarized, in)
+	return activities.SummarizeOutput{Written: true}, nil
+}
+
+// Closing an idle conversation writes its summary, after marking it closed.
+func TestCloseWritesTheSummary(t *testing.T) {
+	env, f := newEnv(t)
+	env.RegisterDelayedCallback(func() {
+		env.SignalWorkflow(SignalMessage, msg("e1", "one"))
+		env.SignalWorkflow(SignalMessage, msg("e2", "two"))
+	}, time.Second)
+	env.ExecuteWorkflow(ConversationWorkflow, input())
+	require.NoError(t, env.GetWorkflowError())
+	require.Equal(t, []string{"closed"}, f.statuses)
+	require.Len(t, f.summarized, 1)
+	require.Equal(t, 2, f.summarized[0].Turn)
+	require.Equal(t, "11111111-1111-1111-1111-111111111111", f.summarized[0].ConversationID)
+}
+
 // Each delivered reply is followed by Remember with the turn's user message
 // and the reply, for the message's author; the window carries turn numbers
 // and Respond is told whose memory to recall.

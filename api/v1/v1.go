@@ -103,6 +103,7 @@ func (a *API) Register(reg *authz.Registry, g *gin.RouterGroup) {
 	h(http.MethodGet, "/tenants/:tenant_id/knowledge/:document_id", authz.Read(authz.ObjKnowledge), a.getDocument)
 	h(http.MethodDelete, "/tenants/:tenant_id/knowledge/:document_id", authz.Write(authz.ObjKnowledge), a.deleteDocument)
 	h(http.MethodPost, "/tenants/:tenant_id/knowledge/:document_id/retry", authz.Write(authz.ObjKnowledge), a.retryDocument)
+	h(http.MethodDelete, "/tenants/:tenant_id/end-users/:user_ref/memory", authz.Write(authz.ObjMemory), a.forgetEndUser)
 }
 
 // pathID parses a UUID path parameter; a malformed one names nothing (404).

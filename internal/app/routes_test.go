@@ -104,6 +104,9 @@ func TestEveryRouteEveryRole(t *testing.T) {
 	// request gets fresh objects, so deleting one does not disturb the next.
 	var lastAgent uuid.UUID // the path's :agent_id, for a :tool_id after it
 	fixture := func(tenant uuid.UUID, param string) string {
+		if param == ":user_ref" {
+			return "U0FIXTURE" // an end user is a channel's user ID, with or without memories
+		}
 		var id uuid.UUID
 		require.NoError(t, h.app.Store.WithTenant(ctx, tenant, func(tx *store.Tx) error {
 			agent, err := tx.CreateAgent(ctx, store.Agent{Name: "Fixture " + tenant.String()[:8]})

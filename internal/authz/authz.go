@@ -38,6 +38,7 @@ const (
 	ObjBilling       = "billing"       //
 	ObjSettings      = "settings"      //
 	ObjKnowledge     = "knowledge"     // knowledge-base documents and search
+	ObjMemory        = "memory"        // end users' long-term memory (forgetting them)
 	ObjPlatform      = "platform"      // platform-wide views (all agents, all users)
 
 	ActRead  = "read"

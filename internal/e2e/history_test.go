@@ -6,6 +6,7 @@ import (
 	"os"
 	"path/filepath"
 	"testing"
+	"time"
 
 	"github.com/stretchr/testify/require"
 
@@ -59,6 +60,36 @@ func TestRecordConversationHistory(t *testing.T) {
 	if os.Getenv("KONSTRUCT_UPDATE_HISTORY") == "1" {
 		path := filepath.Join("..", "..", "workflows", "testdata", historyFile)
 		require.NoError(t, os.MkdirAll(filepath.Dir(path), 0o755))
+		require.NoError(t, os.WriteFile(path, hist, 0o644))
+		t.Logf("wrote %s (%d bytes)", path, len(hist))
+	}
+}
+
+// closedHistoryFile is a conversation that went idle and closed (and, from
+// the memory change, was summarised): the close path replays too.
+const closedHistoryFile = "conversation_v3_memory_closed.json"
+
+func TestRecordClosedConversationHistory(t *testing.T) {
+	p := platform.Start(t, platform.Options{Env: map[string]string{"KONSTRUCT_CONVERSATION_IDLE_TIMEOUT": "2s"}})
+	p.LLM.SetHandler(func(r fakellm.Request) fakellm.Reply { return fakellm.Text("echo: " + r.LastUserText()) })
+	tn := p.NewTenant("History", platform.AgentSpec{Name: "Hal"})
+	ts := platform.NewTS()
+	body, _ := tn.Mention("C0HIST", "U0ALICE", "hello", ts, "")
+	status, _ := p.PostEvent(body, 0)
+	require.Equal(t, http.StatusOK, status)
+	p.Slack.WaitForMessages(t, "C0HIST", 1, replyTimeout)
+
+	c := testkit.NewTemporal(t)
+	id := workflows.ConversationID(tn.ID, "slack", workflows.SlackKey(tn.TeamID, "C0HIST", ts))
+	require.Eventually(t, func() bool {
+		d, err := c.DescribeWorkflowExecution(context.Background(), id, "")
+		return err == nil && d.WorkflowExecutionInfo.CloseTime != nil
+	}, 30*time.Second, 200*time.Millisecond, "the idle conversation ends")
+	hist, err := workflows.FetchHistory(context.Background(), c, id, "")
+	require.NoError(t, err)
+	require.NoError(t, workflows.Replay(hist))
+	if os.Getenv("KONSTRUCT_UPDATE_HISTORY") == "1" {
+		path := filepath.Join("..", "..", "workflows", "testdata", closedHistoryFile)
 		require.NoError(t, os.WriteFile(path, hist, 0o644))
 		t.Logf("wrote %s (%d bytes)", path, len(hist))
 	}

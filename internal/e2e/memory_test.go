@@ -217,3 +217,73 @@ func TestPromptFitsTheSmallestContextOfTheChain(t *testing.T) {
 	// prompt is well inside 4096 minus the answer's 1024.
 	require.LessOrEqual(t, words, 4096-1024)
 }
+
+// When a conversation closes, its summary is written by the agent's model,
+// embedded, and recalled like a message in the end user's next conversation.
+// Forgetting the end user over REST removes it all: nothing is recalled after.
+func TestClosedConversationIsSummarisedRecalledAndForgotten(t *testing.T) {
+	p := platform.Start(t, platform.Options{Env: map[string]string{"KONSTRUCT_CONVERSATION_IDLE_TIMEOUT": "2s"}})
+	p.LLM.SetHandler(func(r fakellm.Request) fakellm.Reply {
+		if strings.HasPrefix(r.System, "You write the long-term memory") {
+			if strings.Contains(r.LastUserText(), "any tips") {
+				return fakellm.Text("The user asked for tips on their Kyoto trip.")
+			}
+			return fakellm.Text("The user plans a trip to Kyoto in April and wants quiet ryokan.")
+		}
+		if strings.Contains(r.System, "[") && strings.Contains(r.System, "summary of a conversation] The user plans a trip to Kyoto") {
+			return fakellm.Text("Still planning Kyoto?")
+		}
+		return fakellm.Text("noted")
+	})
+	tn := p.NewTenant("Sum", platform.AgentSpec{Name: "Sumi"})
+	say(t, p, tn, "C0SUM", "U0ALICE", "I am planning a trip to Kyoto in April", "", 1)
+	summaryPrompt := func() string {
+		for _, r := range p.LLM.Requests() {
+			if strings.HasPrefix(r.System, "You write the long-term memory") {
+				return r.LastUserText()
+			}
+		}
+		return ""
+	}
+
+	// Closed after 2s idle, then summarised.
+	ctx := context.Background()
+	conn, err := pgx.Connect(ctx, p.DB.OwnerURL)
+	require.NoError(t, err)
+	defer conn.Close(ctx)
+	_, err = conn.Exec(ctx, `SELECT set_config('app.platform', 'on', false)`)
+	require.NoError(t, err)
+	summaries := func(want int) func() bool {
+		return func() bool {
+			var n int
+			require.NoError(t, conn.QueryRow(ctx, `SELECT count(*) FROM memories WHERE tenant_id = $1 AND kind = 'summary'
+				AND end_user_ref = 'U0ALICE' AND embedding IS NOT NULL AND dims = 1536 AND embedding_model = 'openai/text-embedding-3-small'`,
+				tn.ID).Scan(&n))
+			return n == want
+		}
+	}
+	require.Eventually(t, summaries(1), 30*time.Second, 100*time.Millisecond, "the summary is written and embedded")
+	require.Equal(t, "User: I am planning a trip to Kyoto in April\nAssistant: noted", summaryPrompt(), "the model was given the transcript")
+	require.Equal(t, 1, auditCount(t, p, tn, `action = 'llm.call' AND data->>'purpose' = 'summary'`))
+	require.Equal(t, 1, auditCount(t, p, tn, `action = 'embedding.call' AND data->>'purpose' = 'summary'`))
+
+	_, reply := say(t, p, tn, "C0SUM", "U0ALICE", "any tips for my Kyoto trip?", "", 2)
+	require.Equal(t, "Still planning Kyoto?", reply, "the summary was recalled in a new conversation")
+	// That conversation closes too; then Alice asks to be forgotten.
+	require.Eventually(t, summaries(2), 30*time.Second, 100*time.Millisecond, "the second conversation is summarised")
+	waitEmbedded(t, p, tn, "U0ALICE", 6)
+
+	var out struct {
+		DeletedMessages  int `json:"deleted_messages"`
+		DeletedSummaries int `json:"deleted_summaries"`
+	}
+	p.MustDo(http.MethodDelete, "/api/v1/tenants/"+tn.ID+"/end-users/U0ALICE/memory", p.AdminToken, nil, http.StatusOK, &out)
+	require.Equal(t, 2, out.DeletedSummaries)
+	require.Equal(t, 4, out.DeletedMessages)
+	require.Equal(t, 1, auditCount(t, p, tn, `action = 'memory.forget' AND target_id = 'U0ALICE'`))
+
+	_, reply = say(t, p, tn, "C0SUM", "U0ALICE", "any tips for my Kyoto trip?", "", 3)
+	require.Equal(t, "noted", reply, "nothing is recalled after forgetting")
+	last := p.LLM.Requests()[len(p.LLM.Requests())-1]
+	require.NotContains(t, last.System, memory.RecalledHeading)
+}
