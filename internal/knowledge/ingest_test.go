@@ -61,7 +61,7 @@ type rig struct {
 	admin    authz.Principal
 }
 
-func newRig(t *testing.T) *rig {
+func newRig(t testing.TB) *rig {
 	t.Helper()
 	ctx := context.Background()
 	db := testkit.NewDatabase(t)

@@ -337,18 +337,22 @@ func (t *Tx) SetEmbeddings(ctx context.Context, docID uuid.UUID, version int, id
 	for i, v := range vectors {
 		texts[i] = VectorText(v)
 	}
-	_, err := t.tx.Exec(ctx, `
+	// Only chunks still without an embedding are set, so the count of rows
+	// changed is exactly what chunks_done grows by, even on a retried batch
+	// (counting the version's embedded chunks instead would cost a scan of
+	// them per batch).
+	tag, err := t.tx.Exec(ctx, `
 		UPDATE chunks c SET embedding = n.v::vector, embedding_model = $4, dims = $5
 		FROM unnest($2::uuid[], $3::text[]) AS n(id, v)
-		WHERE c.id = n.id AND c.document_id = $1`, docID, ids, texts, model, dims)
+		WHERE c.id = n.id AND c.document_id = $1 AND c.version = $6 AND c.embedding IS NULL`,
+		docID, ids, texts, model, dims, version)
 	if err != nil {
 		return 0, fmt.Errorf("store: set embeddings: %w", mapErr(err))
 	}
 	var done int
 	err = t.tx.QueryRow(ctx, `
-		UPDATE documents SET chunks_done = (SELECT count(embedding) FROM chunks WHERE document_id = $1 AND version = $2),
-			updated_at = now()
-		WHERE id = $1 AND version = $2 RETURNING chunks_done`, docID, version).Scan(&done)
+		UPDATE documents SET chunks_done = chunks_done + $3, updated_at = now()
+		WHERE id = $1 AND version = $2 RETURNING chunks_done`, docID, version, tag.RowsAffected()).Scan(&done)
 	if err != nil {
 		return 0, fmt.Errorf("store: set embeddings: progress: %w", mapErr(err))
 	}
