@@ -3,6 +3,7 @@ package knowledge_test
 import (
 	"context"
 	"crypto/rand"
+	"errors"
 	"encoding/hex"
 	"os"
 	"path/filepath"
@@ -285,4 +286,31 @@ func TestUploadRefusesBadInput(t *testing.T) {
 	docs, err := r.svc.List(ctx, r.tenant)
 	require.NoError(t, err)
 	require.Empty(t, docs, "nothing half-stored")
+}
+
+// downIngester is a workflow service that cannot be reached.
+type downIngester struct{}
+
+func (downIngester) StartIngest(context.Context, uuid.UUID, uuid.UUID, int) (string, error) {
+	return "", errors.New("dial tcp 127.0.0.1:7233: connect: connection refused")
+}
+
+// When ingestion cannot even start, the document is kept, failed with a
+// reason, and a retry (once the service is back) ingests it: nothing sits in
+// "queued" with nobody working on it.
+func TestUploadWhileTemporalIsDownFailsVisiblyAndRetries(t *testing.T) {
+	r := newRig(t)
+	ctx := context.Background()
+	working := r.svc.Ingester
+	r.svc.Ingester = downIngester{}
+	doc, outcome, err := r.svc.Add(ctx, r.admin, r.tenant, knowledge.Upload{Title: "Hours", Filename: "h.md", Data: []byte("# Hours\n\nOpen 9 to 5.")})
+	require.NoError(t, err)
+	require.Equal(t, store.DocCreated, outcome)
+	require.Equal(t, store.DocFailed, doc.Status)
+	require.Contains(t, doc.Error, "could not be started")
+	r.svc.Ingester = working
+	doc, err = r.svc.Retry(ctx, r.admin, r.tenant, doc.ID)
+	require.NoError(t, err)
+	require.Equal(t, store.DocQueued, doc.Status)
+	r.waitReady(t, doc.ID)
 }
