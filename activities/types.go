@@ -17,6 +17,10 @@ type Message struct {
 	Author     string     `json:"author,omitempty"`
 	ToolCalls  []ToolCall `json:"tool_calls,omitempty"`
 	ToolCallID string     `json:"tool_call_id,omitempty"`
+	// Turn is the turn the message belongs to (0 in state recorded before
+	// turns were kept): what is still in the window is not recalled from
+	// long-term memory.
+	Turn int `json:"turn,omitempty"`
 }
 
 // ToolCall is a model's request to run a tool.
@@ -70,6 +74,10 @@ type RespondInput struct {
 	Call           int          `json:"call"` // model calls within the turn (tool rounds)
 	User           *UserMessage `json:"user,omitempty"`
 	History        []Message    `json:"history"`
+	// FinalAnswer: the turn's tool rounds are used up; the model is asked to
+	// answer without calling tools.
+	FinalAnswer bool   `json:"final_answer,omitempty"`
+	EndUserRef  string `json:"end_user_ref,omitempty"` // whose long-term memory is recalled
 }
 
 // Agent statuses a respond may report instead of an answer.
@@ -84,13 +92,17 @@ type RespondOutput struct {
 	AgentStatus  string     `json:"agent_status"`
 	Text         string     `json:"text,omitempty"`
 	ToolCalls    []ToolCall `json:"tool_calls,omitempty"`
-	Tools        []string   `json:"tools,omitempty"` // the tools the agent may use this turn
+	Tools        []string   `json:"tools,omitempty"`      // the tools the agent may use this turn
+	ToolSpecs    []ToolSpec `json:"tool_specs,omitempty"` // how to run each of them
 	Provider     string     `json:"provider,omitempty"`
 	Model        string     `json:"model,omitempty"`
 	InputTokens  int        `json:"input_tokens,omitempty"`
 	OutputTokens int        `json:"output_tokens,omitempty"`
 	CostMicroUSD int64      `json:"cost_micro_usd,omitempty"`
 	Fallbacks    int        `json:"fallbacks,omitempty"`
+	// WindowTokens is the token budget of the conversation's window for the
+	// agent's model chain; the workflow caps the window it keeps by it.
+	WindowTokens int `json:"window_tokens,omitempty"`
 }
 
 // Application error types a respond fails with when retrying cannot help.

@@ -223,11 +223,13 @@ func (c *conversation) turn(ctx workflow.Context, m Inbound) error {
 		return c.deliver(ctx, m, activities.KindNotice, text, user, "", "")
 	}
 
-	c.s.remember(c.in.Settings.HistoryWindow, activities.Message{Role: "user", Content: m.Text, Author: m.UserID})
+	c.rememberWindow(ctx, activities.Message{Role: "user", Content: m.Text, Author: m.UserID, Turn: c.s.Turn})
 	window := c.s.History
 	toolIndex := 0 // tool calls so far this turn, across rounds: the calls' idempotency keys
+	toolsVersion := workflow.Version(-2)
 	for call := 0; ; call++ {
-		out, err := c.respond(ctx, m, call, user, window)
+		final := toolsVersion >= 1 && call >= c.in.Settings.MaxToolRounds
+		out, err := c.respond(ctx, m, call, user, window, final)
 		user = nil // recorded by the first call
 		if err != nil {
 			var notice *userNotice
@@ -250,20 +252,29 @@ func (c *conversation) turn(ctx workflow.Context, m Inbound) error {
 			if err := c.deliver(ctx, m, activities.KindReply, text, nil, out.Provider, out.Model); err != nil {
 				return err
 			}
-			c.s.remember(c.in.Settings.HistoryWindow, activities.Message{Role: "assistant", Content: text})
+			c.rememberWindow(ctx, activities.Message{Role: "assistant", Content: text, Turn: c.s.Turn})
+			c.rememberTurn(ctx, m, text)
 			return nil
 		}
 		// The model asked for tools: run them (in order), then ask again with
 		// the results. Tool rounds stay out of the long-term window.
 		window = append(append([]activities.Message(nil), window...),
 			activities.Message{Role: "assistant", Content: out.Text, ToolCalls: out.ToolCalls})
+		if toolsVersion == -2 {
+			toolsVersion = workflow.GetVersion(ctx, changeToolActivities, workflow.DefaultVersion, 1)
+		}
 		for _, tc := range out.ToolCalls {
-			var res activities.ToolOutput
-			err := workflow.ExecuteLocalActivity(workflow.WithLocalActivityOptions(ctx, localOptions(30*time.Second)), acts.RunTool,
-				activities.ToolInput{TenantID: c.in.TenantID, AgentID: c.in.AgentID, Allowed: out.Tools, Call: tc,
-					ConversationID: c.s.ConversationID, WorkflowID: workflow.GetInfo(ctx).WorkflowExecution.ID,
-					Turn: c.s.Turn, Index: toolIndex}).Get(ctx, &res)
+			in := activities.ToolInput{TenantID: c.in.TenantID, AgentID: c.in.AgentID, Allowed: out.Tools, Call: tc,
+				ConversationID: c.s.ConversationID, WorkflowID: workflow.GetInfo(ctx).WorkflowExecution.ID,
+				Turn: c.s.Turn, Index: toolIndex}
 			toolIndex++
+			var res activities.ToolOutput
+			var err error
+			if toolsVersion == workflow.DefaultVersion {
+				err = workflow.ExecuteLocalActivity(workflow.WithLocalActivityOptions(ctx, localOptions(30*time.Second)), acts.RunTool, in).Get(ctx, &res)
+			} else {
+				res, err = c.runTool(ctx, in, specFor(out.ToolSpecs, tc.Name))
+			}
 			if err != nil {
 				return err
 			}
@@ -280,15 +291,16 @@ func (n *userNotice) Error() string { return n.text }
 // respond asks the model chain, telling the user when no model has answered
 // for Settings.UnavailableNotice, and keeps trying (with backoff, on durable
 // timers) until a provider returns — the turn then completes as usual.
-func (c *conversation) respond(ctx workflow.Context, m Inbound, call int, user *activities.UserMessage, window []activities.Message) (activities.RespondOutput, error) {
+func (c *conversation) respond(ctx workflow.Context, m Inbound, call int, user *activities.UserMessage, window []activities.Message, final bool) (activities.RespondOutput, error) {
 	in := activities.RespondInput{TenantID: c.in.TenantID, AgentID: c.in.AgentID, ConversationID: c.s.ConversationID,
 		WorkflowID: workflow.GetInfo(ctx).WorkflowExecution.ID, Channel: c.in.Channel, Turn: c.s.Turn, Call: call,
-		User: user, History: window}
+		User: user, History: window, FinalAnswer: final, EndUserRef: m.UserID}
 	opts := localOptions(c.in.Settings.LLMCallTimeout)
 	opts.ScheduleToCloseTimeout = c.in.Settings.UnavailableNotice
 	var out activities.RespondOutput
 	err := workflow.ExecuteLocalActivity(workflow.WithLocalActivityOptions(ctx, opts), acts.Respond, in).Get(ctx, &out)
 	if err == nil {
+		c.noteBudget(ctx, out)
 		return out, nil
 	}
 	if n := noticeFor(err); n != nil {
@@ -304,6 +316,7 @@ func (c *conversation) respond(ctx workflow.Context, m Inbound, call int, user *
 	opts.RetryPolicy.MaximumInterval = 5 * time.Minute
 	err = workflow.ExecuteLocalActivity(workflow.WithLocalActivityOptions(ctx, opts), acts.Respond, in).Get(ctx, &out)
 	if err == nil {
+		c.noteBudget(ctx, out)
 		return out, nil
 	}
 	if n := noticeFor(err); n != nil {

@@ -26,6 +26,9 @@ type fakeActs struct {
 	responds   []activities.RespondInput
 	statuses   []string
 	respondErr func(in activities.RespondInput) error
+	// memory (memory_test.go)
+	remembered  []activities.RememberInput
+	rememberErr error
 }
 
 func (f *fakeActs) Open(_ context.Context, in activities.OpenInput) (activities.OpenOutput, error) {
@@ -88,6 +91,7 @@ func newEnv(t *testing.T) (*testsuite.TestWorkflowEnvironment, *fakeActs) {
 	env.RegisterActivityWithOptions(f.RunTool, activityName("RunTool"))
 	env.RegisterActivityWithOptions(f.Deliver, activityName("Deliver"))
 	env.RegisterActivityWithOptions(f.SetStatus, activityName("SetStatus"))
+	env.RegisterActivityWithOptions(f.Remember, activityName("Remember"))
 	return env, f
 }
 

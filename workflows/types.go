@@ -95,6 +95,9 @@ type State struct {
 	Pending         []Inbound            `json:"pending,omitempty"` // received, not yet answered
 	LastLimitNotice time.Time            `json:"last_limit_notice"`
 	Status          string               `json:"status"`
+	// WindowTokens caps History by estimated tokens (0: by count only); set
+	// from what Respond reports for the agent's model chain.
+	WindowTokens int `json:"window_tokens,omitempty"`
 }
 
 // seenCap bounds the duplicate-event memory; Slack retries within minutes.

@@ -10,6 +10,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net/http"
+	"sync"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -27,6 +28,7 @@ import (
 	"github.com/konstruct/konstruct/internal/config"
 	"github.com/konstruct/konstruct/internal/knowledge"
 	"github.com/konstruct/konstruct/internal/llm"
+	"github.com/konstruct/konstruct/internal/inbox"
 	"github.com/konstruct/konstruct/internal/ratelimit"
 	"github.com/konstruct/konstruct/internal/secrets"
 	"github.com/konstruct/konstruct/internal/store"
@@ -53,7 +55,10 @@ type App struct {
 
 	pool *llm.Pool // built once: the worker's activities and the API's query embeddings share it
 
-	slack *webhooks.Slack // built once: Socket Mode and the webhook share it
+	slack     *webhooks.Slack // built once: Socket Mode and the webhook share it
+	slackOnce sync.Once
+	inbox     *inbox.Dispatcher // built once: the HTTP server and RunInbox share it
+	inboxOnce sync.Once
 }
 
 // New connects to Postgres and Redis (failing fast with a clear error when
@@ -143,10 +148,12 @@ func (a *App) HTTPServer() *api.Server {
 	health := &api.Health{Checks: []api.Check{
 		{Name: "postgres", Probe: a.Store.Ping},
 		{Name: "redis", Probe: func(ctx context.Context) error { return a.Redis.Ping(ctx).Err() }},
-		{Name: "temporal", Probe: func(ctx context.Context) error {
+		// Webhooks are recorded in the inbox while Temporal is down: degraded, not down.
+		{Name: "temporal", Degrades: true, Probe: func(ctx context.Context) error {
 			_, err := a.Temporal.CheckHealth(ctx, &client.CheckHealthRequest{})
 			return err
 		}},
+		a.inboxCheck(),
 	}}
 	return api.New(api.Deps{
 		Logger:       a.Logger,

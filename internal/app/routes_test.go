@@ -102,6 +102,7 @@ func TestEveryRouteEveryRole(t *testing.T) {
 
 	// fixture creates, in tenant, the object a path parameter names. Each
 	// request gets fresh objects, so deleting one does not disturb the next.
+	var lastAgent uuid.UUID // the path's :agent_id, for a :tool_id after it
 	fixture := func(tenant uuid.UUID, param string) string {
 		var id uuid.UUID
 		require.NoError(t, h.app.Store.WithTenant(ctx, tenant, func(tx *store.Tx) error {
@@ -111,7 +112,13 @@ func TestEveryRouteEveryRole(t *testing.T) {
 			}
 			switch param {
 			case ":agent_id":
-				id = agent.ID
+				id, lastAgent = agent.ID, agent.ID
+			case ":tool_id":
+				h, err := tx.CreateHTTPTool(ctx, store.HTTPTool{ID: uuid.New(), AgentID: lastAgent, Name: "fixture",
+					Description: "d", Method: "GET", URLTemplate: "https://api.example.com/x", Parameters: []byte(`{"type":"object"}`),
+					Timeout: time.Second, Enabled: true})
+				id = h.ID
+				return err
 			case ":conversation_id":
 				cv, err := tx.EnsureConversation(ctx, store.Conversation{AgentID: agent.ID, Channel: store.ChannelSlack,
 					ExternalKey: uuid.NewString(), WorkflowID: "wf-" + uuid.NewString(), UserRef: "U1"})

@@ -20,6 +20,7 @@ import (
 	"github.com/konstruct/konstruct/internal/authz"
 	"github.com/konstruct/konstruct/internal/secrets"
 	"github.com/konstruct/konstruct/internal/store"
+	"github.com/konstruct/konstruct/internal/tools"
 )
 
 // Service changes a tenant's agents and channels.
@@ -30,6 +31,8 @@ type Service struct {
 	// workspace is connected. Only ConnectSlack needs them.
 	Secrets *secrets.Box
 	Slack   SlackVerifier
+	// Tools are the built-in tools, listed with their schemas (tools.go).
+	Tools *tools.Registry
 }
 
 func actor(p authz.Principal) string { return "user:" + p.UserID.String() }

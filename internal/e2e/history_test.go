@@ -17,7 +17,7 @@ import (
 
 // historyFile names the history of the current workflow code; when a change
 // ships behind workflow.GetVersion, bump it so that the older file stays.
-const historyFile = "conversation_v2.json" // v2: one idle timer per run
+const historyFile = "conversation_v3_memory.json" // v3: long-term memory (Remember after each reply)
 
 // A real conversation (two turns, a tool call, a message over the limit)
 // replays deterministically on the current code. With

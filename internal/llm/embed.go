@@ -24,6 +24,9 @@ type EmbedResponse struct {
 	Attempts        []Attempt
 }
 
+// embedSuffix names a provider's embedding circuit.
+const embedSuffix = "-embeddings"
+
 // EmbeddingModel is the chain entry that served a response ("openai/text-embedding-3-small"):
 // vectors are only comparable with vectors of the same model and dimension.
 func (r EmbedResponse) EmbeddingModel() string { return r.Provider + "/" + r.Model }
@@ -35,9 +38,10 @@ type Embedder interface {
 }
 
 // Embed embeds inputs with the first model of chain that answers, with the
-// same fallback rules, circuit breakers and metrics as [Pool.Complete]
-// (a provider's breaker is shared by its chat and embedding calls: an outage
-// is an outage). chain entries are "provider/model", e.g.
+// same fallback rules, circuit breakers and metrics as [Pool.Complete]. Each
+// provider's embedding endpoint has its own circuit ("openai-embeddings" in
+// the circuit metric and logs), so an embedding outage never skips chat
+// models, nor the reverse. chain entries are "provider/model", e.g.
 // "openai/text-embedding-3-small" or "ollama/nomic-embed-text".
 //
 // Falling back to another model yields vectors of another space (and often
@@ -63,7 +67,7 @@ func (p *Pool) Embed(ctx context.Context, chain []string, inputs []string) (Embe
 		}
 		provider, model, _ := splitModel(entry) // checked above
 		var resp EmbedResponse
-		err, a := p.try(ctx, provider, model, attempts, func(actx context.Context, pr Provider) error {
+		err, a := p.try(ctx, provider, model, attempts, true, func(actx context.Context, pr Provider) error {
 			e, ok := pr.(Embedder)
 			if !ok {
 				return &Error{Kind: KindRequest, Provider: provider, Model: model,
@@ -215,7 +219,7 @@ func (p *ollamaProvider) Embed(ctx context.Context, model string, inputs []strin
 // credentials not already rejected in this chain, circuit closed), bounded by
 // the attempt timeout, and says how it went; earlier holds the attempts made
 // so far in this chain.
-func (p *Pool) try(ctx context.Context, provider, model string, earlier []Attempt, call func(context.Context, Provider) error) (*Error, Attempt) {
+func (p *Pool) try(ctx context.Context, provider, model string, earlier []Attempt, embed bool, call func(context.Context, Provider) error) (*Error, Attempt) {
 	a := Attempt{Provider: provider, Model: model}
 	start := time.Now()
 	skip := func(outcome string, e *Error) (*Error, Attempt) {
@@ -233,7 +237,11 @@ func (p *Pool) try(ctx context.Context, provider, model string, earlier []Attemp
 				Message: "skipped: the provider rejected our credentials earlier in this chain"})
 		}
 	}
-	done, err := m.breaker.Allow()
+	br := m.breaker
+	if embed {
+		br = m.embedBreaker
+	}
+	done, err := br.Allow()
 	if err != nil { // open, or half-open with its probe in flight
 		return skip(OutcomeCircuitOpen, &Error{Kind: KindUnavailable, Provider: provider, Model: model,
 			Message: "skipped: circuit open after repeated failures", Err: err})

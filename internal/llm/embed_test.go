@@ -184,8 +184,9 @@ func TestEmbedAllUnavailableIsRetryable(t *testing.T) {
 	require.Contains(t, err.Error(), "no model in the chain")
 }
 
-// The breaker is the provider's: embedding failures open it like chat
-// failures, and an open circuit skips the provider without a call.
+// The embedding endpoint has its own breaker: failures open it, an open
+// circuit skips the provider's embeddings without a call, and chat on the
+// same provider is not affected.
 func TestEmbedCircuitBreaker(t *testing.T) {
 	r := newEmbedRig(t, PoolConfig{BreakerFailures: 2, BreakerCooldown: time.Hour}, "")
 	r.on(fakellm.OpenAI, func(fakellm.Request) fakellm.Reply { return fakellm.Fail(http.StatusBadGateway, "bad gateway") })
@@ -199,6 +200,12 @@ func TestEmbedCircuitBreaker(t *testing.T) {
 	require.Equal(t, 2, r.count(fakellm.OpenAI), "skipped while open")
 	require.Equal(t, OutcomeCircuitOpen, resp.Attempts[0].Outcome)
 	require.True(t, resp.Attempts[0].Skipped)
+	require.Equal(t, 2.0, gaugeValue(t, r.reg, "konstruct_llm_circuit_state", "openai-embeddings"), "open")
+	require.Equal(t, 0.0, gaugeValue(t, r.reg, "konstruct_llm_circuit_state", "openai"), "chat's circuit stays closed")
+
+	chat, err := r.pool.Complete(context.Background(), []string{"openai/gpt-4o-mini"}, userSays("hi"))
+	require.NoError(t, err)
+	require.Equal(t, "openai", chat.Provider)
 }
 
 // An OpenAI-compatible server that answers a wrong number of vectors is

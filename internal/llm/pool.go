@@ -33,6 +33,9 @@ type member struct {
 	provider   Provider
 	configured bool
 	breaker    *breaker
+	// embedBreaker is the circuit of the provider's embedding endpoint: an
+	// embedding outage must not stop chat, nor the reverse.
+	embedBreaker *breaker
 }
 
 // NewPool builds a pool over providers. Providers reporting that they are
@@ -63,9 +66,11 @@ func NewPool(providers []Provider, cfg PoolConfig) *Pool {
 			m.configured = c.Configured()
 		}
 		m.breaker = newBreaker(name, cfg.BreakerFailures, cfg.BreakerCooldown, p.onStateChange)
+		m.embedBreaker = newBreaker(name+embedSuffix, cfg.BreakerFailures, cfg.BreakerCooldown, p.onStateChange)
 		p.members[name] = m
 		if m.configured {
 			cfg.Metrics.circuitState(name, gobreaker.StateClosed)
+			cfg.Metrics.circuitState(name+embedSuffix, gobreaker.StateClosed)
 		}
 	}
 	return p
@@ -147,7 +152,7 @@ func (p *Pool) Complete(ctx context.Context, chain []string, req Request) (Respo
 // so far in this chain.
 func (p *Pool) attempt(ctx context.Context, provider, model string, req Request, earlier []Attempt) (Response, *Error, Attempt) {
 	var resp Response
-	err, a := p.try(ctx, provider, model, earlier, func(actx context.Context, pr Provider) error {
+	err, a := p.try(ctx, provider, model, earlier, false, func(actx context.Context, pr Provider) error {
 		var cerr error
 		resp, cerr = pr.Complete(actx, model, req)
 		return cerr
