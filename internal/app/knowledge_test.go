@@ -74,3 +74,43 @@ func TestTranscriptShowsTheSourcesATurnUsed(t *testing.T) {
 	require.Contains(t, pg.Body, "[Handbook §2] <span class=\"faint\">(deleted)</span>")
 	require.NotContains(t, pg.Body, "#chunk-")
 }
+
+// Tenant B's admin cannot see, search, retry or delete tenant A's documents
+// through the portal, even with their IDs.
+func TestKnowledgeOfTenantAIsInvisibleToTenantB(t *testing.T) {
+	h := newHarness(t, nil)
+	ctx := context.Background()
+	homeA := h.browser().signUp("ada@a.test", "Ada", "Alpha Ltd")
+	tenantA := uuid.MustParse(strings.TrimPrefix(homeA, "/t/"))
+	b := h.browser()
+	homeB := b.signUp("bob@b.test", "Bob", "Beta Ltd")
+	var doc store.Document
+	require.NoError(t, h.app.Store.WithTenant(ctx, tenantA, func(tx *store.Tx) error {
+		sum := sha256.Sum256([]byte("secret"))
+		var err error
+		if doc, _, err = tx.UpsertDocument(ctx, store.Document{Title: "Alpha secrets", SourceType: "text", Content: []byte("Zanzibar vault code"), ContentHash: sum[:]}); err != nil {
+			return err
+		}
+		_, _, err = tx.ReplaceChunks(ctx, doc.ID, doc.Version, []store.NewChunk{{Content: "Zanzibar vault code", Hash: sum[:]}}, "openai/text-embedding-3-small")
+		return err
+	}))
+	for _, path := range []string{homeA + "/knowledge", homeA + "/knowledge/" + doc.ID.String(), homeA + "/knowledge/status",
+		homeB + "/knowledge/" + doc.ID.String()} {
+		pg := b.get(path)
+		require.Equal(t, http.StatusNotFound, pg.Status, path)
+		require.NotContains(t, pg.Body, "Alpha secrets")
+	}
+	for _, path := range []string{homeB + "/knowledge/" + doc.ID.String() + "/delete", homeB + "/knowledge/" + doc.ID.String() + "/retry",
+		homeA + "/knowledge/" + doc.ID.String() + "/delete"} {
+		require.Equal(t, http.StatusNotFound, b.post(path, nil).Status, path)
+	}
+	pg := b.get(homeB + "/knowledge/search?q=Zanzibar+vault+code")
+	require.Equal(t, http.StatusOK, pg.Status)
+	require.NotContains(t, pg.Body, "Alpha secrets")
+	require.Contains(t, pg.Body, "Nothing found")
+	pg = b.get(homeB + "/knowledge/status")
+	require.JSONEq(t, `{"documents":[]}`, pg.Body)
+	_, chunks, err := h.app.Knowledge.Get(ctx, tenantA, doc.ID)
+	require.NoError(t, err, "A's document is still there")
+	require.Len(t, chunks, 1)
+}
