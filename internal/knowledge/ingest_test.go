@@ -314,3 +314,34 @@ func TestUploadWhileTemporalIsDownFailsVisiblyAndRetries(t *testing.T) {
 	require.Equal(t, store.DocQueued, doc.Status)
 	r.waitReady(t, doc.ID)
 }
+
+// Full-text search ORs a question's words (a chunk holding some of them is
+// found), keeps quoted phrases, and honours an excluded word.
+func TestTextSearchSyntax(t *testing.T) {
+	r := newRig(t)
+	ctx := context.Background()
+	for title, text := range map[string]string{
+		"Returns":  "# Returns\n\nReturns go to depot Quillon within 30 days.",
+		"Shipping": "# Shipping\n\nShipping to depot Quillon takes two days.",
+	} {
+		doc, _, err := r.svc.Add(ctx, r.admin, r.tenant, knowledge.Upload{Title: title, Filename: "x.md", Data: []byte(text)})
+		require.NoError(t, err)
+		r.waitReady(t, doc.ID)
+	}
+	titles := func(q string) []string {
+		var out []string
+		require.NoError(t, r.store.WithTenant(ctx, r.tenant, func(tx *store.Tx) error {
+			hits, err := tx.SearchChunksByText(ctx, q, 10)
+			for _, h := range hits {
+				out = append(out, h.DocumentTitle)
+			}
+			return err
+		}))
+		return out
+	}
+	require.Equal(t, []string{"Returns"}, titles("what is the return window for my parcel?"), "some words suffice")
+	require.ElementsMatch(t, []string{"Returns", "Shipping"}, titles("depot Quillon"))
+	require.Equal(t, []string{"Shipping"}, titles("depot -returns"))
+	require.Equal(t, []string{"Shipping"}, titles(`"takes two days"`))
+	require.Empty(t, titles("the of and"), "stop words only")
+}

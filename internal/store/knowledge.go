@@ -415,15 +415,18 @@ func (t *Tx) SearchChunksByVector(ctx context.Context, query []float32, model st
 
 // SearchChunksByText is Postgres full-text search over chunks, with
 // websearch_to_tsquery (quoted phrases, OR, -word), ranked by ts_rank_cd.
-// Words are OR-ed: a question phrased in full ("what is the warranty of the
+// Words are OR-ed (unless the query excludes a word): a question phrased in full ("what is the warranty of the
 // Zorblax?") must still find a chunk holding only some of its words, which
 // an AND of every word would not; the rank rewards chunks holding more.
 func (t *Tx) SearchChunksByText(ctx context.Context, query string, limit int) ([]ChunkHit, error) {
 	rows, err := t.tx.Query(ctx, `
-		WITH q AS (
-			SELECT CASE WHEN querytree(websearch_to_tsquery('english', $1)) = ''
-			            THEN NULL
-			            ELSE replace(websearch_to_tsquery('english', $1)::text, ' & ', ' | ')::tsquery END AS q)
+		WITH w AS (SELECT websearch_to_tsquery('english', $1) AS w),
+		q AS (
+			SELECT CASE WHEN querytree(w) = '' THEN NULL
+			            -- An exclusion (-word) keeps websearch's AND: "x OR NOT y" would match nearly everything.
+			            WHEN strpos(w::text, '!') > 0 THEN w
+			            ELSE replace(w::text, ' & ', ' | ')::tsquery END AS q
+			FROM w)
 		SELECT c.id, c.document_id, d.title, c.ordinal, c.heading, c.content, ts_rank_cd(c.tsv, q.q)::float8 AS score,
 			row_number() OVER (ORDER BY ts_rank_cd(c.tsv, q.q) DESC, c.id)::int
 		FROM q, chunks c JOIN documents d ON d.id = c.document_id AND d.chunked_version = c.version
