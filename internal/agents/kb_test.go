@@ -13,7 +13,7 @@ import (
 func TestKBTopKDefaultsAndBounds(t *testing.T) {
 	in := agents.Input{Name: "Ada"}
 	require.NoError(t, agents.Validate(&in, nil))
-	require.Equal(t, store.DefaultKBTopK, in.KBTopK)
+	require.Zero(t, in.KBTopK, "not given: the store's default on create, unchanged on update")
 	for _, k := range []int{-1, 21} {
 		in := agents.Input{Name: "Ada", KBTopK: k}
 		err := agents.Validate(&in, nil)
