@@ -189,3 +189,26 @@ func TestKnowledgeREST(t *testing.T) {
 		require.NotEqual(t, "Depot guide", h.DocumentTitle)
 	}
 }
+
+// kb_top_k is an agent field: default 5, settable from 1 to 20.
+func TestAgentKBTopK(t *testing.T) {
+	t.Parallel()
+	s := apitest.Start(t, apitest.Options{})
+	ten := s.CreateTenant(t, "TopK")
+	u := s.NewUser(t, ten.ID, store.RoleCustomerAdmin)
+	var ag struct {
+		ID     uuid.UUID `json:"id"`
+		KBTopK int       `json:"kb_top_k"`
+	}
+	s.Do(t, http.MethodPost, tenantPath(ten.ID)+"/agents", u.Token, map[string]any{"name": "Ada", "tools": []string{"kb_search"}}).
+		Expect(t, http.StatusCreated).JSON(t, &ag)
+	require.Equal(t, 5, ag.KBTopK)
+	path := tenantPath(ten.ID) + "/agents/" + ag.ID.String()
+	s.Do(t, http.MethodPatch, path, u.Token, map[string]any{"kb_top_k": 8}).Expect(t, http.StatusOK).JSON(t, &ag)
+	require.Equal(t, 8, ag.KBTopK)
+	for _, bad := range []int{0, 21, -3} {
+		s.Do(t, http.MethodPatch, path, u.Token, map[string]any{"kb_top_k": bad}).ExpectError(t, http.StatusUnprocessableEntity, "validation_failed", "kb_top_k")
+	}
+	s.Do(t, http.MethodPatch, path, u.Token, map[string]any{"name": "Ada Lovelace"}).Expect(t, http.StatusOK).JSON(t, &ag)
+	require.Equal(t, 8, ag.KBTopK, "a patch without it keeps it")
+}

@@ -195,10 +195,9 @@ func Validate(in *Input, knownTools []string) error {
 	if _, err := ParseEscalation(raw); err != nil {
 		errs = append(errs, apperr.From(err))
 	}
-	switch {
-	case in.KBTopK == 0:
-		in.KBTopK = store.DefaultKBTopK
-	case in.KBTopK < 1 || in.KBTopK > MaxKBTopK:
+	// 0 means "not given": the store creates with store.DefaultKBTopK and an
+	// update keeps the agent's value, so a form that lacks the field resets nothing.
+	if in.KBTopK != 0 && (in.KBTopK < 1 || in.KBTopK > MaxKBTopK) {
 		errs.Add("kb_top_k", fmt.Sprintf("must be a whole number from 1 to %d", MaxKBTopK))
 	}
 	switch in.Status {

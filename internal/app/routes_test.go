@@ -145,7 +145,12 @@ func TestEveryRouteEveryRole(t *testing.T) {
 				sum := sha256.Sum256([]byte(uuid.NewString()))
 				d, _, err := tx.UpsertDocument(ctx, store.Document{Title: "Fixture doc " + uuid.NewString()[:8], SourceType: "text",
 					Content: []byte("fixture"), ContentHash: sum[:]})
+				if err != nil {
+					return err
+				}
 				id = d.ID
+				// Ready, so a retry starts no workflow that no worker would run.
+				_, err = tx.SetDocumentStatus(ctx, d.ID, d.Version, store.DocReady, "")
 				return err
 			default:
 				t.Fatalf("route parameter %s has no fixture in this test: add one", param)

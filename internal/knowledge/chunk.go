@@ -4,6 +4,7 @@ import (
 	"crypto/sha256"
 	"regexp"
 	"strings"
+	"unicode/utf8"
 )
 
 // Chunking parameters, in words (a word is about 1.3 tokens of English, so
@@ -15,6 +16,9 @@ import (
 const (
 	MaxWords     = 230
 	OverlapWords = 30
+	// MaxChunkBytes bounds a chunk whose "words" are huge (a base64 blob, a
+	// URL list without spaces): the store refuses more than 20000 characters.
+	MaxChunkBytes = 8000
 )
 
 // Piece is one chunk of a document before it is stored.
@@ -85,6 +89,7 @@ func Chunk(text string) []Piece {
 	}
 	endPara()
 	flushSection()
+	out = capBytes(out)
 	for i := range out {
 		sum := sha256.Sum256([]byte(out[i].Heading + "\x00" + out[i].Content))
 		out[i].Hash = sum[:]
@@ -130,6 +135,24 @@ func split(heading, para string) []Piece {
 		if end == len(w) {
 			break
 		}
+	}
+	return out
+}
+
+// capBytes cuts any piece longer than MaxChunkBytes at rune boundaries.
+func capBytes(in []Piece) []Piece {
+	out := in[:0:0]
+	for _, p := range in {
+		c := p.Content
+		for len(c) > MaxChunkBytes {
+			cut := MaxChunkBytes
+			for cut > 0 && !utf8.RuneStart(c[cut]) {
+				cut--
+			}
+			out = append(out, Piece{Heading: p.Heading, Content: c[:cut]})
+			c = c[cut:]
+		}
+		out = append(out, Piece{Heading: p.Heading, Content: c})
 	}
 	return out
 }

@@ -3,6 +3,7 @@ package knowledge_test
 import (
 	"strings"
 	"testing"
+	"unicode/utf8"
 
 	"github.com/stretchr/testify/require"
 
@@ -92,4 +93,18 @@ func TestChunkIsHeadingAwareBoundedAndStable(t *testing.T) {
 		require.Equal(t, pieces[i].Hash, edited[i].Hash)
 	}
 	require.NotEqual(t, pieces[6].Hash, edited[6].Hash)
+}
+
+func TestChunkBoundsHugeWords(t *testing.T) {
+	blob := strings.Repeat("é", 9000) // one 18000-byte "word"
+	pieces := knowledge.Chunk("# Blob\n\n" + blob)
+	require.Len(t, pieces, 3)
+	total := ""
+	for _, p := range pieces {
+		require.LessOrEqual(t, len(p.Content), knowledge.MaxChunkBytes)
+		require.True(t, utf8.ValidString(p.Content))
+		require.Equal(t, "Blob", p.Heading)
+		total += p.Content
+	}
+	require.Equal(t, blob, total, "nothing lost")
 }

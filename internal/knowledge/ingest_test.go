@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/hex"
+	"errors"
 	"os"
 	"path/filepath"
 	"strings"
@@ -61,7 +62,7 @@ type rig struct {
 	admin    authz.Principal
 }
 
-func newRig(t *testing.T) *rig {
+func newRig(t testing.TB) *rig {
 	t.Helper()
 	ctx := context.Background()
 	db := testkit.NewDatabase(t)
@@ -285,4 +286,62 @@ func TestUploadRefusesBadInput(t *testing.T) {
 	docs, err := r.svc.List(ctx, r.tenant)
 	require.NoError(t, err)
 	require.Empty(t, docs, "nothing half-stored")
+}
+
+// downIngester is a workflow service that cannot be reached.
+type downIngester struct{}
+
+func (downIngester) StartIngest(context.Context, uuid.UUID, uuid.UUID, int) (string, error) {
+	return "", errors.New("dial tcp 127.0.0.1:7233: connect: connection refused")
+}
+
+// When ingestion cannot even start, the document is kept, failed with a
+// reason, and a retry (once the service is back) ingests it: nothing sits in
+// "queued" with nobody working on it.
+func TestUploadWhileTemporalIsDownFailsVisiblyAndRetries(t *testing.T) {
+	r := newRig(t)
+	ctx := context.Background()
+	working := r.svc.Ingester
+	r.svc.Ingester = downIngester{}
+	doc, outcome, err := r.svc.Add(ctx, r.admin, r.tenant, knowledge.Upload{Title: "Hours", Filename: "h.md", Data: []byte("# Hours\n\nOpen 9 to 5.")})
+	require.NoError(t, err)
+	require.Equal(t, store.DocCreated, outcome)
+	require.Equal(t, store.DocFailed, doc.Status)
+	require.Contains(t, doc.Error, "could not be started")
+	r.svc.Ingester = working
+	doc, err = r.svc.Retry(ctx, r.admin, r.tenant, doc.ID)
+	require.NoError(t, err)
+	require.Equal(t, store.DocQueued, doc.Status)
+	r.waitReady(t, doc.ID)
+}
+
+// Full-text search ORs a question's words (a chunk holding some of them is
+// found), keeps quoted phrases, and honours an excluded word.
+func TestTextSearchSyntax(t *testing.T) {
+	r := newRig(t)
+	ctx := context.Background()
+	for title, text := range map[string]string{
+		"Returns":  "# Returns\n\nReturns go to depot Quillon within 30 days.",
+		"Shipping": "# Shipping\n\nShipping to depot Quillon takes two days.",
+	} {
+		doc, _, err := r.svc.Add(ctx, r.admin, r.tenant, knowledge.Upload{Title: title, Filename: "x.md", Data: []byte(text)})
+		require.NoError(t, err)
+		r.waitReady(t, doc.ID)
+	}
+	titles := func(q string) []string {
+		var out []string
+		require.NoError(t, r.store.WithTenant(ctx, r.tenant, func(tx *store.Tx) error {
+			hits, err := tx.SearchChunksByText(ctx, q, 10)
+			for _, h := range hits {
+				out = append(out, h.DocumentTitle)
+			}
+			return err
+		}))
+		return out
+	}
+	require.Equal(t, []string{"Returns"}, titles("what is the return window for my parcel?"), "some words suffice")
+	require.ElementsMatch(t, []string{"Returns", "Shipping"}, titles("depot Quillon"))
+	require.Equal(t, []string{"Shipping"}, titles("depot -returns"))
+	require.Equal(t, []string{"Shipping"}, titles(`"takes two days"`))
+	require.Empty(t, titles("the of and"), "stop words only")
 }

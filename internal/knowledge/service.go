@@ -9,6 +9,7 @@ import (
 	"log/slog"
 	"net/http"
 	"strings"
+	"time"
 	"unicode/utf8"
 
 	"github.com/google/uuid"
@@ -141,7 +142,11 @@ func (s *Service) Add(ctx context.Context, p authz.Principal, tenantID uuid.UUID
 // recorded on the document, which can then be retried: nothing is lost and
 // nothing sits in "queued" with nobody working on it.
 func (s *Service) start(ctx context.Context, tenantID uuid.UUID, doc store.Document) (store.Document, error) {
-	wfID, err := s.Ingester.StartIngest(ctx, tenantID, doc.ID, doc.Version)
+	// Bounded, so an unreachable Temporal answers the upload (failed, retry
+	// later) instead of holding it open while the client keeps retrying.
+	sctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	wfID, err := s.Ingester.StartIngest(sctx, tenantID, doc.ID, doc.Version)
+	cancel()
 	err2 := s.Store.WithTenant(ctx, tenantID, func(tx *store.Tx) error {
 		if err != nil {
 			if s.Logger != nil {

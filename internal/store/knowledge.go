@@ -337,18 +337,22 @@ func (t *Tx) SetEmbeddings(ctx context.Context, docID uuid.UUID, version int, id
 	for i, v := range vectors {
 		texts[i] = VectorText(v)
 	}
-	_, err := t.tx.Exec(ctx, `
+	// Only chunks still without an embedding are set, so the count of rows
+	// changed is exactly what chunks_done grows by, even on a retried batch
+	// (counting the version's embedded chunks instead would cost a scan of
+	// them per batch).
+	tag, err := t.tx.Exec(ctx, `
 		UPDATE chunks c SET embedding = n.v::vector, embedding_model = $4, dims = $5
 		FROM unnest($2::uuid[], $3::text[]) AS n(id, v)
-		WHERE c.id = n.id AND c.document_id = $1`, docID, ids, texts, model, dims)
+		WHERE c.id = n.id AND c.document_id = $1 AND c.version = $6 AND c.embedding IS NULL`,
+		docID, ids, texts, model, dims, version)
 	if err != nil {
 		return 0, fmt.Errorf("store: set embeddings: %w", mapErr(err))
 	}
 	var done int
 	err = t.tx.QueryRow(ctx, `
-		UPDATE documents SET chunks_done = (SELECT count(embedding) FROM chunks WHERE document_id = $1 AND version = $2),
-			updated_at = now()
-		WHERE id = $1 AND version = $2 RETURNING chunks_done`, docID, version).Scan(&done)
+		UPDATE documents SET chunks_done = chunks_done + $3, updated_at = now()
+		WHERE id = $1 AND version = $2 RETURNING chunks_done`, docID, version, tag.RowsAffected()).Scan(&done)
 	if err != nil {
 		return 0, fmt.Errorf("store: set embeddings: progress: %w", mapErr(err))
 	}
@@ -411,15 +415,18 @@ func (t *Tx) SearchChunksByVector(ctx context.Context, query []float32, model st
 
 // SearchChunksByText is Postgres full-text search over chunks, with
 // websearch_to_tsquery (quoted phrases, OR, -word), ranked by ts_rank_cd.
-// Words are OR-ed: a question phrased in full ("what is the warranty of the
+// Words are OR-ed (unless the query excludes a word): a question phrased in full ("what is the warranty of the
 // Zorblax?") must still find a chunk holding only some of its words, which
 // an AND of every word would not; the rank rewards chunks holding more.
 func (t *Tx) SearchChunksByText(ctx context.Context, query string, limit int) ([]ChunkHit, error) {
 	rows, err := t.tx.Query(ctx, `
-		WITH q AS (
-			SELECT CASE WHEN querytree(websearch_to_tsquery('english', $1)) = ''
-			            THEN NULL
-			            ELSE replace(websearch_to_tsquery('english', $1)::text, ' & ', ' | ')::tsquery END AS q)
+		WITH w AS (SELECT websearch_to_tsquery('english', $1) AS w),
+		q AS (
+			SELECT CASE WHEN querytree(w) = '' THEN NULL
+			            -- An exclusion (-word) keeps websearch's AND: "x OR NOT y" would match nearly everything.
+			            WHEN strpos(w::text, '!') > 0 THEN w
+			            ELSE replace(w::text, ' & ', ' | ')::tsquery END AS q
+			FROM w)
 		SELECT c.id, c.document_id, d.title, c.ordinal, c.heading, c.content, ts_rank_cd(c.tsv, q.q)::float8 AS score,
 			row_number() OVER (ORDER BY ts_rank_cd(c.tsv, q.q) DESC, c.id)::int
 		FROM q, chunks c JOIN documents d ON d.id = c.document_id AND d.chunked_version = c.version
