@@ -16,7 +16,8 @@
 //     they are delivered one after another; a failure releases the rest;
 //   - with backoff while Temporal is down: a failed event waits
 //     MinBackoff·2^attempts (capped at MaxBackoff) before its next attempt,
-//     and its key waits with it.
+//     and its key waits with it; while whole rounds fail, the dispatcher
+//     pauses with the same backoff instead of claiming on every new event.
 package inbox
 
 import (
@@ -71,7 +72,7 @@ type Options struct {
 	MaxKeys     int           // ordering keys per claim (64)
 	PerKey      int           // events of one key per claim (16)
 	Concurrency int           // keys delivered at once within a round (32)
-	Rounds      int           // claims in flight at once (4)
+	Rounds      int           // claims in flight at once (2): more rounds, smaller claims, more Postgres work per event
 	SendTimeout time.Duration // bound on one delivery (5s)
 	MinBackoff  time.Duration // first retry delay (200ms)
 	MaxBackoff  time.Duration // retry delay cap (5s): how soon delivery resumes after an outage
@@ -102,7 +103,7 @@ func (o Options) withDefaults() Options {
 	defInt(&o.MaxKeys, 64)
 	defInt(&o.PerKey, 16)
 	defInt(&o.Concurrency, 32)
-	defInt(&o.Rounds, 4)
+	defInt(&o.Rounds, 2)
 	if o.Owner == "" {
 		host, _ := os.Hostname()
 		b := make([]byte, 4)
@@ -122,10 +123,17 @@ type Dispatcher struct {
 	opts     Options
 
 	wake    chan struct{}
-	missed  atomic.Bool // a wake-up found every round slot busy
+	missed  atomic.Bool // a wake-up found every round slot busy, or came during a pause
 	rounds  chan struct{}
 	wg      sync.WaitGroup
 	backlog atomic.Pointer[Backlog]
+
+	// While every hand-over fails (Temporal down), no round starts until
+	// pausedUntil: one probe per backoff period instead of a claim per
+	// recorded event, which would load Postgres under the webhook's INSERTs.
+	mu          sync.Mutex
+	pausedUntil time.Time
+	failedRuns  int // consecutive rounds with failures and no delivery
 }
 
 // Backlog is the inbox's pending work as last measured.
@@ -181,16 +189,20 @@ func (d *Dispatcher) Run(ctx context.Context) error {
 			d.purge(ctx)
 			continue
 		}
+		if d.paused() {
+			continue // the poll ticker looks again; the pause is at most MaxBackoff
+		}
 		select {
 		case d.rounds <- struct{}{}:
 			d.wg.Add(1)
 			go func() {
 				defer d.wg.Done()
-				n := d.round(ctx)
+				res := d.round(ctx)
+				d.afterRound(res)
 				<-d.rounds
 				// More may be waiting behind what this round delivered, or
 				// a wake-up came while every slot was busy.
-				if n > 0 || d.missed.Swap(false) {
+				if (res.claimed > 0 && !d.paused()) || d.missed.Swap(false) {
 					d.Wake()
 				}
 			}()
@@ -200,9 +212,30 @@ func (d *Dispatcher) Run(ctx context.Context) error {
 	}
 }
 
-// round claims a batch, delivers it and records the outcome; it returns how
-// many events it claimed.
-func (d *Dispatcher) round(ctx context.Context) int {
+type roundResult struct{ claimed, delivered, failed int }
+
+func (d *Dispatcher) paused() bool {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	return time.Now().Before(d.pausedUntil)
+}
+
+// afterRound pauses the dispatcher, with growing backoff, while rounds fail
+// without delivering anything, and lifts the pause on the first delivery.
+func (d *Dispatcher) afterRound(r roundResult) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	switch {
+	case r.delivered > 0:
+		d.failedRuns, d.pausedUntil = 0, time.Time{}
+	case r.failed > 0:
+		d.failedRuns++
+		d.pausedUntil = time.Now().Add(d.backoff(d.failedRuns))
+	}
+}
+
+// round claims a batch, delivers it and records the outcome.
+func (d *Dispatcher) round(ctx context.Context) roundResult {
 	log := d.opts.Logger
 	evs, err := d.store.ClaimInbox(ctx, d.opts.Owner, d.opts.Lease, d.opts.MaxKeys, d.opts.PerKey)
 	if err != nil {
@@ -211,10 +244,10 @@ func (d *Dispatcher) round(ctx context.Context) int {
 			d.opts.Metrics.claimFailed()
 			sleep(ctx, d.opts.MinBackoff)
 		}
-		return 0
+		return roundResult{}
 	}
 	if len(evs) == 0 {
-		return 0
+		return roundResult{}
 	}
 	// Group by key, keeping id order inside each key.
 	var keys []string
@@ -291,7 +324,7 @@ func (d *Dispatcher) round(ctx context.Context) int {
 		log.ErrorContext(ctx, "inbox: could not record the round's outcome", "err", err,
 			"delivered", len(delivered), "failed", len(failed))
 	}
-	return len(evs)
+	return roundResult{claimed: len(evs), delivered: len(delivered), failed: len(failed)}
 }
 
 func (d *Dispatcher) deliver(ctx context.Context, ev store.InboxEvent) error {
