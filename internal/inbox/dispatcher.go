@@ -72,7 +72,7 @@ type Options struct {
 	MaxKeys     int           // ordering keys per claim (64)
 	PerKey      int           // events of one key per claim (16)
 	Concurrency int           // keys delivered at once within a round (32)
-	Rounds      int           // claims in flight at once (2): more rounds, smaller claims, more Postgres work per event
+	Rounds      int           // claims in flight at once (4)
 	SendTimeout time.Duration // bound on one delivery (5s)
 	MinBackoff  time.Duration // first retry delay (200ms)
 	MaxBackoff  time.Duration // retry delay cap (5s): how soon delivery resumes after an outage
@@ -103,7 +103,7 @@ func (o Options) withDefaults() Options {
 	defInt(&o.MaxKeys, 64)
 	defInt(&o.PerKey, 16)
 	defInt(&o.Concurrency, 32)
-	defInt(&o.Rounds, 2)
+	defInt(&o.Rounds, 4)
 	if o.Owner == "" {
 		host, _ := os.Hostname()
 		b := make([]byte, 4)
@@ -262,28 +262,37 @@ func (d *Dispatcher) round(ctx context.Context) roundResult {
 	// dispatcher does not take the key over while this one still sends.
 	deadline := time.Now().Add(d.opts.Lease / 2)
 	var (
-		mu                  sync.Mutex
-		delivered, released []int64
-		failed              []store.InboxFailure
-		wg                  sync.WaitGroup
-		slots               = make(chan struct{}, d.opts.Concurrency)
+		mu    sync.Mutex
+		res   = roundResult{claimed: len(evs)}
+		wg    sync.WaitGroup
+		slots = make(chan struct{}, d.opts.Concurrency)
 	)
 	for _, key := range keys {
 		slots <- struct{}{}
 		wg.Go(func() {
 			defer func() { <-slots }()
+			// Each key settles as soon as it is done, so its next event can be
+			// claimed without waiting for the round's slowest key.
+			var (
+				delivered, released []int64
+				failed              []store.InboxFailure
+			)
+			defer func() {
+				d.settle(ctx, delivered, failed, released)
+				mu.Lock()
+				res.delivered += len(delivered)
+				res.failed += len(failed)
+				mu.Unlock()
+			}()
 			group := byKey[key]
 			for i, ev := range group {
 				if ctx.Err() != nil || time.Now().After(deadline) {
-					mu.Lock()
 					for _, r := range group[i:] {
 						released = append(released, r.ID)
 					}
-					mu.Unlock()
 					return
 				}
 				err := d.deliver(ctx, ev)
-				mu.Lock()
 				switch {
 				case err == nil:
 					delivered = append(delivered, ev.ID)
@@ -308,23 +317,24 @@ func (d *Dispatcher) round(ctx context.Context) roundResult {
 					for _, r := range group[i+1:] {
 						released = append(released, r.ID)
 					}
-					mu.Unlock()
 					return
 				}
-				mu.Unlock()
 			}
 		})
 	}
 	wg.Wait()
+	return res
+}
+
+// settle records a key's outcome. If it cannot, the leases run out and the
+// events are delivered again: duplicates the workflow drops, never a loss.
+func (d *Dispatcher) settle(ctx context.Context, delivered []int64, failed []store.InboxFailure, released []int64) {
 	settleCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
 	defer cancel()
 	if err := d.store.SettleInbox(settleCtx, d.opts.Owner, delivered, failed, released); err != nil {
-		// The leases run out and the events are delivered again: duplicates
-		// the workflow drops, never a loss.
-		log.ErrorContext(ctx, "inbox: could not record the round's outcome", "err", err,
+		d.opts.Logger.ErrorContext(ctx, "inbox: could not record a hand-over's outcome", "err", err,
 			"delivered", len(delivered), "failed", len(failed))
 	}
-	return roundResult{claimed: len(evs), delivered: len(delivered), failed: len(failed)}
 }
 
 func (d *Dispatcher) deliver(ctx context.Context, ev store.InboxEvent) error {

@@ -90,8 +90,14 @@ func (s *Store) RecordInbound(ctx context.Context, tenantID uuid.UUID, ev InboxE
 // sees every tenant's inbox rows and no row of any other table, and cannot
 // insert into the inbox. Only the dispatcher (and tests proving the above)
 // may use it.
+//
+// Its commits do not wait for the WAL flush (synchronous_commit off, for
+// this transaction only): a dispatcher transaction lost in a crash loses a
+// lease or a "done" mark, so an event is handed over again — a duplicate the
+// workflow drops — and never an event, which the webhook's own, synchronous
+// commit recorded.
 func (s *Store) WithDispatcher(ctx context.Context, fn func(*Tx) error) error {
-	return s.run(ctx, "BEGIN; SELECT set_config('app.dispatcher', 'on', true)", &Tx{}, fn)
+	return s.run(ctx, "BEGIN; SELECT set_config('app.dispatcher', 'on', true), set_config('synchronous_commit', 'off', true)", &Tx{}, fn)
 }
 
 // ClaimInbox leases the next events to hand over for owner: the oldest
