@@ -30,17 +30,13 @@ type ConversationEvent struct {
 // scope, ordered by its conversation's workflow ID. recorded is false when the
 // same event (tenant, source, event ID) is already there.
 func RecordConversationEvent(ctx context.Context, s *store.Store, tenantID uuid.UUID, source string,
-	in workflows.ConversationInput, msg workflows.Inbound) (recorded bool, err error) {
+	in workflows.ConversationInput, msg workflows.Inbound) (bool, error) {
 	payload, err := json.Marshal(ConversationEvent{Input: in, Message: msg})
 	if err != nil {
 		return false, fmt.Errorf("webhooks: encode event: %w", err)
 	}
-	err = s.WithTenant(ctx, tenantID, func(tx *store.Tx) error {
-		recorded, err = tx.RecordInbound(ctx, store.InboxEvent{Source: source, EventID: msg.EventID,
-			OrderingKey: workflows.ConversationID(in.TenantID, in.Channel, in.ExternalKey), Payload: payload})
-		return err
-	})
-	return recorded, err
+	return s.RecordInbound(ctx, tenantID, store.InboxEvent{Source: source, EventID: msg.EventID,
+		OrderingKey: workflows.ConversationID(in.TenantID, in.Channel, in.ExternalKey), Payload: payload})
 }
 
 // ConversationHandler delivers recorded chat messages to their conversation

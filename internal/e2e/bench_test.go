@@ -334,7 +334,13 @@ func (d *driver) historyRow(name string, tn platform.Tenant) row {
 			return row{name: name}
 		}
 		for _, ex := range page.Executions {
-			events += ex.HistoryLength
+			// Visibility does not carry the length of a running history.
+			desc, err := d.temporal.DescribeWorkflowExecution(ctx, ex.Execution.WorkflowId, ex.Execution.RunId)
+			if err != nil {
+				d.b.Errorf("history: describe: %v", err)
+				return row{name: name}
+			}
+			events += desc.WorkflowExecutionInfo.HistoryLength
 			runs++
 		}
 		if token = page.NextPageToken; len(token) == 0 {

@@ -45,7 +45,7 @@ func TestTemporalOutageLosesNothingAndAnswersInOrder(t *testing.T) {
 			if i == 0 {
 				thread = ""
 			}
-			if c == 0 && i > 0 {
+			if c == 0 {
 				thread = warm // C0OUT0 continues the running conversation
 			}
 			body, _ := tn.Mention(channel, "U0ALICE", fmt.Sprintf("c%d m%d", c, i), ts, thread)

@@ -16,7 +16,8 @@
 //     they are delivered one after another; a failure releases the rest;
 //   - with backoff while Temporal is down: a failed event waits
 //     MinBackoff·2^attempts (capped at MaxBackoff) before its next attempt,
-//     and its key waits with it.
+//     and its key waits with it; while whole rounds fail, the dispatcher
+//     pauses with the same backoff instead of claiming on every new event.
 package inbox
 
 import (
@@ -122,10 +123,17 @@ type Dispatcher struct {
 	opts     Options
 
 	wake    chan struct{}
-	missed  atomic.Bool // a wake-up found every round slot busy
+	missed  atomic.Bool // a wake-up found every round slot busy, or came during a pause
 	rounds  chan struct{}
 	wg      sync.WaitGroup
 	backlog atomic.Pointer[Backlog]
+
+	// While every hand-over fails (Temporal down), no round starts until
+	// pausedUntil: one probe per backoff period instead of a claim per
+	// recorded event, which would load Postgres under the webhook's INSERTs.
+	mu          sync.Mutex
+	pausedUntil time.Time
+	failedRuns  int // consecutive rounds with failures and no delivery
 }
 
 // Backlog is the inbox's pending work as last measured.
@@ -181,16 +189,20 @@ func (d *Dispatcher) Run(ctx context.Context) error {
 			d.purge(ctx)
 			continue
 		}
+		if d.paused() {
+			continue // the poll ticker looks again; the pause is at most MaxBackoff
+		}
 		select {
 		case d.rounds <- struct{}{}:
 			d.wg.Add(1)
 			go func() {
 				defer d.wg.Done()
-				n := d.round(ctx)
+				res := d.round(ctx)
+				d.afterRound(res)
 				<-d.rounds
 				// More may be waiting behind what this round delivered, or
 				// a wake-up came while every slot was busy.
-				if n > 0 || d.missed.Swap(false) {
+				if (res.claimed > 0 && !d.paused()) || d.missed.Swap(false) {
 					d.Wake()
 				}
 			}()
@@ -200,9 +212,30 @@ func (d *Dispatcher) Run(ctx context.Context) error {
 	}
 }
 
-// round claims a batch, delivers it and records the outcome; it returns how
-// many events it claimed.
-func (d *Dispatcher) round(ctx context.Context) int {
+type roundResult struct{ claimed, delivered, failed int }
+
+func (d *Dispatcher) paused() bool {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	return time.Now().Before(d.pausedUntil)
+}
+
+// afterRound pauses the dispatcher, with growing backoff, while rounds fail
+// without delivering anything, and lifts the pause on the first delivery.
+func (d *Dispatcher) afterRound(r roundResult) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	switch {
+	case r.delivered > 0:
+		d.failedRuns, d.pausedUntil = 0, time.Time{}
+	case r.failed > 0:
+		d.failedRuns++
+		d.pausedUntil = time.Now().Add(d.backoff(d.failedRuns))
+	}
+}
+
+// round claims a batch, delivers it and records the outcome.
+func (d *Dispatcher) round(ctx context.Context) roundResult {
 	log := d.opts.Logger
 	evs, err := d.store.ClaimInbox(ctx, d.opts.Owner, d.opts.Lease, d.opts.MaxKeys, d.opts.PerKey)
 	if err != nil {
@@ -211,10 +244,10 @@ func (d *Dispatcher) round(ctx context.Context) int {
 			d.opts.Metrics.claimFailed()
 			sleep(ctx, d.opts.MinBackoff)
 		}
-		return 0
+		return roundResult{}
 	}
 	if len(evs) == 0 {
-		return 0
+		return roundResult{}
 	}
 	// Group by key, keeping id order inside each key.
 	var keys []string
@@ -229,28 +262,37 @@ func (d *Dispatcher) round(ctx context.Context) int {
 	// dispatcher does not take the key over while this one still sends.
 	deadline := time.Now().Add(d.opts.Lease / 2)
 	var (
-		mu                  sync.Mutex
-		delivered, released []int64
-		failed              []store.InboxFailure
-		wg                  sync.WaitGroup
-		slots               = make(chan struct{}, d.opts.Concurrency)
+		mu    sync.Mutex
+		res   = roundResult{claimed: len(evs)}
+		wg    sync.WaitGroup
+		slots = make(chan struct{}, d.opts.Concurrency)
 	)
 	for _, key := range keys {
 		slots <- struct{}{}
 		wg.Go(func() {
 			defer func() { <-slots }()
+			// Each key settles as soon as it is done, so its next event can be
+			// claimed without waiting for the round's slowest key.
+			var (
+				delivered, released []int64
+				failed              []store.InboxFailure
+			)
+			defer func() {
+				d.settle(ctx, delivered, failed, released)
+				mu.Lock()
+				res.delivered += len(delivered)
+				res.failed += len(failed)
+				mu.Unlock()
+			}()
 			group := byKey[key]
 			for i, ev := range group {
 				if ctx.Err() != nil || time.Now().After(deadline) {
-					mu.Lock()
 					for _, r := range group[i:] {
 						released = append(released, r.ID)
 					}
-					mu.Unlock()
 					return
 				}
 				err := d.deliver(ctx, ev)
-				mu.Lock()
 				switch {
 				case err == nil:
 					delivered = append(delivered, ev.ID)
@@ -275,23 +317,24 @@ func (d *Dispatcher) round(ctx context.Context) int {
 					for _, r := range group[i+1:] {
 						released = append(released, r.ID)
 					}
-					mu.Unlock()
 					return
 				}
-				mu.Unlock()
 			}
 		})
 	}
 	wg.Wait()
+	return res
+}
+
+// settle records a key's outcome. If it cannot, the leases run out and the
+// events are delivered again: duplicates the workflow drops, never a loss.
+func (d *Dispatcher) settle(ctx context.Context, delivered []int64, failed []store.InboxFailure, released []int64) {
 	settleCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
 	defer cancel()
 	if err := d.store.SettleInbox(settleCtx, d.opts.Owner, delivered, failed, released); err != nil {
-		// The leases run out and the events are delivered again: duplicates
-		// the workflow drops, never a loss.
-		log.ErrorContext(ctx, "inbox: could not record the round's outcome", "err", err,
+		d.opts.Logger.ErrorContext(ctx, "inbox: could not record a hand-over's outcome", "err", err,
 			"delivered", len(delivered), "failed", len(failed))
 	}
-	return len(evs)
 }
 
 func (d *Dispatcher) deliver(ctx context.Context, ev store.InboxEvent) error {

@@ -228,3 +228,39 @@ func TestRecordInboundDedupes(t *testing.T) {
 	require.NoError(t, err)
 	require.EqualValues(t, 1, b.Pending)
 }
+
+// The webhook's one-round-trip RecordInbound dedupes the same way and writes
+// under RLS: the row is its tenant's, invisible to another, and a tenant that
+// does not exist is refused.
+func TestStoreRecordInboundIsScopedAndDedupes(t *testing.T) {
+	s, tenant := newStore(t)
+	ctx := context.Background()
+	ev := store.InboxEvent{Source: store.SourceSlack, EventID: "Ev2", OrderingKey: "k", Payload: []byte(`{"a":1}`)}
+	for i, want := range []bool{true, false} {
+		ok, err := s.RecordInbound(ctx, tenant, ev)
+		require.NoError(t, err)
+		require.Equal(t, want, ok, "delivery %d", i+1)
+	}
+	other := uuid.New()
+	require.NoError(t, s.WithTenant(ctx, other, func(tx *store.Tx) error {
+		if _, err := tx.CreateTenant(ctx, other, "Other"); err != nil {
+			return err
+		}
+		n, err := tx.QueryInt(ctx, `SELECT count(*) FROM inbox`)
+		require.Zero(t, n, "another tenant sees no event")
+		return err
+	}))
+	require.NoError(t, s.WithTenant(ctx, tenant, func(tx *store.Tx) error {
+		n, err := tx.QueryInt(ctx, `SELECT count(*) FROM inbox WHERE event_id = 'Ev2'`)
+		require.EqualValues(t, 1, n)
+		return err
+	}))
+	_, err := s.RecordInbound(ctx, uuid.New(), ev)
+	require.ErrorIs(t, err, store.ErrReferenced, "no such tenant")
+	// The setting did not outlive the batch on its pooled connection.
+	require.NoError(t, s.WithNoScope(ctx, func(tx *store.Tx) error {
+		n, err := tx.QueryInt(ctx, `SELECT count(*) FROM inbox`)
+		require.Zero(t, n)
+		return err
+	}))
+}

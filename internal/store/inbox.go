@@ -51,13 +51,53 @@ func (t *Tx) RecordInbound(ctx context.Context, ev InboxEvent) (recorded bool, e
 	return true, nil
 }
 
+// RecordInbound is Tx.RecordInbound in one round trip, for the webhook's hot
+// path: the tenant setting and the INSERT go as one pipelined batch, which
+// Postgres runs as one implicit transaction (one Sync), so the setting is
+// transaction-local exactly as in WithTenant and RLS checks the row against
+// it; the batch commits before it returns.
+func (s *Store) RecordInbound(ctx context.Context, tenantID uuid.UUID, ev InboxEvent) (recorded bool, err error) {
+	if tenantID == uuid.Nil {
+		return false, errors.New("store: record inbound: no tenant")
+	}
+	b := &pgx.Batch{}
+	b.Queue(`SELECT set_config('app.tenant_id', $1, true)`, tenantID.String())
+	b.Queue(`
+		INSERT INTO inbox (tenant_id, source, event_id, ordering_key, payload)
+		VALUES ($1, $2, $3, $4, $5)
+		ON CONFLICT (tenant_id, source, event_id) DO NOTHING
+		RETURNING id`, tenantID, ev.Source, ev.EventID, ev.OrderingKey, []byte(ev.Payload))
+	br := s.pool.SendBatch(ctx, b)
+	var id int64
+	if _, err = br.Exec(); err == nil {
+		err = br.QueryRow().Scan(&id)
+	}
+	recorded = err == nil
+	if errors.Is(err, pgx.ErrNoRows) {
+		err = nil
+	}
+	if cerr := br.Close(); err == nil && cerr != nil {
+		recorded, err = false, cerr // the commit failed: not recorded
+	}
+	if err != nil {
+		return false, fmt.Errorf("store: record inbound %s %s: %w", ev.Source, ev.EventID, mapErr(err))
+	}
+	return recorded, nil
+}
+
 // WithDispatcher runs fn in the inbox dispatcher's scope: the transaction-local
 // app.dispatcher setting, which only the inbox table's policies honour. It
 // sees every tenant's inbox rows and no row of any other table, and cannot
 // insert into the inbox. Only the dispatcher (and tests proving the above)
 // may use it.
+//
+// Its commits do not wait for the WAL flush (synchronous_commit off, for
+// this transaction only): a dispatcher transaction lost in a crash loses a
+// lease or a "done" mark, so an event is handed over again — a duplicate the
+// workflow drops — and never an event, which the webhook's own, synchronous
+// commit recorded.
 func (s *Store) WithDispatcher(ctx context.Context, fn func(*Tx) error) error {
-	return s.run(ctx, "BEGIN; SELECT set_config('app.dispatcher', 'on', true)", &Tx{}, fn)
+	return s.run(ctx, "BEGIN; SELECT set_config('app.dispatcher', 'on', true), set_config('synchronous_commit', 'off', true)", &Tx{}, fn)
 }
 
 // ClaimInbox leases the next events to hand over for owner: the oldest
