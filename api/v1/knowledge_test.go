@@ -212,3 +212,34 @@ func TestAgentKBTopK(t *testing.T) {
 	s.Do(t, http.MethodPatch, path, u.Token, map[string]any{"name": "Ada Lovelace"}).Expect(t, http.StatusOK).JSON(t, &ag)
 	require.Equal(t, 8, ag.KBTopK, "a patch without it keeps it")
 }
+
+// A document upload may be larger than KONSTRUCT_MAX_BODY_BYTES, up to
+// KONSTRUCT_MAX_UPLOAD_BYTES; every other route keeps the body limit.
+func TestKnowledgeUploadHasItsOwnBodyLimit(t *testing.T) {
+	t.Parallel()
+	testkit.NewTemporal(t)
+	s := apitest.Start(t, apitest.Options{Env: map[string]string{
+		"MAX_BODY_BYTES":   "65536",
+		"MAX_UPLOAD_BYTES": "262144",
+	}})
+	ten := s.CreateTenant(t, "Uploads")
+	admin := s.NewUser(t, ten.ID, store.RoleCustomerAdmin)
+
+	// 128 KiB: over the body limit, within the upload limit. The upload is
+	// accepted (ingestion has no worker here, so it stays queued).
+	text := bytes.Repeat([]byte("Quillon depot handles every Zorblax return. "), 128<<10/44)
+	var created documentJSON
+	multipartUpload(t, s, knowledgePath(ten.ID), admin.Token, "returns.txt", text, "Returns").
+		Expect(t, http.StatusCreated).JSON(t, &created)
+	require.Equal(t, "Returns", created.Title)
+
+	// 512 KiB: over the upload limit.
+	big := bytes.Repeat([]byte("x "), 256<<10)
+	multipartUpload(t, s, knowledgePath(ten.ID), admin.Token, "big.txt", big, "Big").
+		ExpectError(t, http.StatusRequestEntityTooLarge, "body_too_large", "")
+
+	// Another route with a 128 KiB body: the ordinary limit still applies.
+	body := []byte(`{"name":"` + string(bytes.Repeat([]byte("a"), 128<<10)) + `"}`)
+	s.Do(t, http.MethodPost, tenantPath(ten.ID)+"/agents", admin.Token, body).
+		ExpectError(t, http.StatusRequestEntityTooLarge, "body_too_large", "")
+}

@@ -161,6 +161,9 @@ func (a *App) HTTPServer() *api.Server {
 		Health:       health,
 		Gatherer:     a.Metrics,
 		MaxBodyBytes: a.Config.MaxBodyBytes,
+		// The knowledge base's uploads, over REST and from the portal.
+		UploadRoutes:   []string{"POST /api/v1/tenants/:tenant_id/knowledge", "POST /t/:tenant_id/knowledge"},
+		MaxUploadBytes: a.Config.MaxUploadBytes,
 		V1: &v1.API{
 			Store: a.Store, Auth: a.Auth, Accounts: svc.Accounts, Invitations: svc.Invitations, Designer: svc.Designer,
 			Knowledge: a.Knowledge, TemporalUIURL: a.Config.TemporalUIURL, Namespace: a.Config.TemporalNamespace, Logger: a.Logger,

@@ -25,7 +25,7 @@ func (a *App) registerKnowledge() error {
 		Store:    a.Store,
 		Ingester: workflows.IngestStarter{Client: a.Temporal, TaskQueue: a.Config.TemporalTaskQueue},
 		Embedder: knowledge.PoolEmbedder{Pool: a.llmPool(), Chain: a.Config.EmbeddingModels},
-		MaxBytes: min(a.Config.MaxBodyBytes, knowledge.DefaultMaxBytes),
+		MaxBytes: a.Config.MaxUploadBytes,
 		Logger:   a.Logger.With("component", "knowledge"),
 	}
 	if err := a.Tools.Register(knowledge.SearchTool(a.Knowledge)); err != nil {

@@ -40,6 +40,9 @@ type Config struct {
 	WorkerAddr   string // WORKER_ADDR: the worker's own /metrics and /healthz ("" disables)
 	PublicURL    string // PUBLIC_URL: how browsers and Slack reach this server
 	MaxBodyBytes int64  // MAX_BODY_BYTES
+	// MaxUploadBytes bounds a knowledge-base document upload (MAX_UPLOAD_BYTES);
+	// the database refuses documents over 16 MiB.
+	MaxUploadBytes int64
 
 	EncryptionKey     []byte   // ENCRYPTION_KEY: 32 bytes, base64
 	OldEncryptionKeys [][]byte // OLD_ENCRYPTION_KEYS: comma-separated, still accepted for decryption
@@ -119,10 +122,11 @@ func Load(lookup func(string) (string, bool)) (Config, error) {
 		TemporalTaskQueue: l.str("TEMPORAL_TASK_QUEUE", "konstruct"),
 		TemporalUIURL:     l.url("TEMPORAL_UI_URL", "http://127.0.0.1:8233", "http", "https"),
 
-		HTTPAddr:     l.hostPort("HTTP_ADDR", "127.0.0.1:8080"),
-		WorkerAddr:   l.optionalHostPort("WORKER_ADDR", "127.0.0.1:9091"),
-		PublicURL:    strings.TrimRight(l.url("PUBLIC_URL", "http://127.0.0.1:8080", "http", "https"), "/"),
-		MaxBodyBytes: int64(l.intRange("MAX_BODY_BYTES", 1<<20, 1024, 64<<20)),
+		HTTPAddr:       l.hostPort("HTTP_ADDR", "127.0.0.1:8080"),
+		WorkerAddr:     l.optionalHostPort("WORKER_ADDR", "127.0.0.1:9091"),
+		PublicURL:      strings.TrimRight(l.url("PUBLIC_URL", "http://127.0.0.1:8080", "http", "https"), "/"),
+		MaxBodyBytes:   int64(l.intRange("MAX_BODY_BYTES", 1<<20, 1024, 64<<20)),
+		MaxUploadBytes: int64(l.intRange("MAX_UPLOAD_BYTES", 8<<20, 1024, 16<<20)),
 
 		EncryptionKey:     l.key("ENCRYPTION_KEY"),
 		OldEncryptionKeys: l.keys("OLD_ENCRYPTION_KEYS"),

@@ -19,8 +19,9 @@ import (
 	"github.com/konstruct/konstruct/internal/store"
 )
 
-// DefaultMaxBytes bounds one document's original bytes (the database's CHECK
-// allows 16 MiB; the HTTP body limit KONSTRUCT_MAX_BODY_BYTES applies first).
+// DefaultMaxBytes bounds one document's original bytes when the service is
+// given no limit (KONSTRUCT_MAX_UPLOAD_BYTES sets it; the database's CHECK
+// allows 16 MiB).
 const DefaultMaxBytes = 8 << 20
 
 // MaxTitle is the longest title, in characters.
