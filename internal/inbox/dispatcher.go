@@ -71,7 +71,7 @@ type Options struct {
 	Poll        time.Duration // how often to look for work nobody woke us for (500ms)
 	MaxKeys     int           // ordering keys per claim (64)
 	PerKey      int           // events of one key per claim (16)
-	Concurrency int           // keys delivered at once within a round (32)
+	Concurrency int           // keys delivered at once within a round (16): Rounds×Concurrency sends in flight at most
 	Rounds      int           // claims in flight at once (4)
 	SendTimeout time.Duration // bound on one delivery (5s)
 	MinBackoff  time.Duration // first retry delay (200ms)
@@ -102,7 +102,7 @@ func (o Options) withDefaults() Options {
 	def(&o.StatsEvery, 2*time.Second)
 	defInt(&o.MaxKeys, 64)
 	defInt(&o.PerKey, 16)
-	defInt(&o.Concurrency, 32)
+	defInt(&o.Concurrency, 16)
 	defInt(&o.Rounds, 4)
 	if o.Owner == "" {
 		host, _ := os.Hostname()
