@@ -4,6 +4,10 @@
 # Redis, the Temporal dev server (settings: temporal-dev.yaml) and
 # stripe-mock; Chromium for browser tests. Local state, logs, pids and tools
 # live in .konstruct/ (git-ignored). With Docker instead: docker-compose.yml.
+#
+# TEMPORAL=server (make dev|test|bench|services TEMPORAL=server) uses the
+# Temporal Server on PostgreSQL (temporal-server.yaml,
+# scripts/temporal-server.sh) instead of the dev server; both can run at once.
 
 SHELL := /bin/bash
 .SHELLFLAGS := -euo pipefail -c
@@ -18,6 +22,10 @@ FUZZTIME ?= 20s
 PKGS     ?= ./...
 TESTFLAGS ?=
 BENCHFLAGS ?=
+# Temporal back end: dev (the CLI's dev server) or server (Temporal Server on
+# PostgreSQL); scripts/services.sh and scripts/env.sh read it.
+TEMPORAL ?= $(or $(KONSTRUCT_TEMPORAL_BACKEND),dev)
+export KONSTRUCT_TEMPORAL_BACKEND := $(TEMPORAL)
 
 # Every recipe that talks to the services sources this first.
 ENV := source scripts/env.sh
@@ -27,9 +35,9 @@ ENV := source scripts/env.sh
 help: ## List the targets
 	@echo "Konstruct make targets:"
 	@grep -hE '^[a-zA-Z_-]+:.*?## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*?## "}; {printf "  %-10s %s\n", $$1, $$2}'
-	@echo "Variables: FUZZTIME=$(FUZZTIME) PKGS=$(PKGS) TESTFLAGS=... BENCHFLAGS=..."
+	@echo "Variables: FUZZTIME=$(FUZZTIME) PKGS=$(PKGS) TESTFLAGS=... BENCHFLAGS=... TEMPORAL=$(TEMPORAL) (dev|server)"
 
-services: ## Install (if missing) and start Postgres+pgvector, Redis, Temporal dev server, stripe-mock
+services: ## Install (if missing) and start Postgres+pgvector, Redis, Temporal (dev server, or TEMPORAL=server), stripe-mock
 	@scripts/services.sh
 
 build: ## Build the konstruct binary into .konstruct/bin/konstruct
@@ -61,8 +69,9 @@ lint: ## go vet and Temporal's workflowcheck over ./workflows/...
 fuzz: ## Run each Fuzz* target for FUZZTIME (default 20s), one at a time
 	@$(ENV); FUZZTIME='$(FUZZTIME)' scripts/fuzz.sh $(filter-out ./...,$(PKGS))
 
-stop: ## Stop the Temporal dev server and stripe-mock started by the scripts
+stop: ## Stop the Temporal dev server, Temporal Server + UI and stripe-mock started by the scripts
 	@scripts/temporal.sh stop
+	@scripts/temporal-server.sh stop
 	@scripts/stripe-mock.sh stop
 
 clean: ## Remove build and test outputs (keeps .konstruct state, tools and dev.env)

@@ -20,6 +20,7 @@ import (
 	"github.com/konstruct/konstruct/internal/secrets"
 	"github.com/konstruct/konstruct/internal/store"
 	"github.com/konstruct/konstruct/internal/tools"
+	"github.com/konstruct/konstruct/internal/tools/httptool"
 )
 
 // Conversation holds the activities of ConversationWorkflow.
@@ -29,7 +30,8 @@ type Conversation struct {
 	LLM           *llm.Pool
 	Slack         *slack.Client
 	Tools         *tools.Registry
-	Memory        *memory.Service // nil: no long-term memory
+	HTTPTools     *httptool.Client // runs the HTTP tools operators declare; nil: none
+	Memory        *memory.Service  // nil: no long-term memory
 	DefaultModels []string
 	Metrics       *Metrics
 	Logger        *slog.Logger
@@ -69,12 +71,19 @@ func (a *Conversation) Open(ctx context.Context, in OpenInput) (OpenOutput, erro
 			return err
 		}
 		out.ConversationID, out.Turns = cv.ID.String(), cv.Turns
-		if cv.Turns == 0 || in.HistoryWindow <= 0 {
+		if run := activityRunID(ctx); run != "" {
+			// Turns recorded by a lost attempt of this run's workflow task
+			// are numbered again by its retry, not counted as earlier turns.
+			if out.Turns, err = tx.OpenRun(ctx, cv.ID, run); err != nil {
+				return err
+			}
+		}
+		if out.Turns == 0 || in.HistoryWindow <= 0 {
 			return nil
 		}
 		msgs, err := tx.RecentMessages(ctx, cv.ID, in.HistoryWindow)
 		for _, m := range msgs {
-			if m.Role == "user" || m.Role == "assistant" {
+			if (m.Role == "user" || m.Role == "assistant") && m.Turn <= out.Turns {
 				out.History = append(out.History, Message{Role: m.Role, Content: m.Content, Author: m.Author, Turn: m.Turn})
 			}
 		}
@@ -106,6 +115,7 @@ func (a *Conversation) Respond(ctx context.Context, in RespondInput) (RespondOut
 		return RespondOutput{}, temporal.NewNonRetryableApplicationError("bad agent ID", "BadInput", err)
 	}
 	var agent store.Agent
+	var declared []*tools.Tool
 	err = a.Store.WithTenant(ctx, tenantID, func(tx *store.Tx) error {
 		if in.User != nil {
 			if _, err := tx.AddMessage(ctx, store.Message{ConversationID: convID, Turn: in.Turn, Role: "user",
@@ -114,7 +124,10 @@ func (a *Conversation) Respond(ctx context.Context, in RespondInput) (RespondOut
 				return err
 			}
 		}
-		agent, err = tx.GetAgent(ctx, agentID)
+		if agent, err = tx.GetAgent(ctx, agentID); err != nil {
+			return err
+		}
+		declared, err = a.loadHTTPTools(ctx, tx, tenantID, agentID)
 		return err
 	})
 	if errors.Is(err, store.ErrNotFound) {
@@ -127,22 +140,44 @@ func (a *Conversation) Respond(ctx context.Context, in RespondInput) (RespondOut
 		return RespondOutput{AgentStatus: AgentInactive}, nil
 	}
 
-	var tools []llm.ToolDef
+	var toolDefs []llm.ToolDef
+	allowed := slices.Clone(agent.Tools)
+	var specs []ToolSpec
 	for _, name := range agent.Tools {
 		if t, ok := a.Tools.Get(name); ok {
-			tools = append(tools, llm.ToolDef{Name: t.Name, Description: t.Description, Parameters: t.Parameters})
+			toolDefs = append(toolDefs, llm.ToolDef{Name: t.Name, Description: t.Description, Parameters: t.Parameters})
+			specs = append(specs, specOf(t))
 		}
+	}
+	// The operator's HTTP tools: each is a function of its own name and
+	// schema, which a model uses far more reliably than one generic
+	// "http_request" taking an endpoint and free-form arguments.
+	for _, t := range declared {
+		if _, builtin := a.Tools.Get(t.Name); builtin || slices.Contains(allowed, t.Name) {
+			continue // a built-in's name is refused at declaration (and resolves to the built-in); never shadow one
+		}
+		toolDefs = append(toolDefs, llm.ToolDef{Name: t.Name, Description: t.Description, Parameters: t.Parameters})
+		specs = append(specs, specOf(t))
+		allowed = append(allowed, t.Name)
 	}
 	chain := agent.Models
 	if len(chain) == 0 {
 		chain = a.DefaultModels
 	}
-	req, budget := a.prompt(ctx, tenantID, convID, agent, chain, tools, in)
+	req, budget := a.prompt(ctx, tenantID, convID, agent, chain, toolDefs, in)
+	if in.FinalAnswer && len(req.Tools) > 0 {
+		// The turn's tool rounds are used up: the model must answer with
+		// what it has. The tools stay declared (a history holding tool calls
+		// needs them at some providers); calls it makes anyway are ignored.
+		req.System += "\n\nYou have used every tool call allowed for this message. Do not call any tool now: " +
+			"answer the user with the information you already have, and say what you could not find out."
+	}
 	resp, err := a.LLM.Complete(ctx, chain, req)
 	if err != nil {
+		a.recordFailedCall(ctx, in, tenantID, agentID, convID, err)
 		return RespondOutput{}, classifyLLMError(err)
 	}
-	out := RespondOutput{AgentStatus: AgentActive, Text: resp.Content, Tools: agent.Tools, Provider: resp.Provider,
+	out := RespondOutput{AgentStatus: AgentActive, Text: resp.Content, Tools: allowed, ToolSpecs: specs, Provider: resp.Provider,
 		Model: resp.Model, InputTokens: resp.Usage.InputTokens, OutputTokens: resp.Usage.OutputTokens,
 		CostMicroUSD: resp.CostMicroUSD, Fallbacks: max(len(resp.Attempts)-1, 0), WindowTokens: budget.WindowTokens()}
 	for _, tc := range resp.ToolCalls {
@@ -153,10 +188,13 @@ func (a *Conversation) Respond(ctx context.Context, in RespondInput) (RespondOut
 		latency = resp.Attempts[n-1].Duration
 	}
 	err = a.Store.WithTenant(ctx, tenantID, func(tx *store.Tx) error {
-		return tx.AddUsage(ctx, store.Usage{AgentID: &agentID, ConversationID: &convID, Provider: resp.Provider,
+		if err := tx.AddUsage(ctx, store.Usage{AgentID: &agentID, ConversationID: &convID, Provider: resp.Provider,
 			Model: resp.Model, InputTokens: resp.Usage.InputTokens, OutputTokens: resp.Usage.OutputTokens,
 			CostMicroUSD: resp.CostMicroUSD, LatencyMS: int(latency.Milliseconds()),
-			IdempotencyKey: in.WorkflowID + ":" + strconv.Itoa(in.Turn) + ":llm:" + strconv.Itoa(in.Call)})
+			IdempotencyKey: in.WorkflowID + ":" + strconv.Itoa(in.Turn) + ":llm:" + strconv.Itoa(in.Call)}); err != nil {
+			return err
+		}
+		return tx.AppendAudit(ctx, llmCallAudit(in, agentID, convID, resp, latency))
 	})
 	if err != nil {
 		return RespondOutput{}, fmt.Errorf("activities: respond: record usage: %w", err)
@@ -189,17 +227,30 @@ func toLLM(history []Message) []llm.Message {
 	return out
 }
 
-// RunTool runs one tool the model asked for. A failing tool is reported to
-// the model as text so it can recover; it is not an activity failure.
+// RunTool runs one tool the model asked for (a tool without side effects, as
+// a local activity). A failing tool is reported to the model as text so it
+// can recover — invalid arguments included; it is not an activity failure.
 func (a *Conversation) RunTool(ctx context.Context, in ToolInput) (ToolOutput, error) {
-	if !slices.Contains(in.Allowed, in.Call.Name) {
-		return ToolOutput{Content: fmt.Sprintf("the tool %q is not enabled for this assistant", in.Call.Name), IsError: true}, nil
-	}
-	out, err := a.Tools.Call(ctx, in.Call.Name, in.Call.Arguments)
+	return a.runTool(ctx, in)
+}
+
+// invocation says who calls a tool. Its idempotency key comes from the
+// workflow, turn and call index — never from the model's tool_call_id.
+func invocation(in ToolInput) (tools.Invocation, error) {
+	tenantID, agentID, err := parseIDs(in.TenantID, in.AgentID)
 	if err != nil {
-		return ToolOutput{Content: err.Error(), IsError: true}, nil
+		return tools.Invocation{}, err
 	}
-	return ToolOutput{Content: out}, nil
+	inv := tools.Invocation{TenantID: tenantID, AgentID: agentID, WorkflowID: in.WorkflowID, Turn: in.Turn, Call: in.Index}
+	if in.ConversationID != "" {
+		if inv.ConversationID, err = uuid.Parse(in.ConversationID); err != nil {
+			return tools.Invocation{}, temporal.NewNonRetryableApplicationError("bad conversation ID", "BadInput", err)
+		}
+	}
+	if in.WorkflowID != "" {
+		inv.IdempotencyKey = tools.IdempotencyKey(in.WorkflowID, in.Turn, in.Index)
+	}
+	return inv, nil
 }
 
 // Deliver posts text into the conversation's thread, exactly once per part
@@ -360,4 +411,13 @@ func (a *Conversation) SetStatus(ctx context.Context, in StatusInput) error {
 		return fmt.Errorf("activities: set status: %w", err)
 	}
 	return nil
+}
+
+// activityRunID is the run ID of the workflow calling the activity ("" when
+// called outside one).
+func activityRunID(ctx context.Context) string {
+	if !activity.IsActivity(ctx) {
+		return ""
+	}
+	return activity.GetInfo(ctx).WorkflowExecution.RunID
 }

@@ -74,7 +74,10 @@ type RespondInput struct {
 	Call           int          `json:"call"` // model calls within the turn (tool rounds)
 	User           *UserMessage `json:"user,omitempty"`
 	History        []Message    `json:"history"`
-	EndUserRef     string       `json:"end_user_ref,omitempty"` // whose long-term memory is recalled
+	// FinalAnswer: the turn's tool rounds are used up; the model is asked to
+	// answer without calling tools.
+	FinalAnswer bool   `json:"final_answer,omitempty"`
+	EndUserRef  string `json:"end_user_ref,omitempty"` // whose long-term memory is recalled
 }
 
 // Agent statuses a respond may report instead of an answer.
@@ -89,7 +92,8 @@ type RespondOutput struct {
 	AgentStatus  string     `json:"agent_status"`
 	Text         string     `json:"text,omitempty"`
 	ToolCalls    []ToolCall `json:"tool_calls,omitempty"`
-	Tools        []string   `json:"tools,omitempty"` // the tools the agent may use this turn
+	Tools        []string   `json:"tools,omitempty"`      // the tools the agent may use this turn
+	ToolSpecs    []ToolSpec `json:"tool_specs,omitempty"` // how to run each of them
 	Provider     string     `json:"provider,omitempty"`
 	Model        string     `json:"model,omitempty"`
 	InputTokens  int        `json:"input_tokens,omitempty"`
@@ -114,6 +118,12 @@ type ToolInput struct {
 	AgentID  string   `json:"agent_id"`
 	Allowed  []string `json:"allowed"`
 	Call     ToolCall `json:"call"`
+	// Who calls, for the tool's Invocation and idempotency key. Zero in
+	// histories recorded before they existed.
+	ConversationID string `json:"conversation_id,omitempty"`
+	WorkflowID     string `json:"workflow_id,omitempty"`
+	Turn           int    `json:"turn,omitempty"`
+	Index          int    `json:"index,omitempty"` // the call's index within the turn, across tool rounds
 }
 
 // ToolOutput is the tool's result, or an error message the model can read.

@@ -3,6 +3,7 @@ package api
 import (
 	"context"
 	"net/http"
+	"sort"
 	"sync"
 	"time"
 
@@ -13,6 +14,13 @@ import (
 type Check struct {
 	Name  string
 	Probe func(ctx context.Context) error
+	// Degrades marks a dependency the API still does its job without (webhooks
+	// are recorded in the inbox while Temporal is down): its failure makes the
+	// answer "degraded" with 200, so a load balancer keeps sending traffic,
+	// instead of "unavailable" with 503.
+	Degrades bool
+	// Detail, when set, adds what it returns under details[Name].
+	Detail func() any
 }
 
 // Health answers /healthz and /readyz.
@@ -27,12 +35,15 @@ func (h *Health) Live(c *gin.Context) {
 }
 
 type readyBody struct {
-	Status string            `json:"status"`
-	Checks map[string]string `json:"checks"`
-	Down   []string          `json:"down,omitempty"`
+	Status   string            `json:"status"`
+	Checks   map[string]string `json:"checks"`
+	Down     []string          `json:"down,omitempty"`
+	Degraded []string          `json:"degraded,omitempty"`
+	Details  map[string]any    `json:"details,omitempty"`
 }
 
-// Ready probes every dependency at once and answers 503 naming those down.
+// Ready probes every dependency at once and answers 503 naming those down,
+// or 200 "degraded" naming those down that the API can do without.
 func (h *Health) Ready(c *gin.Context) {
 	timeout := h.Timeout
 	if timeout == 0 {
@@ -50,19 +61,34 @@ func (h *Health) Ready(c *gin.Context) {
 			err := chk.Probe(ctx)
 			mu.Lock()
 			defer mu.Unlock()
-			if err != nil {
+			if chk.Detail != nil {
+				if body.Details == nil {
+					body.Details = map[string]any{}
+				}
+				body.Details[chk.Name] = chk.Detail()
+			}
+			switch {
+			case err != nil && chk.Degrades:
+				body.Checks[chk.Name] = "degraded: " + err.Error()
+				body.Degraded = append(body.Degraded, chk.Name)
+			case err != nil:
 				body.Checks[chk.Name] = "down: " + err.Error()
 				body.Down = append(body.Down, chk.Name)
-				return
+			default:
+				body.Checks[chk.Name] = "ok"
 			}
-			body.Checks[chk.Name] = "ok"
 		}()
 	}
 	wg.Wait()
+	sort.Strings(body.Down)
+	sort.Strings(body.Degraded)
 	status := http.StatusOK
-	if len(body.Down) > 0 {
+	switch {
+	case len(body.Down) > 0:
 		body.Status = "unavailable"
 		status = http.StatusServiceUnavailable
+	case len(body.Degraded) > 0:
+		body.Status = "degraded"
 	}
 	c.JSON(status, body)
 }

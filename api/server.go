@@ -33,6 +33,10 @@ type Deps struct {
 	V1           *v1.API
 	Gatherer     prometheus.Gatherer
 	MaxBodyBytes int64
+	// UploadRoutes ("POST /api/v1/tenants/:tenant_id/knowledge", ...) take
+	// files, and bodies of up to MaxUploadBytes instead.
+	UploadRoutes   []string
+	MaxUploadBytes int64
 }
 
 // Server is the assembled engine and its route registry.
@@ -74,8 +78,18 @@ func New(d Deps, mounts ...Mount) *Server {
 	_ = e.SetTrustedProxies([]string{"127.0.0.1", "::1"})
 
 	s := &Server{Engine: e, Registry: authz.NewRegistry(d.Authz)}
+	uploads := make(map[string]bool, len(d.UploadRoutes))
+	for _, r := range d.UploadRoutes {
+		uploads[r] = true
+	}
+	bodyLimit := func(c *gin.Context) int64 {
+		if uploads[c.Request.Method+" "+c.FullPath()] {
+			return max(d.MaxUploadBytes, d.MaxBodyBytes)
+		}
+		return d.MaxBodyBytes
+	}
 	e.Use(middleware.RequestLog(d.Logger), middleware.Recover(d.Logger, apiutil.Error),
-		middleware.BodyLimit(d.MaxBodyBytes, apiutil.Error))
+		middleware.BodyLimit(bodyLimit, apiutil.Error))
 	s.Public = &e.RouterGroup
 
 	s.Registry.Handle(s.Public, http.MethodGet, "/healthz", authz.Public, nil, d.Health.Live)

@@ -2,6 +2,7 @@ package portal
 
 import (
 	"errors"
+	"fmt"
 	"net/http"
 	"slices"
 	"strconv"
@@ -147,6 +148,14 @@ func parseAgentForm(c *gin.Context) (agents.Input, string, string, apperr.Fields
 		Name: c.PostForm("name"), Role: c.PostForm("role"), Persona: c.PostForm("persona"),
 		SystemPrompt: c.PostForm("system_prompt"), Models: c.PostFormArray("models"), Tools: c.PostFormArray("tools"),
 		Status: c.DefaultPostForm("status", store.AgentActive),
+	}
+	if v := strings.TrimSpace(c.PostForm("kb_top_k")); v != "" {
+		n, err := strconv.Atoi(v)
+		if err != nil || n < 1 || n > agents.MaxKBTopK {
+			errs.Add("kb_top_k", fmt.Sprintf("must be a whole number from 1 to %d", agents.MaxKBTopK))
+		} else {
+			in.KBTopK = n
+		}
 	}
 	keywords := c.PostForm("esc_keywords")
 	seen := map[string]bool{}

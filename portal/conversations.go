@@ -61,6 +61,7 @@ type transcriptData struct {
 	Conversation store.Conversation
 	Agent        *store.Agent
 	Messages     []store.Message
+	Sources      map[int][]store.Source // by turn: the chunks kb_search gave the model
 }
 
 func (p *Portal) conversationShow(c *gin.Context) {
@@ -83,7 +84,10 @@ func (p *Portal) conversationShow(c *gin.Context) {
 		if a, err := tx.GetAgent(ctx, d.Conversation.AgentID); err == nil {
 			d.Agent = &a
 		}
-		d.Messages, err = tx.ListMessages(ctx, id)
+		if d.Messages, err = tx.ListMessages(ctx, id); err != nil {
+			return err
+		}
+		d.Sources, err = turnSources(ctx, tx, id)
 		return err
 	})
 	if err != nil {

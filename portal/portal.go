@@ -30,6 +30,7 @@ import (
 	"github.com/konstruct/konstruct/internal/config"
 	"github.com/konstruct/konstruct/internal/designer"
 	"github.com/konstruct/konstruct/internal/invitations"
+	"github.com/konstruct/konstruct/internal/knowledge"
 	"github.com/konstruct/konstruct/internal/store"
 	"github.com/konstruct/konstruct/internal/tools"
 )
@@ -45,6 +46,7 @@ type Deps struct {
 	Accounts    *accounts.Service
 	Invitations *invitations.Service
 	Designer    *designer.Service
+	Knowledge   *knowledge.Service
 	// SessionStore overrides the Postgres session store (tests).
 	SessionStore scs.Store
 }
@@ -61,7 +63,8 @@ type Portal struct {
 // New parses every template and prepares the session manager. A broken
 // template fails here, at start-up.
 func New(d Deps) (*Portal, error) {
-	if d.Store == nil || d.Auth == nil || d.Authz == nil || d.Accounts == nil || d.Invitations == nil || d.Designer == nil {
+	if d.Store == nil || d.Auth == nil || d.Authz == nil || d.Accounts == nil || d.Invitations == nil || d.Designer == nil ||
+		d.Knowledge == nil {
 		return nil, errors.New("portal: missing dependencies")
 	}
 	if d.Logger == nil {
@@ -169,9 +172,21 @@ func (p *Portal) routes() []route {
 		r(post, t+"/agents/:agent_id", write(authz.ObjAgents), p.agentUpdate),
 		r(post, t+"/agents/:agent_id/status", write(authz.ObjAgents), p.agentStatus),
 		r(post, t+"/agents/:agent_id/delete", write(authz.ObjAgents), p.agentDelete),
+		r(get, t+"/agents/:agent_id/tools", read(authz.ObjAgents), p.agentTools),
+		r(post, t+"/agents/:agent_id/tools", write(authz.ObjAgents), p.agentToolCreate),
+		r(post, t+"/agents/:agent_id/tools/:tool_id/delete", write(authz.ObjAgents), p.agentToolDelete),
+		r(post, t+"/agents/:agent_id/tools/:tool_id/enabled", write(authz.ObjAgents), p.agentToolEnabled),
 
 		r(get, t+"/conversations", read(authz.ObjConversations), p.conversationList),
 		r(get, t+"/conversations/:conversation_id", read(authz.ObjConversations), p.conversationShow),
+
+		r(get, t+"/knowledge", read(authz.ObjKnowledge), p.knowledgeList),
+		r(post, t+"/knowledge", write(authz.ObjKnowledge), p.knowledgeUpload),
+		r(get, t+"/knowledge/status", read(authz.ObjKnowledge), p.knowledgeStatus),
+		r(get, t+"/knowledge/search", read(authz.ObjKnowledge), p.knowledgeSearch),
+		r(get, t+"/knowledge/:document_id", read(authz.ObjKnowledge), p.knowledgeShow),
+		r(post, t+"/knowledge/:document_id/retry", write(authz.ObjKnowledge), p.knowledgeRetry),
+		r(post, t+"/knowledge/:document_id/delete", write(authz.ObjKnowledge), p.knowledgeDelete),
 
 		r(get, t+"/channels", read(authz.ObjChannels), p.channelList),
 		r(post, t+"/channels/slack", write(authz.ObjChannels), p.channelConnectSlack),

@@ -3,10 +3,8 @@ package portal
 import (
 	"errors"
 	"net/http"
-	"strings"
 
 	"github.com/gin-gonic/gin"
-	"github.com/google/uuid"
 
 	"github.com/konstruct/konstruct/internal/apperr"
 	"github.com/konstruct/konstruct/internal/store"
@@ -38,62 +36,6 @@ func (p *Portal) settingsUpdate(c *gin.Context) {
 	default:
 		p.back(c, "/t/"+tenant.ID.String()+"/settings", "success", "The organisation is now called "+t.Name+".")
 	}
-}
-
-type activityEvent struct {
-	store.AuditEvent
-	Who  string
-	What string
-}
-
-type activityData struct {
-	Events []activityEvent
-}
-
-// activity shows the tenant's audit trail, newest first.
-func (p *Portal) activity(c *gin.Context) {
-	tenant, ok := p.tenantInView(c)
-	if !ok {
-		return
-	}
-	ctx := c.Request.Context()
-	var d activityData
-	err := p.d.Store.WithTenant(ctx, tenant.ID, func(tx *store.Tx) error {
-		events, err := tx.ListAudit(ctx, 200)
-		if err != nil {
-			return err
-		}
-		users, err := tx.ListUsers(ctx)
-		if err != nil {
-			return err
-		}
-		names := map[string]string{}
-		for _, u := range users {
-			names["user:"+u.ID.String()] = displayName(u)
-		}
-		for _, e := range events {
-			who, ok := names[e.Actor]
-			switch {
-			case ok:
-			case strings.HasPrefix(e.Actor, "user:"):
-				who = "Konstruct staff or a removed user"
-				if id, err := uuid.Parse(strings.TrimPrefix(e.Actor, "user:")); err == nil && id == viewerOf(c).Principal.UserID {
-					who = displayName(viewerOf(c).User)
-				}
-			case e.Actor == "system":
-				who = "Konstruct"
-			default:
-				who = e.Actor
-			}
-			d.Events = append(d.Events, activityEvent{AuditEvent: e, Who: who, What: describe(e)})
-		}
-		return nil
-	})
-	if err != nil {
-		p.fail(c, err)
-		return
-	}
-	p.render(c, http.StatusOK, "activity", &Page{Title: "Activity", Section: "activity", Tenant: tenant, Data: &d})
 }
 
 func str(m map[string]any, k string) string {

@@ -15,7 +15,9 @@ import (
 	"github.com/konstruct/konstruct/internal/auth"
 	"github.com/konstruct/konstruct/internal/authz"
 	"github.com/konstruct/konstruct/internal/config"
+	"github.com/konstruct/konstruct/internal/designer"
 	"github.com/konstruct/konstruct/internal/invitations"
+	"github.com/konstruct/konstruct/internal/knowledge"
 	"github.com/konstruct/konstruct/internal/store"
 	"github.com/konstruct/konstruct/internal/tools"
 )
@@ -49,22 +51,32 @@ func samplePages(t *testing.T) map[string]any {
 	d := p.designer(&agent, agents.Input{Name: agent.Name, Role: agent.Role, Models: agent.Models, Tools: agent.Tools,
 		Escalation: agent.Escalation}, store.ChannelWhatsApp)
 	return map[string]any{
-		"error":               errorPage{Status: 404, Heading: "Page not found", Message: evil, RequestID: "abc"},
-		"sign_in":             signInData{Next: "/t/x", Expired: true},
-		"sign_up":             nil,
-		"sign_out":            nil,
-		"accept":              &acceptData{Token: "tok", Pending: invitations.Pending{Invitation: inv, TenantName: evil}},
-		"dashboard":           &dashboardData{Agents: 1, ActiveAgents: 1, Conversations: store.ConversationCounts{Active: 1, Escalated: 2}, Usage: usage, Recent: []store.Conversation{conv}, AgentNames: map[string]string{aid.String(): agent.Name}, Steps: []onboardingStep{{Title: evil, Done: true}, {Title: "b", Allowed: true, URL: "/x"}}, StepsDone: 1},
-		"agents/list":         agentListData{Agents: []agentRow{{Agent: agent, Channels: 1, Conversations: 2}}},
-		"agents/form":         d,
-		"agents/show":         agentShowData{Agent: agent, Channels: []store.ChannelConnection{ch}, Conversations: []store.Conversation{conv}, Prompts: map[string]string{"slack": agents.SystemPrompt(agent, "slack")}},
-		"conversations/list":  &conversationListData{Conversations: []store.Conversation{conv}, AgentNames: map[string]string{aid.String(): agent.Name}, Agents: []store.Agent{agent}, Status: "escalated", AgentID: aid.String()},
-		"conversations/show":  &transcriptData{Conversation: conv, Agent: &agent, Messages: []store.Message{{Turn: 1, Role: "user", Content: evil, CreatedAt: now}, {Turn: 1, Role: "assistant", Content: evil, Provider: "openai", Model: "gpt", CreatedAt: now}, {Turn: 2, Role: "tool", Content: evil}}},
-		"channels":            &channelListData{Channels: []store.ChannelConnection{ch}, AgentNames: map[string]string{aid.String(): agent.Name}, Agents: []store.Agent{agent}},
-		"team":                &teamData{Members: []store.User{user}, Invitations: []store.Invitation{inv, expired}, Roles: []string{"a"}, Admins: 1, TTLHours: 72},
-		"usage":               &usageData{Days: 30, Periods: []int{7, 30}, Totals: usage, ByDay: []store.UsageRow{day}, ByModel: []store.UsageRow{{Provider: "openai", Model: evil, UsageTotals: usage}}, ByAgent: []store.UsageRow{{AgentID: &aid, AgentName: evil, UsageTotals: usage}}, MaxCost: 1, Chart: layoutChart([]store.UsageRow{day, day}, 1234567, 12)},
-		"settings":            nil,
-		"activity":            &activityData{Events: []activityEvent{{AuditEvent: store.AuditEvent{Action: "agent.create", CreatedAt: now}, Who: evil, What: evil}}},
+		"error":       errorPage{Status: 404, Heading: "Page not found", Message: evil, RequestID: "abc"},
+		"sign_in":     signInData{Next: "/t/x", Expired: true},
+		"sign_up":     nil,
+		"sign_out":    nil,
+		"accept":      &acceptData{Token: "tok", Pending: invitations.Pending{Invitation: inv, TenantName: evil}},
+		"dashboard":   &dashboardData{Agents: 1, ActiveAgents: 1, Conversations: store.ConversationCounts{Active: 1, Escalated: 2}, Usage: usage, Recent: []store.Conversation{conv}, AgentNames: map[string]string{aid.String(): agent.Name}, Steps: []onboardingStep{{Title: evil, Done: true}, {Title: "b", Allowed: true, URL: "/x"}}, StepsDone: 1},
+		"agents/list": agentListData{Agents: []agentRow{{Agent: agent, Channels: 1, Conversations: 2}}},
+		"agents/form": d,
+		"agents/show": agentShowData{Agent: agent, Channels: []store.ChannelConnection{ch}, Conversations: []store.Conversation{conv}, Prompts: map[string]string{"slack": agents.SystemPrompt(agent, "slack")}},
+		"agents/tools": agentToolsData{Agent: agent, Tools: []toolView{
+			{AgentTool: designer.AgentTool{Kind: designer.ToolBuiltin, Name: "current_time", Description: evil, Enabled: true}, Schema: `{"type": "object"}`},
+			{AgentTool: designer.AgentTool{Kind: designer.ToolHTTP, Name: "get_order", Description: evil, SideEffects: true, Enabled: true,
+				HTTP: &store.HTTPTool{ID: uuid.New(), Method: "GET", URLTemplate: "https://x/" + evil}}, Schema: evil, Headers: []string{"X-Api-Key"}}}},
+		"conversations/list": &conversationListData{Conversations: []store.Conversation{conv}, AgentNames: map[string]string{aid.String(): agent.Name}, Agents: []store.Agent{agent}, Status: "escalated", AgentID: aid.String()},
+		"conversations/show": &transcriptData{Conversation: conv, Agent: &agent, Messages: []store.Message{{Turn: 1, Role: "user", Content: evil, CreatedAt: now}, {Turn: 1, Role: "assistant", Content: evil, Provider: "openai", Model: "gpt", CreatedAt: now}, {Turn: 2, Role: "tool", Content: evil}}, Sources: map[int][]store.Source{1: {{Turn: 1, Rank: 1, ChunkID: &aid, DocumentID: &aid, DocumentTitle: evil, Score: 0.03}, {Turn: 1, Rank: 2, DocumentTitle: evil}}}},
+		"knowledge/list":     &knowledgeListData{Documents: []docRow{{Document: store.Document{ID: aid, Title: evil, SourceType: "pdf", Status: store.DocFailed, Error: evil, ChunksTotal: 4, ChunksDone: 2, Version: 2, UpdatedAt: now}, Pct: 50}}, MaxBytes: 1 << 20, Pending: true},
+		"knowledge/show":     &knowledgeShowData{Document: docRow{Document: store.Document{ID: aid, Title: evil, Status: store.DocIndexing, Error: evil, WorkflowID: evil}}, Chunks: []store.Chunk{{ID: aid, Heading: evil, Content: evil, Embedded: true}, {ID: aid, Ordinal: 1, Content: evil}}},
+		"knowledge/search":   &knowledgeSearchData{Query: evil, TopK: 5, MaxTopK: 20, Result: &knowledge.SearchResult{Model: evil, Warning: evil, Hits: []knowledge.Hit{{ChunkID: aid, DocumentID: aid, DocumentTitle: evil, Heading: evil, Content: evil, Score: 0.03, VectorRank: 1, Similarity: 0.9, Citation: evil}, {ChunkID: aid, Content: evil, TextRank: 2}}}},
+		"channels":           &channelListData{Channels: []store.ChannelConnection{ch}, AgentNames: map[string]string{aid.String(): agent.Name}, Agents: []store.Agent{agent}},
+		"team":               &teamData{Members: []store.User{user}, Invitations: []store.Invitation{inv, expired}, Roles: []string{"a"}, Admins: 1, TTLHours: 72},
+		"usage":              &usageData{Days: 30, Periods: []int{7, 30}, Totals: usage, ByDay: []store.UsageRow{day}, ByModel: []store.UsageRow{{Provider: "openai", Model: evil, UsageTotals: usage}}, ByAgent: []store.UsageRow{{AgentID: &aid, AgentName: evil, UsageTotals: usage}}, MaxCost: 1, Chart: layoutChart([]store.UsageRow{day, day}, 1234567, 12)},
+		"settings":           nil,
+		"activity": &activityData{Events: []activityEvent{{AuditEvent: store.AuditEvent{Action: "agent.create", CreatedAt: now}, Who: evil, What: evil},
+			{AuditEvent: store.AuditEvent{Action: store.AuditLLMCall, WorkflowID: evil, CreatedAt: now}, Who: evil, What: evil, Details: evil}},
+			Agents: []store.Agent{agent}, Types: activityTypes, From: evil, To: evil, Type: evil, AgentID: evil, ConversationID: evil,
+			Filtered: true, Paged: true, NextURL: "/next?" + evil, FirstURL: "/first", ExportURL: "/export?" + evil},
 		"account":             nil,
 		"admin/overview":      &adminOverviewData{Recent: []store.TenantSummary{summary}},
 		"admin/tenants":       &adminTenantsData{Tenants: []store.TenantSummary{summary}},

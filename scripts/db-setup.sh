@@ -6,6 +6,10 @@
 #                    own databases with it)
 #   konstruct_app    LOGIN, owns nothing, cannot bypass RLS (the app's role)
 #   konstruct        database owned by konstruct_owner
+#   temporal         LOGIN CREATEDB, the role of the Temporal Server on
+#                    PostgreSQL (TEMPORAL=server, scripts/temporal-server.sh,
+#                    which creates its databases temporal and
+#                    temporal_visibility with it); owns nothing of Konstruct
 #   vector           extension in konstruct and in template1, so that every
 #                    database created later (test databases) already has it:
 #                    pgvector is not a trusted extension, only a superuser
@@ -27,6 +31,9 @@ OWNER="${KONSTRUCT_DB_OWNER:-konstruct_owner}"
 OWNER_PW="${KONSTRUCT_DB_OWNER_PASSWORD:-konstruct}"
 APP="${KONSTRUCT_DB_APP:-konstruct_app}"
 APP_PW="${KONSTRUCT_DB_APP_PASSWORD:-konstruct}"
+# Fixed names: temporal-server.yaml and docker-compose.yml use them too.
+TEMPORAL_ROLE=temporal
+TEMPORAL_PW=temporal
 
 have psql || die "psql not found: run scripts/postgres.sh first (or apt-get install postgresql-client-15)"
 
@@ -68,12 +75,13 @@ sql() {
 	super_psql_raw "${db}" \
 		-v owner="${OWNER}" -v owner_pw="${OWNER_PW}" \
 		-v app="${APP}" -v app_pw="${APP_PW}" -v db="${DB_NAME}" \
+		-v temporal="${TEMPORAL_ROLE}" -v temporal_pw="${TEMPORAL_PW}" \
 		-f -
 }
 
-# login_ok ROLE PASSWORD: a password login over TCP works.
+# login_ok ROLE PASSWORD [DB]: a password login over TCP works.
 login_ok() {
-	PGPASSWORD="$2" psql "host=${DB_HOST} port=${DB_PORT} user=$1 dbname=${DB_NAME} sslmode=disable connect_timeout=5" \
+	PGPASSWORD="$2" psql "host=${DB_HOST} port=${DB_PORT} user=$1 dbname=${3:-${DB_NAME}} sslmode=disable connect_timeout=5" \
 		-X -w -q -At -c 'select 1' >/dev/null 2>&1
 }
 
@@ -96,6 +104,16 @@ SELECT format('ALTER ROLE %I LOGIN NOSUPERUSER NOBYPASSRLS NOCREATEDB NOCREATERO
 -- A role without a password gets one.
 SELECT format('ALTER ROLE %I PASSWORD %L', rolname, CASE WHEN rolname = :'owner' THEN :'owner_pw' ELSE :'app_pw' END)
   FROM pg_authid WHERE rolname IN (:'owner', :'app') AND rolpassword IS NULL \gexec
+SQL
+log "ensuring role ${TEMPORAL_ROLE} (Temporal Server on PostgreSQL)"
+sql postgres <<'SQL'
+SELECT format('CREATE ROLE %I LOGIN CREATEDB NOSUPERUSER NOCREATEROLE PASSWORD %L', :'temporal', :'temporal_pw')
+ WHERE NOT EXISTS (SELECT 1 FROM pg_roles WHERE rolname = :'temporal') \gexec
+SELECT format('ALTER ROLE %I LOGIN CREATEDB NOSUPERUSER NOCREATEROLE', rolname)
+  FROM pg_roles WHERE rolname = :'temporal'
+   AND NOT (rolcanlogin AND rolcreatedb AND NOT rolsuper AND NOT rolcreaterole) \gexec
+SELECT format('ALTER ROLE %I PASSWORD %L', rolname, :'temporal_pw')
+  FROM pg_authid WHERE rolname = :'temporal' AND rolpassword IS NULL \gexec
 SQL
 
 # --- database -----------------------------------------------------------------
@@ -142,19 +160,21 @@ SQL
 set_password() { # ROLE PASSWORD
 	super_psql_raw postgres -v r="$1" -v p="$2" -f - <<<"SELECT format('ALTER ROLE %I PASSWORD %L', :'r', :'p') \\gexec"
 }
+# ensure_pg_hba ROLES MARKER: allow password logins of ROLES (comma-separated)
+# over TCP, once (MARKER names the entry in pg_hba.conf).
 ensure_pg_hba() {
-	local hba line
+	local roles="$1" marker="# konstruct: $2" hba line
 	hba="$(super_psql_raw postgres -c 'show hba_file')"
-	line="host all ${OWNER},${APP} ${DB_HOST}/32 scram-sha-256"
+	line="host all ${roles} ${DB_HOST}/32 scram-sha-256"
 	[[ "${DB_HOST}" == 127.0.0.1 ]] || die "password login to ${DB_HOST} fails; fix pg_hba.conf of that server by hand"
 	[[ -f "${hba}" ]] || die "password login fails and pg_hba.conf (${hba}) is not on this machine; fix it by hand"
-	if as_root grep -qF "# konstruct: password logins" "${hba}"; then
+	if as_root grep -qF "${marker}" "${hba}"; then
 		die "password login fails although ${hba} has the konstruct entry; check the server log"
 	fi
 	log "adding '${line}' at the top of ${hba} and reloading"
-	as_root sed -i "1i # konstruct: password logins for the app roles (scripts/db-setup.sh)\\
+	as_root sed -i "1i ${marker} (scripts/db-setup.sh)\\
 ${line}\\
-host all ${OWNER},${APP} ::1/128 scram-sha-256" "${hba}"
+host all ${roles} ::1/128 scram-sha-256" "${hba}"
 	super_psql_raw postgres -c 'select pg_reload_conf()' >/dev/null
 	sleep 0.5
 }
@@ -164,11 +184,19 @@ for pair in "${OWNER}:${OWNER_PW}" "${APP}:${APP_PW}"; do
 		log "password login as ${role} failed; setting its password"
 		set_password "${role}" "${pw}"
 		if ! login_ok "${role}" "${pw}"; then
-			ensure_pg_hba
+			ensure_pg_hba "${OWNER},${APP}" "password logins for the app roles"
 			login_ok "${role}" "${pw}" || die "password login as ${role} on ${DB_HOST}:${DB_PORT} still fails"
 		fi
 	fi
 done
+if ! login_ok "${TEMPORAL_ROLE}" "${TEMPORAL_PW}" postgres; then
+	log "password login as ${TEMPORAL_ROLE} failed; setting its password"
+	set_password "${TEMPORAL_ROLE}" "${TEMPORAL_PW}"
+	if ! login_ok "${TEMPORAL_ROLE}" "${TEMPORAL_PW}" postgres; then
+		ensure_pg_hba "${TEMPORAL_ROLE}" "password logins for the Temporal Server role"
+		login_ok "${TEMPORAL_ROLE}" "${TEMPORAL_PW}" postgres || die "password login as ${TEMPORAL_ROLE} on ${DB_HOST}:${DB_PORT} still fails"
+	fi
+fi
 
 # --- report -------------------------------------------------------------------
 version="$(PGPASSWORD="${OWNER_PW}" psql "host=${DB_HOST} port=${DB_PORT} user=${OWNER} dbname=${DB_NAME} sslmode=disable" \

@@ -23,9 +23,29 @@ _konstruct_env() {
 	: "${KONSTRUCT_MIGRATE_DATABASE_URL:=postgres://${owner}:${owner_pw}@${db_host}:${db_port}/${db_name}?sslmode=disable}"
 
 	: "${KONSTRUCT_REDIS_URL:=redis://${KONSTRUCT_REDIS_HOST:-127.0.0.1}:${KONSTRUCT_REDIS_PORT:-6379}/0}"
-	: "${KONSTRUCT_TEMPORAL_ADDRESS:=127.0.0.1:7233}"
+	# Temporal back end: the dev server (temporal-dev.yaml: 7233, UI 8233), or
+	# with KONSTRUCT_TEMPORAL_BACKEND=server (`make ... TEMPORAL=server`) the
+	# Temporal Server on PostgreSQL (temporal-server.yaml: 7243, UI 8243).
+	# When a back end is named, an address that is the OTHER one's default
+	# (left over from an earlier `source scripts/env.sh`) is switched over;
+	# any other address that is already set is left alone.
+	local t_addr=127.0.0.1:7233 t_ui=http://127.0.0.1:8233
+	local o_addr=127.0.0.1:7243 o_ui=http://127.0.0.1:8243
+	case "${KONSTRUCT_TEMPORAL_BACKEND:-}" in
+	"" | dev) ;;
+	server) t_addr="${o_addr}" t_ui="${o_ui}" o_addr=127.0.0.1:7233 o_ui=http://127.0.0.1:8233 ;;
+	*)
+		echo "scripts/env.sh: KONSTRUCT_TEMPORAL_BACKEND (make's TEMPORAL) is dev or server, not '${KONSTRUCT_TEMPORAL_BACKEND}'" >&2
+		return 1
+		;;
+	esac
+	if [[ -n "${KONSTRUCT_TEMPORAL_BACKEND:-}" ]]; then
+		[[ "${KONSTRUCT_TEMPORAL_ADDRESS:-}" != "${o_addr}" ]] || KONSTRUCT_TEMPORAL_ADDRESS="${t_addr}"
+		[[ "${KONSTRUCT_TEMPORAL_UI_URL:-}" != "${o_ui}" ]] || KONSTRUCT_TEMPORAL_UI_URL="${t_ui}"
+	fi
+	: "${KONSTRUCT_TEMPORAL_ADDRESS:=${t_addr}}"
 	: "${KONSTRUCT_TEMPORAL_NAMESPACE:=default}"
-	: "${KONSTRUCT_TEMPORAL_UI_URL:=http://127.0.0.1:8233}"
+	: "${KONSTRUCT_TEMPORAL_UI_URL:=${t_ui}}"
 	: "${KONSTRUCT_HTTP_ADDR:=127.0.0.1:8080}"
 	: "${KONSTRUCT_PUBLIC_URL:=http://127.0.0.1:8080}"
 	: "${KONSTRUCT_STRIPE_API_URL:=http://127.0.0.1:${KONSTRUCT_STRIPE_MOCK_HTTP_PORT:-12111}}"

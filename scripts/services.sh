@@ -4,6 +4,9 @@
 # Temporal dev server (with its Web UI) and stripe-mock; Chromium too with
 # --with-browser. Each step installs what is missing, starts what is not
 # running and leaves alone what already runs, so a second run takes seconds.
+# With KONSTRUCT_TEMPORAL_BACKEND=server (`make ... TEMPORAL=server`) the
+# Temporal Server on PostgreSQL and its Web UI (scripts/temporal-server.sh)
+# replace the dev server; whatever already runs is left alone either way.
 #
 #   scripts/services.sh [--with-browser]
 set -euo pipefail
@@ -23,7 +26,12 @@ for arg in "$@"; do
 done
 
 here="$(dirname "${BASH_SOURCE[0]}")"
-steps=(postgres db-setup redis temporal stripe-mock)
+case "${KONSTRUCT_TEMPORAL_BACKEND:-dev}" in
+dev) temporal_step=temporal ;;
+server) temporal_step=temporal-server ;;
+*) die "KONSTRUCT_TEMPORAL_BACKEND (make's TEMPORAL) is dev or server, not '${KONSTRUCT_TEMPORAL_BACKEND}'" ;;
+esac
+steps=(postgres db-setup redis "${temporal_step}" stripe-mock)
 [[ "${with_browser}" -eq 1 ]] && steps+=(chromium)
 
 start=${SECONDS}
@@ -44,14 +52,23 @@ while IFS='=' read -r key value; do
 	namespace) t_ns="${value}" ;;
 	esac
 done < <("${KONSTRUCT_BIN}/temporalargs" -root "${KONSTRUCT_ROOT}" env 2>/dev/null || true)
+t_name="Temporal frontend" t_addr="${t_ip}:${t_port}" t_ui_url="http://${t_ip}:${t_ui}"
+if [[ "${temporal_step}" == temporal-server ]]; then
+	# What the app is pointed at (scripts/env.sh), i.e. temporal-server.yaml's ports.
+	t_name="Temporal Server (PostgreSQL)"
+	read -r t_addr t_ui_url < <(
+		# shellcheck source=scripts/env.sh
+		source "${here}/env.sh" && echo "${KONSTRUCT_TEMPORAL_ADDRESS} ${KONSTRUCT_TEMPORAL_UI_URL}"
+	)
+fi
 {
 	echo "[services] all services are up ($((SECONDS - start))s):"
 	echo "  PostgreSQL 15 + pgvector 0.8  ${db}"
 	echo "      owner (migrations): postgres://${KONSTRUCT_DB_OWNER:-konstruct_owner}@${db}"
 	echo "      app (RLS applies):  postgres://${KONSTRUCT_DB_APP:-konstruct_app}@${db}"
 	echo "  Redis                         redis://${KONSTRUCT_REDIS_HOST:-127.0.0.1}:${KONSTRUCT_REDIS_PORT:-6379}/0"
-	echo "  Temporal frontend             ${t_ip}:${t_port}  namespace ${t_ns}"
-	echo "  Temporal Web UI               http://${t_ip}:${t_ui}"
+	printf '  %-30s%s\n' "${t_name}" "${t_addr}  namespace ${t_ns}"
+	echo "  Temporal Web UI               ${t_ui_url}"
 	echo "  stripe-mock                   http://127.0.0.1:${KONSTRUCT_STRIPE_MOCK_HTTP_PORT:-12111}  https://127.0.0.1:${KONSTRUCT_STRIPE_MOCK_HTTPS_PORT:-12112}"
 	if [[ "${with_browser}" -eq 1 ]]; then
 		echo "  Chromium                      /usr/bin/chromium"

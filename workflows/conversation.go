@@ -225,8 +225,11 @@ func (c *conversation) turn(ctx workflow.Context, m Inbound) error {
 
 	c.rememberWindow(ctx, activities.Message{Role: "user", Content: m.Text, Author: m.UserID, Turn: c.s.Turn})
 	window := c.s.History
+	toolIndex := 0 // tool calls so far this turn, across rounds: the calls' idempotency keys
+	toolsVersion := workflow.Version(-2)
 	for call := 0; ; call++ {
-		out, err := c.respond(ctx, m, call, user, window)
+		final := toolsVersion >= 1 && call >= c.in.Settings.MaxToolRounds
+		out, err := c.respond(ctx, m, call, user, window, final)
 		user = nil // recorded by the first call
 		if err != nil {
 			var notice *userNotice
@@ -257,10 +260,21 @@ func (c *conversation) turn(ctx workflow.Context, m Inbound) error {
 		// the results. Tool rounds stay out of the long-term window.
 		window = append(append([]activities.Message(nil), window...),
 			activities.Message{Role: "assistant", Content: out.Text, ToolCalls: out.ToolCalls})
+		if toolsVersion == -2 {
+			toolsVersion = workflow.GetVersion(ctx, changeToolActivities, workflow.DefaultVersion, 1)
+		}
 		for _, tc := range out.ToolCalls {
+			in := activities.ToolInput{TenantID: c.in.TenantID, AgentID: c.in.AgentID, Allowed: out.Tools, Call: tc,
+				ConversationID: c.s.ConversationID, WorkflowID: workflow.GetInfo(ctx).WorkflowExecution.ID,
+				Turn: c.s.Turn, Index: toolIndex}
+			toolIndex++
 			var res activities.ToolOutput
-			err := workflow.ExecuteLocalActivity(workflow.WithLocalActivityOptions(ctx, localOptions(30*time.Second)), acts.RunTool,
-				activities.ToolInput{TenantID: c.in.TenantID, AgentID: c.in.AgentID, Allowed: out.Tools, Call: tc}).Get(ctx, &res)
+			var err error
+			if toolsVersion == workflow.DefaultVersion {
+				err = workflow.ExecuteLocalActivity(workflow.WithLocalActivityOptions(ctx, localOptions(30*time.Second)), acts.RunTool, in).Get(ctx, &res)
+			} else {
+				res, err = c.runTool(ctx, in, specFor(out.ToolSpecs, tc.Name))
+			}
 			if err != nil {
 				return err
 			}
@@ -277,10 +291,10 @@ func (n *userNotice) Error() string { return n.text }
 // respond asks the model chain, telling the user when no model has answered
 // for Settings.UnavailableNotice, and keeps trying (with backoff, on durable
 // timers) until a provider returns — the turn then completes as usual.
-func (c *conversation) respond(ctx workflow.Context, m Inbound, call int, user *activities.UserMessage, window []activities.Message) (activities.RespondOutput, error) {
+func (c *conversation) respond(ctx workflow.Context, m Inbound, call int, user *activities.UserMessage, window []activities.Message, final bool) (activities.RespondOutput, error) {
 	in := activities.RespondInput{TenantID: c.in.TenantID, AgentID: c.in.AgentID, ConversationID: c.s.ConversationID,
 		WorkflowID: workflow.GetInfo(ctx).WorkflowExecution.ID, Channel: c.in.Channel, Turn: c.s.Turn, Call: call,
-		User: user, History: window, EndUserRef: m.UserID}
+		User: user, History: window, FinalAnswer: final, EndUserRef: m.UserID}
 	opts := localOptions(c.in.Settings.LLMCallTimeout)
 	opts.ScheduleToCloseTimeout = c.in.Settings.UnavailableNotice
 	var out activities.RespondOutput

@@ -43,6 +43,7 @@ func Replay(historyJSON []byte) error {
 	}
 	r := worker.NewWorkflowReplayer()
 	r.RegisterWorkflowWithOptions(Conversation, workflow.RegisterOptions{Name: ConversationWorkflow})
+	r.RegisterWorkflowWithOptions(Ingest, workflow.RegisterOptions{Name: IngestWorkflow})
 	if err := r.ReplayWorkflowHistory(nil, h); err != nil {
 		return fmt.Errorf("workflows: replay: %w", err)
 	}

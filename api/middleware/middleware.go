@@ -73,10 +73,13 @@ func Recover(logger *slog.Logger, respond func(c *gin.Context, err error)) gin.H
 	}
 }
 
-// BodyLimit caps request bodies at n bytes. A declared Content-Length over the
-// limit is refused at once; an undeclared one fails on read (http.MaxBytesError).
-func BodyLimit(n int64, respond func(c *gin.Context, err error)) gin.HandlerFunc {
+// BodyLimit caps request bodies at limit(c) bytes (the route is matched
+// already, so the limit may depend on it: uploads get a larger one). A
+// declared Content-Length over the limit is refused at once; an undeclared
+// one fails on read (http.MaxBytesError).
+func BodyLimit(limit func(c *gin.Context) int64, respond func(c *gin.Context, err error)) gin.HandlerFunc {
 	return func(c *gin.Context) {
+		n := limit(c)
 		if c.Request.ContentLength > n {
 			respond(c, apperr.New(http.StatusRequestEntityTooLarge, "body_too_large",
 				fmt.Sprintf("the body is larger than %d bytes", n)))

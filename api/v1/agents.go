@@ -2,12 +2,14 @@ package v1
 
 import (
 	"encoding/json"
+	"fmt"
 	"net/http"
 
 	"github.com/gin-gonic/gin"
 
 	"github.com/konstruct/konstruct/api/apiutil"
 	"github.com/konstruct/konstruct/internal/agents"
+	"github.com/konstruct/konstruct/internal/apperr"
 	"github.com/konstruct/konstruct/internal/store"
 )
 
@@ -22,6 +24,7 @@ type agentJSON struct {
 	Tools        []string         `json:"tools"`
 	Escalation   store.Escalation `json:"escalation"`
 	Status       string           `json:"status"`
+	KBTopK       int              `json:"kb_top_k"`
 	CreatedAt    string           `json:"created_at"`
 	UpdatedAt    string           `json:"updated_at"`
 }
@@ -29,7 +32,7 @@ type agentJSON struct {
 func agentOut(a store.Agent) agentJSON {
 	return agentJSON{ID: a.ID.String(), TenantID: a.TenantID.String(), Name: a.Name, Role: a.Role, Persona: a.Persona,
 		SystemPrompt: a.SystemPrompt, Models: nonNilSlice(a.Models), Tools: nonNilSlice(a.Tools), Escalation: a.Escalation,
-		Status: a.Status, CreatedAt: ts(a.CreatedAt), UpdatedAt: ts(a.UpdatedAt)}
+		Status: a.Status, KBTopK: a.KBTopK, CreatedAt: ts(a.CreatedAt), UpdatedAt: ts(a.UpdatedAt)}
 }
 
 // agentRequest is shared by create (all fields) and patch (only the ones sent).
@@ -42,6 +45,7 @@ type agentRequest struct {
 	Tools        *[]string       `json:"tools"`
 	Escalation   json.RawMessage `json:"escalation"`
 	Status       *string         `json:"status"`
+	KBTopK       *int            `json:"kb_top_k"`
 }
 
 // apply overlays the request on in; escalation is schema-checked here so the
@@ -62,6 +66,12 @@ func (r agentRequest) apply(in *agents.Input) error {
 	}
 	if r.Tools != nil {
 		in.Tools = *r.Tools
+	}
+	if r.KBTopK != nil {
+		if *r.KBTopK == 0 {
+			return apperr.Invalid("kb_top_k", fmt.Sprintf("must be a whole number from 1 to %d", agents.MaxKBTopK))
+		}
+		in.KBTopK = *r.KBTopK
 	}
 	if r.Escalation != nil {
 		e, err := agents.ParseEscalation(r.Escalation)

@@ -18,6 +18,7 @@ import (
 	"github.com/konstruct/konstruct/internal/authz"
 	"github.com/konstruct/konstruct/internal/designer"
 	"github.com/konstruct/konstruct/internal/invitations"
+	"github.com/konstruct/konstruct/internal/knowledge"
 	"github.com/konstruct/konstruct/internal/store"
 )
 
@@ -31,6 +32,7 @@ type API struct {
 	Accounts      *accounts.Service
 	Invitations   *invitations.Service
 	Designer      *designer.Service
+	Knowledge     *knowledge.Service
 	TemporalUIURL string
 	Namespace     string
 	Logger        *slog.Logger
@@ -68,6 +70,12 @@ func (a *API) Register(reg *authz.Registry, g *gin.RouterGroup) {
 	h(http.MethodPatch, "/tenants/:tenant_id/agents/:agent_id", authz.Write(authz.ObjAgents), a.updateAgent)
 	h(http.MethodDelete, "/tenants/:tenant_id/agents/:agent_id", authz.Write(authz.ObjAgents), a.deleteAgent)
 
+	h(http.MethodGet, "/tenants/:tenant_id/agents/:agent_id/tools", authz.Read(authz.ObjAgents), a.listAgentTools)
+	h(http.MethodPost, "/tenants/:tenant_id/agents/:agent_id/tools", authz.Write(authz.ObjAgents), a.createHTTPTool)
+	h(http.MethodGet, "/tenants/:tenant_id/agents/:agent_id/tools/:tool_id", authz.Read(authz.ObjAgents), a.getHTTPTool)
+	h(http.MethodPatch, "/tenants/:tenant_id/agents/:agent_id/tools/:tool_id", authz.Write(authz.ObjAgents), a.updateHTTPTool)
+	h(http.MethodDelete, "/tenants/:tenant_id/agents/:agent_id/tools/:tool_id", authz.Write(authz.ObjAgents), a.deleteHTTPTool)
+
 	h(http.MethodGet, "/tenants/:tenant_id/channels", authz.Read(authz.ObjChannels), a.listChannels)
 	h(http.MethodPost, "/tenants/:tenant_id/channels/slack", authz.Write(authz.ObjChannels), a.connectSlack)
 	h(http.MethodDelete, "/tenants/:tenant_id/channels/:channel_id", authz.Write(authz.ObjChannels), a.deleteChannel)
@@ -86,6 +94,15 @@ func (a *API) Register(reg *authz.Registry, g *gin.RouterGroup) {
 	h(http.MethodGet, "/tenants/:tenant_id/conversations/:conversation_id", authz.Read(authz.ObjConversations), a.getConversation)
 	h(http.MethodGet, "/tenants/:tenant_id/conversations/:conversation_id/messages", authz.Read(authz.ObjConversations), a.listMessages)
 
+	// The audit trail is read by whoever may read the tenant's settings, as
+	// on the portal's Activity page.
+	h(http.MethodGet, "/tenants/:tenant_id/audit", authz.Read(authz.ObjSettings), a.listAudit)
+	h(http.MethodGet, "/tenants/:tenant_id/knowledge", authz.Read(authz.ObjKnowledge), a.listDocuments)
+	h(http.MethodPost, "/tenants/:tenant_id/knowledge", authz.Write(authz.ObjKnowledge), a.createDocument)
+	h(http.MethodPost, "/tenants/:tenant_id/knowledge/search", authz.Read(authz.ObjKnowledge), a.searchKnowledge)
+	h(http.MethodGet, "/tenants/:tenant_id/knowledge/:document_id", authz.Read(authz.ObjKnowledge), a.getDocument)
+	h(http.MethodDelete, "/tenants/:tenant_id/knowledge/:document_id", authz.Write(authz.ObjKnowledge), a.deleteDocument)
+	h(http.MethodPost, "/tenants/:tenant_id/knowledge/:document_id/retry", authz.Write(authz.ObjKnowledge), a.retryDocument)
 	h(http.MethodDelete, "/tenants/:tenant_id/end-users/:user_ref/memory", authz.Write(authz.ObjMemory), a.forgetEndUser)
 }
 

@@ -1,7 +1,8 @@
 // Package webhooks receives events from Slack (and later WhatsApp and Stripe):
-// verify before parsing, dedupe, resolve the tenant, rate-limit, and hand the
-// message to Temporal. Nothing slow runs here: the answer comes from a
-// workflow, and the webhook acknowledges as soon as Temporal holds the message.
+// verify before parsing, resolve the tenant (from a cache), rate-limit, and
+// record the event in the inbox, deduped by event ID in the same INSERT.
+// Nothing slow runs here: the webhook acknowledges as soon as the event is
+// durably recorded, and the inbox dispatcher hands it to Temporal.
 package webhooks
 
 import (
@@ -28,8 +29,10 @@ type Route struct {
 
 // Routes resolves an external workspace or number to its tenant and agent,
 // with a short in-process cache: the lookup sits on every webhook's hot path,
-// while connections change rarely (a re-pointed workspace takes effect within
-// the TTL).
+// while connections change rarely. Each serve process has its own cache and
+// none is told of changes, so with several processes a re-pointed, suspended
+// or disconnected workspace takes effect everywhere within the TTL (30s as
+// wired in internal/app).
 type Routes struct {
 	store       *store.Store
 	ttl, negTTL time.Duration

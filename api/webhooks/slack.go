@@ -10,7 +10,6 @@ import (
 	"time"
 
 	"github.com/gin-gonic/gin"
-	"github.com/redis/go-redis/v9"
 
 	"github.com/konstruct/konstruct/activities"
 	"github.com/konstruct/konstruct/api"
@@ -24,22 +23,20 @@ import (
 	"github.com/konstruct/konstruct/workflows"
 )
 
-// Sender hands a message to its conversation workflow (workflows.Starter).
-type Sender interface {
-	Send(ctx context.Context, in workflows.ConversationInput, msg workflows.Inbound) error
-}
-
 // Slack receives the Events API (and Socket Mode envelopes, through Handle).
+// An event is acknowledged once it is durably recorded in the inbox, in the
+// transaction that dedupes it by event ID; the inbox dispatcher hands it to
+// its conversation afterwards (ConversationHandler), so a Temporal outage
+// delays answers but never refuses or loses an event.
 type Slack struct {
 	SigningSecret        string
 	Routes               *Routes
-	Redis                *redis.Client
+	Store                *store.Store
 	Limiter              *ratelimit.Limiter
-	Sender               Sender
+	Wake                 func() // tells the dispatcher an event is waiting (optional)
 	Settings             workflows.Settings
 	TenantRatePerMinute  int // defaults for tenants without their own
 	ChannelRatePerMinute int
-	SendTimeout          time.Duration // bound on SignalWithStart before answering 503
 	Metrics              *Metrics
 	Logger               *slog.Logger
 	Now                  func() time.Time
@@ -60,19 +57,11 @@ const (
 	OutcomeSuspended     = "tenant_suspended"
 	OutcomeChallenge     = "url_verification"
 	OutcomeUnavailable   = "unavailable"
-	OutcomeInFlight      = "in_flight"
 	OutcomeBadSignature  = "bad_signature"
 	OutcomeMalformed     = "malformed"
 	OutcomeTooLarge      = "too_large"
 	OutcomeNotConfigured = "not_configured"
 )
-
-func (h *Slack) sendTimeout() time.Duration {
-	if h.SendTimeout > 0 {
-		return h.SendTimeout
-	}
-	return 5 * time.Second
-}
 
 func (h *Slack) now() time.Time {
 	if h.Now != nil {
@@ -126,10 +115,11 @@ func (h *Slack) events(c *gin.Context) {
 	outcome, err := h.Handle(c.Request.Context(), env)
 	h.Metrics.outcome("slack", outcome)
 	switch outcome {
-	case OutcomeUnavailable, OutcomeInFlight:
-		// Slack retries non-2xx answers: nothing is lost while Temporal is down.
+	case OutcomeUnavailable:
+		// Postgres or Redis is down: the event is not recorded, and Slack
+		// retries non-2xx answers.
 		c.Header("Retry-After", "1")
-		apiutil.Error(c, apperr.Unavailable("the event could not be handed over yet; Slack will retry").Wrap(err))
+		apiutil.Error(c, apperr.Unavailable("the event could not be recorded yet; Slack will retry").Wrap(err))
 	case OutcomeUnknownTeam:
 		// 200 so Slack stops retrying an event nobody here can answer.
 		c.Header("X-Slack-No-Retry", "1")
@@ -151,16 +141,9 @@ func verifyReason(err error) string {
 	return "signature mismatch"
 }
 
-// dedupe states in Redis, per event ID.
-const (
-	eventPending = "pending"
-	eventDone    = "done"
-)
-
-// Handle routes one parsed event to its conversation. Both the HTTP webhook
+// Handle records one parsed event for its conversation. Both the HTTP webhook
 // and Socket Mode call it. The returned outcome says what happened; an error
-// accompanies OutcomeUnavailable and OutcomeInFlight, after which the event
-// must be redelivered.
+// accompanies OutcomeUnavailable, after which the event must be redelivered.
 func (h *Slack) Handle(ctx context.Context, env slack.Envelope) (string, error) {
 	if env.Event == nil {
 		return OutcomeIgnored, nil
@@ -168,37 +151,6 @@ func (h *Slack) Handle(ctx context.Context, env slack.Envelope) (string, error) 
 	msg := env.Event
 	ctx = logging.With(ctx, slog.String("slack_team", msg.TeamID), slog.String("event_id", env.EventID))
 
-	// Dedupe: Slack retries an event it did not see acknowledged, and may send
-	// it more than once anyway. The first delivery claims the ID; later ones
-	// are acknowledged as duplicates once it is done, or asked to retry while
-	// it is still in flight. The workflow also drops repeated event IDs.
-	key := "konstruct:slack:event:" + env.TeamID + ":" + env.EventID
-	if env.EventID != "" {
-		// The pending claim outlives a normal hand-over but not by much: if
-		// this process dies mid-request, Slack's next retry gets through.
-		claimed, err := h.Redis.SetNX(ctx, key, eventPending, h.sendTimeout()+5*time.Second).Result()
-		if err != nil {
-			return OutcomeUnavailable, err
-		}
-		if !claimed {
-			if state, _ := h.Redis.Get(ctx, key).Result(); state == eventDone {
-				return OutcomeDuplicate, nil
-			}
-			return OutcomeInFlight, errors.New("the same event is being handled by another request")
-		}
-	}
-	outcome, err := h.route(ctx, env, msg)
-	if env.EventID != "" {
-		if err != nil {
-			h.Redis.Del(context.WithoutCancel(ctx), key) // let Slack's retry through
-		} else {
-			h.Redis.Set(context.WithoutCancel(ctx), key, eventDone, 24*time.Hour)
-		}
-	}
-	return outcome, err
-}
-
-func (h *Slack) route(ctx context.Context, env slack.Envelope, msg *slack.Message) (string, error) {
 	route, found, err := h.Routes.Lookup(ctx, store.ChannelSlack, msg.TeamID)
 	if err != nil {
 		return OutcomeUnavailable, err
@@ -220,6 +172,11 @@ func (h *Slack) route(ctx context.Context, env slack.Envelope, msg *slack.Messag
 		UserRef:     msg.UserID, Settings: h.Settings,
 	}
 	inbound := workflows.Inbound{EventID: env.EventID, UserID: msg.UserID, Text: msg.Text, TS: msg.TS, ReceivedAt: h.now()}
+	if inbound.EventID == "" {
+		// Every Events API delivery has an ID; should one not, a message is
+		// still identified by its channel and timestamp.
+		inbound.EventID = "ts:" + msg.ChannelID + ":" + msg.TS
+	}
 
 	outcome := OutcomeAccepted
 	over, err := h.overLimit(ctx, route, msg)
@@ -234,11 +191,17 @@ func (h *Slack) route(ctx context.Context, env slack.Envelope, msg *slack.Messag
 			"retry_after", over.RetryAfter.String())
 	}
 
-	sendCtx, cancel := context.WithTimeout(ctx, h.sendTimeout())
-	defer cancel()
-	if err := h.Sender.Send(sendCtx, in, inbound); err != nil {
-		h.Logger.ErrorContext(ctx, "could not hand the message to Temporal; asking Slack to retry", "err", err)
+	recorded, err := RecordConversationEvent(ctx, h.Store, route.TenantID, store.SourceSlack, in, inbound)
+	if err != nil {
+		h.Logger.ErrorContext(ctx, "could not record the event; asking Slack to retry", "err", err)
 		return OutcomeUnavailable, err
+	}
+	if !recorded {
+		// Slack retried an event it did not see acknowledged, or sent it twice.
+		return OutcomeDuplicate, nil
+	}
+	if h.Wake != nil {
+		h.Wake()
 	}
 	return outcome, nil
 }
@@ -275,7 +238,7 @@ func (h *Slack) overLimit(ctx context.Context, route Route, msg *slack.Message) 
 func (h *Slack) SocketHandler(ctx context.Context, env slack.Envelope, _ []byte) error {
 	outcome, err := h.Handle(ctx, env)
 	h.Metrics.outcome("slack_socket", outcome)
-	if outcome == OutcomeUnavailable || outcome == OutcomeInFlight {
+	if outcome == OutcomeUnavailable {
 		return err
 	}
 	return nil

@@ -9,13 +9,14 @@ import (
 	"github.com/konstruct/konstruct/internal/app"
 )
 
-// runParts runs the HTTP server (with Slack Socket Mode when configured)
-// and/or the Temporal worker until ctx ends or one of them fails.
+// runParts runs the HTTP server (with Slack Socket Mode when configured, and
+// the inbox dispatcher) and/or the Temporal worker until ctx ends or one of them fails.
 func runParts(ctx context.Context, a *app.App, http, worker bool) error {
 	g, ctx := errgroup.WithContext(ctx)
 	if http {
 		g.Go(func() error { return a.ListenAndServe(ctx, a.Config.HTTPAddr, a.HTTPServer()) })
 		g.Go(func() error { return a.RunSlackSocketMode(ctx) })
+		g.Go(func() error { return a.RunInbox(ctx) }) // hands recorded webhook events to Temporal
 	}
 	if worker {
 		w := a.Worker()

@@ -119,7 +119,11 @@ type Input struct {
 	Tools        []string
 	Escalation   store.Escalation
 	Status       string
+	KBTopK       int // chunks kb_search returns; 0: store.DefaultKBTopK
 }
+
+// MaxKBTopK bounds an agent's kb_top_k (the database checks the same).
+const MaxKBTopK = 20
 
 // Validate normalises in and reports every invalid field. knownTools lists
 // the tools an agent may select.
@@ -191,6 +195,11 @@ func Validate(in *Input, knownTools []string) error {
 	if _, err := ParseEscalation(raw); err != nil {
 		errs = append(errs, apperr.From(err))
 	}
+	// 0 means "not given": the store creates with store.DefaultKBTopK and an
+	// update keeps the agent's value, so a form that lacks the field resets nothing.
+	if in.KBTopK != 0 && (in.KBTopK < 1 || in.KBTopK > MaxKBTopK) {
+		errs.Add("kb_top_k", fmt.Sprintf("must be a whole number from 1 to %d", MaxKBTopK))
+	}
 	switch in.Status {
 	case "":
 		in.Status = store.AgentActive
@@ -200,6 +209,16 @@ func Validate(in *Input, knownTools []string) error {
 	}
 	return errs.Err()
 }
+
+// KBSearchTool is the knowledge-base search tool's name.
+const KBSearchTool = "kb_search"
+
+// citeInstruction asks an agent with the knowledge base to search it and cite
+// what it used, in the form the transcript and users can trace to a chunk.
+const citeInstruction = "You can search this organisation's knowledge base with the kb_search tool. " +
+	"Before answering a question about its products, policies or documents, search it, and answer from what it returns. " +
+	"Cite each source you used right after the sentence it supports, as [Title §n] exactly as kb_search labels it. " +
+	"If the knowledge base has no answer, say so rather than guess."
 
 // Channel hints tell the model how its words will be shown.
 var channelHints = map[string]string{
@@ -230,6 +249,10 @@ func SystemPrompt(a store.Agent, channel string) string {
 	if a.SystemPrompt != "" {
 		b.WriteString("\n\n")
 		b.WriteString(a.SystemPrompt)
+	}
+	if slices.Contains(a.Tools, KBSearchTool) {
+		b.WriteString("\n\n")
+		b.WriteString(citeInstruction)
 	}
 	if hint := channelHints[channel]; hint != "" {
 		b.WriteString("\n\n")

@@ -10,6 +10,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net/http"
+	"sync"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -25,6 +26,9 @@ import (
 	"github.com/konstruct/konstruct/internal/authz"
 	"github.com/konstruct/konstruct/internal/channel/slack"
 	"github.com/konstruct/konstruct/internal/config"
+	"github.com/konstruct/konstruct/internal/inbox"
+	"github.com/konstruct/konstruct/internal/knowledge"
+	"github.com/konstruct/konstruct/internal/llm"
 	"github.com/konstruct/konstruct/internal/ratelimit"
 	"github.com/konstruct/konstruct/internal/secrets"
 	"github.com/konstruct/konstruct/internal/store"
@@ -46,8 +50,15 @@ type App struct {
 	Metrics  *prometheus.Registry
 	Tools    *tools.Registry
 	HTTP     *http.Client // for outside APIs: pooled, with timeouts
+	// Knowledge is the knowledge base; its kb_search is in Tools.
+	Knowledge *knowledge.Service
 
-	slack *webhooks.Slack // built once: Socket Mode and the webhook share it
+	pool *llm.Pool // built once: the worker's activities and the API's query embeddings share it
+
+	slack     *webhooks.Slack // built once: Socket Mode and the webhook share it
+	slackOnce sync.Once
+	inbox     *inbox.Dispatcher // built once: the HTTP server and RunInbox share it
+	inboxOnce sync.Once
 }
 
 // New connects to Postgres and Redis (failing fast with a clear error when
@@ -97,6 +108,10 @@ func New(ctx context.Context, cfg config.Config, logger *slog.Logger) (*App, err
 	a.Tools = tools.Builtin()
 	a.Metrics = prometheus.NewRegistry()
 	a.Metrics.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	if err := a.registerKnowledge(); err != nil {
+		a.Close()
+		return nil, err
+	}
 	return a, nil
 }
 
@@ -133,10 +148,12 @@ func (a *App) HTTPServer() *api.Server {
 	health := &api.Health{Checks: []api.Check{
 		{Name: "postgres", Probe: a.Store.Ping},
 		{Name: "redis", Probe: func(ctx context.Context) error { return a.Redis.Ping(ctx).Err() }},
-		{Name: "temporal", Probe: func(ctx context.Context) error {
+		// Webhooks are recorded in the inbox while Temporal is down: degraded, not down.
+		{Name: "temporal", Degrades: true, Probe: func(ctx context.Context) error {
 			_, err := a.Temporal.CheckHealth(ctx, &client.CheckHealthRequest{})
 			return err
 		}},
+		a.inboxCheck(),
 	}}
 	return api.New(api.Deps{
 		Logger:       a.Logger,
@@ -144,9 +161,12 @@ func (a *App) HTTPServer() *api.Server {
 		Health:       health,
 		Gatherer:     a.Metrics,
 		MaxBodyBytes: a.Config.MaxBodyBytes,
+		// The knowledge base's uploads, over REST and from the portal.
+		UploadRoutes:   []string{"POST /api/v1/tenants/:tenant_id/knowledge", "POST /t/:tenant_id/knowledge"},
+		MaxUploadBytes: a.Config.MaxUploadBytes,
 		V1: &v1.API{
 			Store: a.Store, Auth: a.Auth, Accounts: svc.Accounts, Invitations: svc.Invitations, Designer: svc.Designer,
-			TemporalUIURL: a.Config.TemporalUIURL, Namespace: a.Config.TemporalNamespace, Logger: a.Logger,
+			Knowledge: a.Knowledge, TemporalUIURL: a.Config.TemporalUIURL, Namespace: a.Config.TemporalNamespace, Logger: a.Logger,
 		},
 	}, a.mounts(svc)...)
 }

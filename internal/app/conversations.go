@@ -13,8 +13,10 @@ import (
 	"github.com/konstruct/konstruct/activities"
 	"github.com/konstruct/konstruct/api/webhooks"
 	"github.com/konstruct/konstruct/internal/channel/slack"
+	"github.com/konstruct/konstruct/internal/knowledge"
 	"github.com/konstruct/konstruct/internal/llm"
 	"github.com/konstruct/konstruct/internal/memory"
+	"github.com/konstruct/konstruct/internal/tools/httptool"
 	"github.com/konstruct/konstruct/workers"
 	"github.com/konstruct/konstruct/workflows"
 )
@@ -50,20 +52,21 @@ func (a *App) ConversationSettings() workflows.Settings {
 
 // slackWebhook builds the Slack Events API receiver.
 func (a *App) slackWebhook() *webhooks.Slack {
-	if a.slack == nil {
+	// Once: the HTTP server and Socket Mode ask for it from two goroutines.
+	a.slackOnce.Do(func() {
 		a.slack = &webhooks.Slack{
 			SigningSecret:        a.Config.SlackSigningSecret,
 			Routes:               webhooks.NewRoutes(a.Store, 30*time.Second),
-			Redis:                a.Redis,
+			Store:                a.Store,
 			Limiter:              a.Limiter,
-			Sender:               workflows.Starter{Client: a.Temporal, TaskQueue: a.Config.TemporalTaskQueue},
+			Wake:                 a.Inbox().Wake,
 			Settings:             a.ConversationSettings(),
 			TenantRatePerMinute:  a.Config.TenantRatePerMinute,
 			ChannelRatePerMinute: a.Config.ChannelRatePerMinute,
 			Metrics:              webhooks.NewMetrics(a.Metrics),
 			Logger:               a.Logger.With("component", "slack"),
 		}
-	}
+	})
 	return a.slack
 }
 
@@ -115,12 +118,23 @@ func (a *App) WorkerEndpoints() http.Handler {
 
 // Worker builds the Temporal worker executing conversations.
 func (a *App) Worker() worker.Worker {
-	pool := a.newLLMPool()
+	pool := a.llmPool()
 	acts := &activities.Conversation{
 		Store: a.Store, Secrets: a.Secrets, LLM: pool, Slack: a.Slack, Tools: a.Tools,
+		HTTPTools: httptool.NewClient(httptool.Options{Allow: a.Config.HTTPToolAllowCIDRs,
+			MaxResponseBytes: a.Config.HTTPToolMaxResponseBytes}),
 		Memory:        memory.New(a.Store, pool, memory.Config{Models: a.Config.EmbeddingModels}, a.Logger.With("component", "memory")),
 		DefaultModels: a.Config.DefaultModels, Metrics: activities.NewMetrics(a.Metrics),
 		Logger: a.Logger.With("component", "activities"),
 	}
-	return workers.NewConversationWorker(a.Temporal, a.Config.TemporalTaskQueue, acts, workers.Options{})
+	w := workers.NewConversationWorker(a.Temporal, a.Config.TemporalTaskQueue, acts, workers.Options{})
+	workers.RegisterKnowledge(w, a.knowledgeActivities(pool))
+	return w
+}
+
+// knowledgeActivities are the ingestion workflow's activities, embedding with
+// the worker's LLM pool along KONSTRUCT_EMBEDDING_MODEL.
+func (a *App) knowledgeActivities(pool *llm.Pool) *activities.Knowledge {
+	return &activities.Knowledge{Store: a.Store, Embedder: knowledge.PoolEmbedder{Pool: pool, Chain: a.Config.EmbeddingModels},
+		Logger: a.Logger.With("component", "knowledge")}
 }

@@ -38,7 +38,7 @@ func TestTenantBCannotReachTenantA(t *testing.T) {
 	for _, path := range []string{
 		homeA, homeA + "/agents", homeA + "/agents/" + agentA.String(), homeA + "/agents/" + agentA.String() + "/edit",
 		homeA + "/conversations", homeA + "/conversations/" + convA.String(), homeA + "/channels", homeA + "/users",
-		homeA + "/usage", homeA + "/settings", homeA + "/activity",
+		homeA + "/usage", homeA + "/settings", homeA + "/activity", homeA + "/activity?format=csv",
 		// A's IDs under B's own tenant: not found either (RLS hides them).
 		homeB + "/agents/" + agentA.String(), homeB + "/agents/" + agentA.String() + "/edit",
 		homeB + "/conversations/" + convA.String(),
@@ -96,6 +96,8 @@ func TestTenantBCannotReachTenantA(t *testing.T) {
 		{"DELETE", "/api/v1/tenants/" + tenantA.String() + "/invitations/" + invA.String()},
 		{"GET", "/api/v1/tenants/" + tenantA.String() + "/conversations"},
 		{"GET", "/api/v1/tenants/" + tenantA.String() + "/conversations/" + convA.String() + "/messages"},
+		{"GET", "/api/v1/tenants/" + tenantA.String() + "/audit"},
+		{"GET", "/api/v1/tenants/" + tenantA.String() + "/audit?format=csv"},
 		// A's IDs in B's tenant.
 		{"GET", "/api/v1/tenants/" + tenantB.String() + "/agents/" + agentA.String()},
 		{"DELETE", "/api/v1/tenants/" + tenantB.String() + "/agents/" + agentA.String()},
@@ -125,7 +127,8 @@ func TestTenantBCannotReachTenantA(t *testing.T) {
 			require.NotContains(t, s, strings.ToLower(secret), path)
 		}
 	}
-	for _, path := range []string{homeB + "/agents", homeB + "/conversations", homeB + "/users", homeB + "/channels", homeB + "/activity", homeB} {
+	for _, path := range []string{homeB + "/agents", homeB + "/conversations", homeB + "/users", homeB + "/channels", homeB + "/activity", homeB,
+		homeB + "/activity?format=csv", homeB + "/activity?conversation_id=" + convA.String()} {
 		p := b.get(path)
 		require.Equal(t, http.StatusOK, p.Status, path)
 		noLeak(t, p.Body)

@@ -2,6 +2,7 @@ package app_test
 
 import (
 	"context"
+	"crypto/sha256"
 	"fmt"
 	"io"
 	"net/http"
@@ -101,6 +102,7 @@ func TestEveryRouteEveryRole(t *testing.T) {
 
 	// fixture creates, in tenant, the object a path parameter names. Each
 	// request gets fresh objects, so deleting one does not disturb the next.
+	var lastAgent uuid.UUID // the path's :agent_id, for a :tool_id after it
 	fixture := func(tenant uuid.UUID, param string) string {
 		if param == ":user_ref" {
 			return "U0FIXTURE" // an end user is a channel's user ID, with or without memories
@@ -113,7 +115,13 @@ func TestEveryRouteEveryRole(t *testing.T) {
 			}
 			switch param {
 			case ":agent_id":
-				id = agent.ID
+				id, lastAgent = agent.ID, agent.ID
+			case ":tool_id":
+				h, err := tx.CreateHTTPTool(ctx, store.HTTPTool{ID: uuid.New(), AgentID: lastAgent, Name: "fixture",
+					Description: "d", Method: "GET", URLTemplate: "https://api.example.com/x", Parameters: []byte(`{"type":"object"}`),
+					Timeout: time.Second, Enabled: true})
+				id = h.ID
+				return err
 			case ":conversation_id":
 				cv, err := tx.EnsureConversation(ctx, store.Conversation{AgentID: agent.ID, Channel: store.ChannelSlack,
 					ExternalKey: uuid.NewString(), WorkflowID: "wf-" + uuid.NewString(), UserRef: "U1"})
@@ -132,6 +140,17 @@ func TestEveryRouteEveryRole(t *testing.T) {
 				inv, err := tx.CreateInvitation(ctx, store.Invitation{Email: uuid.NewString()[:8] + "@invitee.test",
 					Role: store.RoleCustomerOperator, ExpiresAt: time.Now().Add(time.Hour)}, []byte(uuid.NewString()[:32]))
 				id = inv.ID
+				return err
+			case ":document_id":
+				sum := sha256.Sum256([]byte(uuid.NewString()))
+				d, _, err := tx.UpsertDocument(ctx, store.Document{Title: "Fixture doc " + uuid.NewString()[:8], SourceType: "text",
+					Content: []byte("fixture"), ContentHash: sum[:]})
+				if err != nil {
+					return err
+				}
+				id = d.ID
+				// Ready, so a retry starts no workflow that no worker would run.
+				_, err = tx.SetDocumentStatus(ctx, d.ID, d.Version, store.DocReady, "")
 				return err
 			default:
 				t.Fatalf("route parameter %s has no fixture in this test: add one", param)

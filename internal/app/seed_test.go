@@ -91,6 +91,15 @@ func seedShowcase(t testing.TB, h *harness, tenantID uuid.UUID, label string) sh
 				return err
 			}
 			s.Conversations = append(s.Conversations, cv)
+			// The agent's model call of the first turn, as Respond records it.
+			if err := tx.AppendAudit(ctx, store.AuditEvent{Actor: "agent:" + agent.ID.String(), Action: store.AuditLLMCall,
+				AgentID: &agent.ID, ConversationID: &cv.ID, WorkflowID: cv.WorkflowID, TargetType: "model",
+				TargetID: "openai/gpt-4o-mini", IdempotencyKey: store.AuditKeyLLM(cv.WorkflowID, 1, 0),
+				Data: map[string]any{"outcome": "ok", "provider": "openai", "model": "gpt-4o-mini", "input_tokens": 900 + 37*i,
+					"output_tokens": 60 + 9*i, "cost_micro_usd": 180 + 11*i, "latency_ms": 420 + 35*i, "fallbacks": 0,
+					"attempts": []any{map[string]any{"provider": "openai", "model": "gpt-4o-mini", "outcome": "ok", "duration_ms": 420 + 35*i}}}}); err != nil {
+				return err
+			}
 		}
 		for d := 0; d < 30; d++ {
 			for k := 0; k < 1+rng.IntN(6); k++ {

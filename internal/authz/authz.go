@@ -37,6 +37,7 @@ const (
 	ObjUsage         = "usage"         //
 	ObjBilling       = "billing"       //
 	ObjSettings      = "settings"      //
+	ObjKnowledge     = "knowledge"     // knowledge-base documents and search
 	ObjMemory        = "memory"        // end users' long-term memory (forgetting them)
 	ObjPlatform      = "platform"      // platform-wide views (all agents, all users)
 

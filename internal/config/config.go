@@ -11,6 +11,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net/mail"
+	"net/netip"
 	"net/url"
 	"os"
 	"sort"
@@ -39,6 +40,9 @@ type Config struct {
 	WorkerAddr   string // WORKER_ADDR: the worker's own /metrics and /healthz ("" disables)
 	PublicURL    string // PUBLIC_URL: how browsers and Slack reach this server
 	MaxBodyBytes int64  // MAX_BODY_BYTES
+	// MaxUploadBytes bounds a knowledge-base document upload (MAX_UPLOAD_BYTES);
+	// the database refuses documents over 16 MiB.
+	MaxUploadBytes int64
 
 	EncryptionKey     []byte   // ENCRYPTION_KEY: 32 bytes, base64
 	OldEncryptionKeys [][]byte // OLD_ENCRYPTION_KEYS: comma-separated, still accepted for decryption
@@ -69,6 +73,8 @@ type Config struct {
 	LLMBreakerFailures     int           // LLM_BREAKER_FAILURES: consecutive failures that open a provider's circuit
 	LLMBreakerCooldown     time.Duration // LLM_BREAKER_COOLDOWN: how long an open circuit skips its provider
 	ConversationIdle       time.Duration // CONVERSATION_IDLE_TIMEOUT: an idle conversation workflow ends
+	InboxLease             time.Duration // INBOX_LEASE: how long a dispatcher's claim on inbox events lasts (a dead process's claim is taken over after it)
+	InboxDegradedAfter     time.Duration // INBOX_DEGRADED_AFTER: /readyz says degraded while the oldest inbox event is older
 	TenantRatePerMinute    int           // RATE_LIMIT_TENANT_PER_MINUTE: default for tenants without their own
 	ChannelRatePerMinute   int           // RATE_LIMIT_CHANNEL_PER_MINUTE: default per Slack channel / WhatsApp number
 	LoginAttemptsPerMinute int           // RATE_LIMIT_LOGIN_PER_MINUTE: per email and per client IP
@@ -86,6 +92,9 @@ type Config struct {
 
 	LogLevel  slog.Level // LOG_LEVEL
 	LogFormat string     // LOG_FORMAT: json or text
+
+	HTTPToolAllowCIDRs       []netip.Prefix // HTTP_TOOL_ALLOW_CIDRS: internal networks HTTP tools may reach (default none)
+	HTTPToolMaxResponseBytes int64          // HTTP_TOOL_MAX_RESPONSE_BYTES: an HTTP tool's response is cut here
 }
 
 // Error lists every variable that is missing or malformed.
@@ -113,10 +122,11 @@ func Load(lookup func(string) (string, bool)) (Config, error) {
 		TemporalTaskQueue: l.str("TEMPORAL_TASK_QUEUE", "konstruct"),
 		TemporalUIURL:     l.url("TEMPORAL_UI_URL", "http://127.0.0.1:8233", "http", "https"),
 
-		HTTPAddr:     l.hostPort("HTTP_ADDR", "127.0.0.1:8080"),
-		WorkerAddr:   l.optionalHostPort("WORKER_ADDR", "127.0.0.1:9091"),
-		PublicURL:    strings.TrimRight(l.url("PUBLIC_URL", "http://127.0.0.1:8080", "http", "https"), "/"),
-		MaxBodyBytes: int64(l.intRange("MAX_BODY_BYTES", 1<<20, 1024, 64<<20)),
+		HTTPAddr:       l.hostPort("HTTP_ADDR", "127.0.0.1:8080"),
+		WorkerAddr:     l.optionalHostPort("WORKER_ADDR", "127.0.0.1:9091"),
+		PublicURL:      strings.TrimRight(l.url("PUBLIC_URL", "http://127.0.0.1:8080", "http", "https"), "/"),
+		MaxBodyBytes:   int64(l.intRange("MAX_BODY_BYTES", 1<<20, 1024, 64<<20)),
+		MaxUploadBytes: int64(l.intRange("MAX_UPLOAD_BYTES", 8<<20, 1024, 16<<20)),
 
 		EncryptionKey:     l.key("ENCRYPTION_KEY"),
 		OldEncryptionKeys: l.keys("OLD_ENCRYPTION_KEYS"),
@@ -147,6 +157,8 @@ func Load(lookup func(string) (string, bool)) (Config, error) {
 		LLMBreakerFailures:     l.intRange("LLM_BREAKER_FAILURES", 5, 1, 1000),
 		LLMBreakerCooldown:     l.duration("LLM_BREAKER_COOLDOWN", 30*time.Second),
 		ConversationIdle:       l.duration("CONVERSATION_IDLE_TIMEOUT", 24*time.Hour),
+		InboxLease:             l.duration("INBOX_LEASE", 30*time.Second),
+		InboxDegradedAfter:     l.duration("INBOX_DEGRADED_AFTER", time.Minute),
 		TenantRatePerMinute:    l.intRange("RATE_LIMIT_TENANT_PER_MINUTE", 600, 1, 1_000_000),
 		ChannelRatePerMinute:   l.intRange("RATE_LIMIT_CHANNEL_PER_MINUTE", 60, 1, 1_000_000),
 		LoginAttemptsPerMinute: l.intRange("RATE_LIMIT_LOGIN_PER_MINUTE", 10, 1, 10_000),
@@ -164,6 +176,9 @@ func Load(lookup func(string) (string, bool)) (Config, error) {
 
 		LogLevel:  l.level("LOG_LEVEL", slog.LevelInfo),
 		LogFormat: l.oneOf("LOG_FORMAT", "json", "json", "text"),
+
+		HTTPToolAllowCIDRs:       l.cidrs("HTTP_TOOL_ALLOW_CIDRS"),
+		HTTPToolMaxResponseBytes: int64(l.intRange("HTTP_TOOL_MAX_RESPONSE_BYTES", 64<<10, 1024, 16<<20)),
 	}
 	if c.BootstrapAdminEmail != "" && c.BootstrapAdminPassword == "" {
 		l.fail("BOOTSTRAP_ADMIN_PASSWORD", "required when KONSTRUCT_BOOTSTRAP_ADMIN_EMAIL is set")
@@ -404,6 +419,32 @@ func (l *loader) models(name, def string) []string {
 	}
 	if len(out) == 0 {
 		l.fail(name, "at least one provider/model name")
+	}
+	return out
+}
+
+// cidrs reads comma-separated networks (a bare address is its own /32 or /128).
+func (l *loader) cidrs(name string) []netip.Prefix {
+	v, ok := l.raw(name)
+	if !ok {
+		return nil
+	}
+	var out []netip.Prefix
+	for _, part := range strings.Split(v, ",") {
+		part = strings.TrimSpace(part)
+		if part == "" {
+			continue
+		}
+		p, err := netip.ParsePrefix(part)
+		if err != nil {
+			a, aerr := netip.ParseAddr(part)
+			if aerr != nil {
+				l.fail(name, "comma-separated CIDRs such as 10.1.2.0/24,127.0.0.1/32 (bad: "+part+")")
+				return nil
+			}
+			p = netip.PrefixFrom(a, a.BitLen())
+		}
+		out = append(out, p.Masked())
 	}
 	return out
 }

@@ -20,6 +20,7 @@ import (
 	"github.com/konstruct/konstruct/internal/authz"
 	"github.com/konstruct/konstruct/internal/secrets"
 	"github.com/konstruct/konstruct/internal/store"
+	"github.com/konstruct/konstruct/internal/tools"
 )
 
 // Service changes a tenant's agents and channels.
@@ -30,6 +31,8 @@ type Service struct {
 	// workspace is connected. Only ConnectSlack needs them.
 	Secrets *secrets.Box
 	Slack   SlackVerifier
+	// Tools are the built-in tools, listed with their schemas (tools.go).
+	Tools *tools.Registry
 }
 
 func actor(p authz.Principal) string { return "user:" + p.UserID.String() }
@@ -45,12 +48,13 @@ func notFound(err error, what string) error {
 // InputOf is the designer's view of a stored agent.
 func InputOf(a store.Agent) agents.Input {
 	return agents.Input{Name: a.Name, Role: a.Role, Persona: a.Persona, SystemPrompt: a.SystemPrompt,
-		Models: a.Models, Tools: a.Tools, Escalation: a.Escalation, Status: a.Status}
+		Models: a.Models, Tools: a.Tools, Escalation: a.Escalation, Status: a.Status, KBTopK: a.KBTopK}
 }
 
 func apply(a *store.Agent, in agents.Input) {
 	a.Name, a.Role, a.Persona, a.SystemPrompt = in.Name, in.Role, in.Persona, in.SystemPrompt
 	a.Models, a.Tools, a.Escalation, a.Status = in.Models, in.Tools, in.Escalation, in.Status
+	a.KBTopK = in.KBTopK
 }
 
 // List returns a tenant's agents, oldest first; a tenant that does not exist

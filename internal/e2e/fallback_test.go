@@ -72,6 +72,34 @@ func TestFallbackAlongTheModelChain(t *testing.T) {
 					require.False(t, strings.HasPrefix(w, "anthropic/"), "a 400 must not fall back: %v", wires)
 				}
 			}
+
+			// The audit trail has the call, with the fallback it took (or the
+			// refusal), keyed to the conversation's workflow.
+			trail := llmCalls(t, p, tn)
+			require.Len(t, trail, 1, "one llm.call event for one model call")
+			ev := trail[0]
+			require.Equal(t, tn.AgentID, ev.AgentID)
+			require.Equal(t, onlyConversation(t, p, tn), ev.ConversationID)
+			require.True(t, strings.HasPrefix(ev.WorkflowID, "conversation/"+tn.ID+"/"), ev.WorkflowID)
+			attempts, _ := ev.Data["attempts"].([]any)
+			require.NotEmpty(t, attempts)
+			first := attempts[0].(map[string]any)
+			require.Equal(t, strings.TrimPrefix(tc.primary, strings.Split(tc.primary, "/")[0]+"/"), first["model"])
+			if tc.fallsBack {
+				require.Equal(t, "ok", ev.Data["outcome"])
+				require.Equal(t, "anthropic", ev.Data["provider"])
+				require.Equal(t, float64(1), ev.Data["fallbacks"])
+				require.Len(t, attempts, 2)
+				require.NotEqual(t, "ok", first["outcome"])
+				require.Equal(t, "ok", attempts[1].(map[string]any)["outcome"])
+				require.Contains(t, ev.Data, "input_tokens")
+				require.Contains(t, ev.Data, "cost_micro_usd")
+				require.Contains(t, ev.Data, "latency_ms")
+			} else {
+				require.Equal(t, "failed", ev.Data["outcome"])
+				require.Equal(t, "request_error", first["outcome"])
+				require.Equal(t, float64(1), ev.Data["activity_attempt"])
+			}
 		})
 	}
 

@@ -50,6 +50,8 @@ func TestWorkerKilledDuringLLMCallRepliesOnce(t *testing.T) {
 	require.Equal(t, "answered after the crash", msgs[0].Text)
 	msgs = barrier(t, p, tn, "C0CRASH", ts, 2)
 	require.Len(t, msgs, 2, "exactly one reply to the interrupted turn")
+	// The killed attempt recorded nothing; the retry recorded its call once.
+	require.Equal(t, map[string]int{"ok": 2}, outcomes(llmCalls(t, p, tn)), "one llm.call per turn")
 }
 
 // Slack stores a reply but the response to chat.postMessage is lost: the
@@ -171,6 +173,20 @@ func TestUnavailableProviderIsExplainedThenAnswered(t *testing.T) {
 	up.Store(true)
 	msgs = p.Slack.WaitForMessages(t, "C0DOWN", 2, 60*time.Second)
 	require.Equal(t, "back online: hello", msgs[1].Text)
+	// Each failed attempt of the activity is on the trail once, with its
+	// attempt number; the answer once.
+	calls := llmCalls(t, p, tn)
+	require.Equal(t, 1, outcomes(calls)["ok"])
+	require.Positive(t, outcomes(calls)["failed"])
+	seen := map[float64]bool{}
+	for _, e := range calls {
+		if e.Data["outcome"] == "failed" {
+			n := e.Data["activity_attempt"].(float64)
+			require.False(t, seen[n], "attempt %v recorded twice", n)
+			seen[n] = true
+			require.Equal(t, "unavailable", e.Data["attempts"].([]any)[0].(map[string]any)["outcome"])
+		}
+	}
 }
 
 // The model calls a tool the agent has; the result goes back to the model and
@@ -193,6 +209,10 @@ func TestToolCallRoundTrip(t *testing.T) {
 
 	reqs := p.LLM.Requests()
 	require.Len(t, reqs, 2)
+	calls := llmCalls(t, p, tn)
+	require.Len(t, calls, 2, "both model calls of the turn, each keyed by its call index")
+	require.Equal(t, []any{float64(1), float64(0)}, []any{calls[0].Data["call"], calls[0].Data["tool_calls"]}, "the answer")
+	require.Equal(t, []any{float64(0), float64(1)}, []any{calls[1].Data["call"], calls[1].Data["tool_calls"]}, "the tool call")
 	require.Len(t, reqs[0].Tools, 1)
 	require.Equal(t, "current_time", reqs[0].Tools[0].Name)
 }

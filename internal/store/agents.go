@@ -20,6 +20,7 @@ type Agent struct {
 	Models       []string // ordered provider/model fallback chain; empty: platform default
 	Tools        []string
 	Escalation   Escalation
+	KBTopK       int    // chunks kb_search returns; 0 on create takes the default (5)
 	Status       string // active | inactive
 	CreatedAt    time.Time
 	UpdatedAt    time.Time
@@ -38,18 +39,21 @@ type Escalation struct {
 	NotifyChannel string `json:"notify_channel,omitempty"`
 }
 
+// DefaultKBTopK is how many chunks kb_search returns unless the agent says.
+const DefaultKBTopK = 5
+
 // Agent statuses.
 const (
 	AgentActive   = "active"
 	AgentInactive = "inactive"
 )
 
-const agentCols = `id, tenant_id, name, role, persona, system_prompt, models, tools, escalation, status, created_at, updated_at`
+const agentCols = `id, tenant_id, name, role, persona, system_prompt, models, tools, escalation, kb_top_k, status, created_at, updated_at`
 
 func scanAgent(row pgx.Row) (Agent, error) {
 	var a Agent
 	err := row.Scan(&a.ID, &a.TenantID, &a.Name, &a.Role, &a.Persona, &a.SystemPrompt, &a.Models, &a.Tools,
-		&a.Escalation, &a.Status, &a.CreatedAt, &a.UpdatedAt)
+		&a.Escalation, &a.KBTopK, &a.Status, &a.CreatedAt, &a.UpdatedAt)
 	return a, mapErr(err)
 }
 
@@ -65,10 +69,13 @@ func (t *Tx) CreateAgent(ctx context.Context, a Agent) (Agent, error) {
 	if a.Status == "" {
 		a.Status = AgentActive
 	}
+	if a.KBTopK == 0 {
+		a.KBTopK = DefaultKBTopK
+	}
 	out, err := scanAgent(t.tx.QueryRow(ctx, `
-		INSERT INTO agents (tenant_id, name, role, persona, system_prompt, models, tools, escalation, status)
-		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) RETURNING `+agentCols,
-		t.scope(a.TenantID), a.Name, a.Role, a.Persona, a.SystemPrompt, nonNil(a.Models), nonNil(a.Tools), a.Escalation, a.Status))
+		INSERT INTO agents (tenant_id, name, role, persona, system_prompt, models, tools, escalation, status, kb_top_k)
+		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10) RETURNING `+agentCols,
+		t.scope(a.TenantID), a.Name, a.Role, a.Persona, a.SystemPrompt, nonNil(a.Models), nonNil(a.Tools), a.Escalation, a.Status, a.KBTopK))
 	if err != nil {
 		return Agent{}, fmt.Errorf("store: create agent: %w", err)
 	}
@@ -101,9 +108,9 @@ func (t *Tx) ListAgents(ctx context.Context) ([]Agent, error) {
 func (t *Tx) UpdateAgent(ctx context.Context, a Agent) (Agent, error) {
 	out, err := scanAgent(t.tx.QueryRow(ctx, `
 		UPDATE agents SET name = $2, role = $3, persona = $4, system_prompt = $5, models = $6, tools = $7,
-			escalation = $8, status = $9, updated_at = now()
+			escalation = $8, status = $9, kb_top_k = coalesce(nullif($10, 0), kb_top_k), updated_at = now()
 		WHERE id = $1 RETURNING `+agentCols,
-		a.ID, a.Name, a.Role, a.Persona, a.SystemPrompt, nonNil(a.Models), nonNil(a.Tools), a.Escalation, a.Status))
+		a.ID, a.Name, a.Role, a.Persona, a.SystemPrompt, nonNil(a.Models), nonNil(a.Tools), a.Escalation, a.Status, a.KBTopK))
 	if err != nil {
 		return Agent{}, fmt.Errorf("store: update agent: %w", err)
 	}

@@ -121,6 +121,22 @@ func scanMessage(row pgx.Row) (Message, error) {
 	return m, mapErr(err)
 }
 
+// OpenRun returns the conversation's turn count as workflow run runID first
+// saw it: the current count on the run's first call, the same number on any
+// later call of that run (a retried workflow task re-running its Open after
+// turns were recorded), so the run numbers its turns the same way each time.
+func (t *Tx) OpenRun(ctx context.Context, convID uuid.UUID, runID string) (int, error) {
+	var turns int
+	err := t.tx.QueryRow(ctx, `
+		UPDATE conversations
+		SET opened_turns = CASE WHEN opened_by_run = $2 THEN opened_turns ELSE turns END, opened_by_run = $2
+		WHERE id = $1 RETURNING opened_turns`, convID, runID).Scan(&turns)
+	if err != nil {
+		return 0, fmt.Errorf("store: open run: %w", mapErr(err))
+	}
+	return turns, nil
+}
+
 // AddMessage records a message once per idempotency key and advances the
 // conversation's turn count and activity time. A repeated key is a no-op that
 // returns inserted=false.

@@ -86,7 +86,7 @@ type seeded struct {
 }
 
 // seed writes one row of every tenant-scoped table for a new tenant.
-func seed(t *testing.T, ctx context.Context, s *store.Store, label string) seeded {
+func seed(t testing.TB, ctx context.Context, s *store.Store, label string) seeded {
 	t.Helper()
 	var out seeded
 	id := uuid.New()
@@ -125,6 +125,32 @@ func seed(t *testing.T, ctx context.Context, s *store.Store, label string) seede
 		if _, err = tx.ClaimOutbound(ctx, store.Outbound{Key: "wf:1:0", Channel: store.ChannelSlack}); err != nil {
 			return err
 		}
+		if _, err = tx.CreateHTTPTool(ctx, store.HTTPTool{ID: uuid.New(), AgentID: out.agent.ID, Name: "lookup_order",
+			Description: "Looks up an order", Method: "GET", URLTemplate: "https://api.example.com/orders/{id}",
+			Parameters: []byte(`{"type":"object"}`), Timeout: time.Second, Enabled: true}); err != nil {
+			return err
+		}
+		if _, err = tx.ClaimToolCall(ctx, "wf-"+label+":1:tool:0", "lookup_order"); err != nil {
+			return err
+		}
+		docHash := sha256.Sum256([]byte("doc-" + label))
+		doc, _, err := tx.UpsertDocument(ctx, store.Document{Title: "Handbook " + label, SourceType: "text",
+			Content: []byte("doc-" + label), ContentHash: docHash[:]})
+		if err != nil {
+			return err
+		}
+		if _, _, err = tx.ReplaceChunks(ctx, doc.ID, doc.Version, []store.NewChunk{
+			{Ordinal: 0, Content: "doc-" + label, Hash: docHash[:]}}, "openai/text-embedding-3-small"); err != nil {
+			return err
+		}
+		chunks, err := tx.ListChunks(ctx, doc.ID)
+		if err != nil {
+			return err
+		}
+		if err = tx.AddSources(ctx, []store.Source{{ConversationID: out.conversation.ID, Turn: 1, Call: 0, Rank: 1,
+			ChunkID: &chunks[0].ID, DocumentID: &doc.ID, DocumentTitle: doc.Title, Score: 0.5}}); err != nil {
+			return err
+		}
 		invHash := sha256.Sum256([]byte("invite-" + label + id.String()))
 		if _, err = tx.CreateInvitation(ctx, store.Invitation{Email: "invitee-" + label + "@example.com",
 			Role: store.RoleCustomerOperator, ExpiresAt: time.Now().Add(time.Hour)}, invHash[:]); err != nil {
@@ -138,6 +164,10 @@ func seed(t *testing.T, ctx context.Context, s *store.Store, label string) seede
 		if err = tx.AppendAudit(ctx, store.AuditEvent{Actor: "test", Action: store.AuditLLMCall,
 			AgentID: &out.agent.ID, ConversationID: &out.conversation.ID, WorkflowID: out.conversation.WorkflowID,
 			IdempotencyKey: store.AuditKeyLLM(out.conversation.WorkflowID, 1, 0)}); err != nil {
+			return err
+		}
+		if _, err = tx.RecordInbound(ctx, store.InboxEvent{Source: store.SourceSlack, EventID: "Ev-" + label,
+			OrderingKey: "conversation/" + id.String(), Payload: []byte(`{"text":"hello from ` + label + `"}`)}); err != nil {
 			return err
 		}
 		return tx.AppendAudit(ctx, store.AuditEvent{Actor: "test", Action: "seed"})
@@ -386,4 +416,54 @@ func TestAuditEventsRefuseUpdateAndDelete(t *testing.T) {
 		require.Equal(t, store.AuditLLMCall, events[1].Action)
 		return err
 	}))
+}
+
+// The dispatcher's scope opens the inbox of every tenant and nothing else:
+// no other table shows a row, it cannot insert an event, and it cannot change
+// what a recorded event is — only its delivery state.
+func TestDispatcherScopeSeesOnlyTheInbox(t *testing.T) {
+	ctx := context.Background()
+	db := testkit.NewDatabase(t)
+	s, err := store.Open(ctx, db.AppURL)
+	require.NoError(t, err)
+	defer s.Close()
+	owner, err := pgx.Connect(ctx, db.OwnerURL)
+	require.NoError(t, err)
+	defer owner.Close(ctx)
+	a := seed(t, ctx, s, "a")
+	b := seed(t, ctx, s, "b")
+
+	for _, table := range tenantTables(t, ctx, owner) {
+		require.NoError(t, s.WithDispatcher(ctx, func(tx *store.Tx) error {
+			n, err := tx.QueryInt(ctx, `SELECT count(*) FROM `+table)
+			require.NoError(t, err)
+			if table == "inbox" {
+				require.EqualValues(t, 2, n, "the dispatcher sees both tenants' events")
+			} else {
+				require.Zero(t, n, "%s: rows visible in dispatcher scope", table)
+			}
+			return nil
+		}))
+	}
+	err = s.WithDispatcher(ctx, func(tx *store.Tx) error {
+		_, err := tx.Exec(ctx, `INSERT INTO inbox (tenant_id, source, event_id, ordering_key, payload)
+			VALUES ($1, 'slack', 'Ev-forged', 'k', '{}')`, a.tenant.ID)
+		return err
+	})
+	require.ErrorIs(t, err, store.ErrForbidden, "the dispatcher cannot record an event")
+	for _, change := range []string{"tenant_id = '" + b.tenant.ID.String() + "'", "payload = '{\"text\":\"forged\"}'", "event_id = 'Ev-x'"} {
+		err = s.WithDispatcher(ctx, func(tx *store.Tx) error {
+			_, err := tx.Exec(ctx, `UPDATE inbox SET `+change+` WHERE tenant_id = $1`, a.tenant.ID)
+			return err
+		})
+		require.ErrorIs(t, err, store.ErrForbidden, "the dispatcher changed an event: %s", change)
+	}
+	// The dispatcher's own operations work across tenants.
+	claimed, err := s.ClaimInbox(ctx, "test", time.Minute, 10, 10)
+	require.NoError(t, err)
+	require.Len(t, claimed, 2)
+	require.NoError(t, s.SettleInbox(ctx, "test", []int64{claimed[0].ID, claimed[1].ID}, nil, nil))
+	backlog, err := s.InboxBacklog(ctx)
+	require.NoError(t, err)
+	require.Zero(t, backlog.Pending)
 }

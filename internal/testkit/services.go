@@ -11,6 +11,7 @@ import (
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
+	"errors"
 	"fmt"
 	"io/fs"
 	"net"
@@ -22,6 +23,7 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/redis/go-redis/v9"
 	"go.temporal.io/sdk/client"
 
@@ -78,10 +80,25 @@ type Database struct {
 }
 
 var (
-	templateOnce sync.Once
+	templateMu   sync.Mutex
 	templateName string
-	templateErr  error
 )
+
+// migratedTemplate returns the template's name, building it the first time or,
+// with rebuild, again: a test binary of a branch with other migrations drops
+// the templates of schemas it does not know, even while this one uses it.
+func migratedTemplate(ctx context.Context, admin *pgx.Conn, rebuild bool) (string, error) {
+	templateMu.Lock()
+	defer templateMu.Unlock()
+	if templateName == "" || rebuild {
+		name, err := ensureTemplate(ctx, admin)
+		if err != nil {
+			return "", err
+		}
+		templateName = name
+	}
+	return templateName, nil
+}
 
 // migrationsHash names the template after the migrations' content, so a
 // changed schema gets a fresh template instead of a stale one.
@@ -154,19 +171,20 @@ func NewDatabase(t testing.TB) Database {
 	}
 	defer admin.Close(context.Background())
 
-	templateOnce.Do(func() { templateName, templateErr = ensureTemplate(ctx, admin) })
-	if templateErr != nil {
-		t.Fatalf("testkit: migrate template database: %v", templateErr)
+	tmpl, err := migratedTemplate(ctx, admin, false)
+	if err != nil {
+		t.Fatalf("testkit: migrate template database: %v", err)
 	}
 	name := fmt.Sprintf("konstruct_test_%d_%d", os.Getpid(), time.Now().UnixNano())
 	// CREATE DATABASE ... TEMPLATE needs the template free of connections; retry
-	// briefly when another test binary is cloning it at the same moment.
-	for attempt := 0; ; attempt++ {
-		_, err = admin.Exec(ctx, `CREATE DATABASE `+name+` TEMPLATE `+templateName)
-		if err != nil && attempt < 3 && strings.Contains(err.Error(), "SQLSTATE 3D000") {
-			// A test binary of another schema (another branch's worktree)
-			// dropped this template as stale: build it again.
-			if _, err = ensureTemplate(ctx, admin); err != nil {
+	// briefly when another test binary is cloning it at the same moment, and
+	// rebuild the template when another binary dropped it.
+	for attempt, rebuilds := 0, 0; ; attempt++ {
+		_, err = admin.Exec(ctx, `CREATE DATABASE `+name+` TEMPLATE `+tmpl)
+		var pgErr *pgconn.PgError
+		if err != nil && errors.As(err, &pgErr) && pgErr.Code == "3D000" && rebuilds < 3 { // invalid_catalog_name
+			rebuilds++
+			if tmpl, err = migratedTemplate(ctx, admin, true); err != nil {
 				t.Fatalf("testkit: migrate template database: %v", err)
 			}
 			continue

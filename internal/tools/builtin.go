@@ -22,6 +22,7 @@ func CurrentTime(now func() time.Time) *Tool {
 		Name:        "current_time",
 		Title:       "Current date and time",
 		Description: "Returns the current date, time and weekday, in the given IANA time zone (default UTC).",
+		Timeout:     5 * time.Second,
 		Parameters: json.RawMessage(`{
 			"type": "object",
 			"additionalProperties": false,
@@ -29,22 +30,22 @@ func CurrentTime(now func() time.Time) *Tool {
 				"timezone": {"type": "string", "description": "IANA time zone, e.g. Europe/Paris", "maxLength": 64}
 			}
 		}`),
-		Run: func(_ context.Context, raw json.RawMessage) (string, error) {
+		Run: func(_ context.Context, _ Invocation, raw json.RawMessage) (Result, error) {
 			var args struct {
 				Timezone string `json:"timezone"`
 			}
 			if err := json.Unmarshal(raw, &args); err != nil {
-				return "", fmt.Errorf("current_time: %w", err)
+				return Result{}, fmt.Errorf("current_time: %w", err)
 			}
 			loc := time.UTC
 			if args.Timezone != "" {
 				l, err := time.LoadLocation(args.Timezone)
 				if err != nil {
-					return "", fmt.Errorf("unknown time zone %q; use an IANA name such as Europe/Paris", args.Timezone)
+					return Result{}, fmt.Errorf("unknown time zone %q; use an IANA name such as Europe/Paris", args.Timezone)
 				}
 				loc = l
 			}
-			return now().In(loc).Format("Monday, 2 January 2006, 15:04 MST"), nil
+			return Result{Content: now().In(loc).Format("Monday, 2 January 2006, 15:04 MST")}, nil
 		},
 	}
 }

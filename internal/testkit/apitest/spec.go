@@ -267,6 +267,7 @@ type DocResponse struct {
 	SchemaPtr  string         // JSON pointer of the application/json schema; "" when none
 	JSON       bool           // application/json content is documented
 	Text       bool           // text/plain content is documented
+	Media      []string       // every documented media type (text/csv, ...)
 	EmptyOK    bool           // x-empty-body-allowed: an empty body is fine too
 	HeadersReq []string       // headers documented as required
 }
@@ -300,6 +301,9 @@ func (s *Spec) Response(op *Operation, status int) (*DocResponse, bool) {
 				}
 			}
 			_, r.Text = content["text/plain"]
+			for mt := range content {
+				r.Media = append(r.Media, mt)
+			}
 		}
 		if hs, ok := obj["headers"].(map[string]any); ok {
 			for name, h := range hs {
@@ -339,6 +343,17 @@ func (s *Spec) CheckResponse(method, path string, status int, header http.Header
 		if header.Get(h) == "" {
 			return fmt.Errorf("%s %s answered %d without the required header %s", method, path, status, h)
 		}
+	}
+	// A documented media type other than JSON (a CSV export) is taken as is:
+	// its test parses it.
+	if mt, _, err := mime.ParseMediaType(header.Get("Content-Type")); err == nil && mt != "application/json" &&
+		mt != "text/plain" && len(body) > 0 {
+		for _, m := range r.Media {
+			if m == mt {
+				return nil
+			}
+		}
+		return fmt.Errorf("%s %s answered %d as %s, which the spec does not document for it", method, path, status, mt)
 	}
 	switch {
 	case len(body) == 0 && (r.EmptyOK || (!r.JSON && !r.Text)):

@@ -86,6 +86,13 @@ type Options struct {
 	// BeforeStart runs after the fakes exist and before the processes start
 	// (to register tokens the processes use at start-up).
 	BeforeStart func(p *Platform)
+	// Serves and Workers are how many `serve` and `worker` processes to run
+	// (default 1 each; NoWorker means 0 workers). Each serve listens on its
+	// own address (ServeURL), each worker serves metrics on its own.
+	Serves, Workers int
+	// ServeEnv overrides variables for the serve processes only (say,
+	// KONSTRUCT_TEMPORAL_ADDRESS pointing at a testkit.Proxy).
+	ServeEnv map[string]string
 }
 
 // Platform is a running Konstruct with its fakes.
@@ -103,9 +110,12 @@ type Platform struct {
 	AdminToken    string
 	env           []string
 
-	mu     sync.Mutex
-	serve  *Proc
-	worker *Proc
+	mu          sync.Mutex
+	serves      []*Proc
+	serveAddrs  []string
+	serveEnv    []string
+	workers     []*Proc
+	workerAddrs []string
 }
 
 func randHex(n int) string {
@@ -193,14 +203,35 @@ func Start(t testing.TB, opts Options) *Platform {
 		p.env = append(p.env, k+"="+v)
 	}
 
+	for k, v := range opts.ServeEnv {
+		p.serveEnv = append(p.serveEnv, k+"="+v)
+	}
+	serves, workers := max(opts.Serves, 1), max(opts.Workers, 1)
+	if opts.NoWorker {
+		workers = 0
+	}
+	p.serveAddrs, p.workerAddrs = []string{addr}, []string{workerAddr}
+	for len(p.serveAddrs) < serves {
+		p.serveAddrs = append(p.serveAddrs, freeAddr(t))
+	}
+	for len(p.workerAddrs) < workers {
+		p.workerAddrs = append(p.workerAddrs, freeAddr(t))
+	}
+
 	if opts.BeforeStart != nil {
 		opts.BeforeStart(p)
 	}
-	p.serve = p.run("serve")
-	if !opts.NoWorker {
-		p.worker = p.run("worker")
+	p.serves = make([]*Proc, serves)
+	for i := range p.serves {
+		p.serves[i] = p.runServe(i)
 	}
-	p.waitReady()
+	p.workers = make([]*Proc, workers)
+	for i := range p.workers {
+		p.workers[i] = p.runWorker(i)
+	}
+	for i := range p.serves {
+		p.waitReady(i)
+	}
 	p.AdminToken = p.Token(p.AdminEmail, p.AdminPassword)
 	return p
 }
@@ -213,10 +244,19 @@ type Proc struct {
 	done chan struct{}
 }
 
-func (p *Platform) run(sub string) *Proc {
+func (p *Platform) runServe(i int) *Proc {
+	return p.run("serve", append([]string{"KONSTRUCT_HTTP_ADDR=" + p.serveAddrs[i]}, p.serveEnv...)...)
+}
+
+func (p *Platform) runWorker(i int) *Proc {
+	return p.run("worker", "KONSTRUCT_WORKER_ADDR="+p.workerAddrs[i])
+}
+
+// run starts a subcommand; env entries override the platform's (last wins).
+func (p *Platform) run(sub string, env ...string) *Proc {
 	p.t.Helper()
 	cmd := exec.Command(Binary(p.t), sub)
-	cmd.Env = p.env
+	cmd.Env = append(append([]string(nil), p.env...), env...)
 	out := &testkit.SyncBuffer{}
 	cmd.Stdout, cmd.Stderr = out, out
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
@@ -299,57 +339,109 @@ func (pr *Proc) stop(sig syscall.Signal, wait time.Duration) {
 // Output returns what the process has logged so far.
 func (pr *Proc) Output() string { return pr.out.String() }
 
-// KillWorker kills the worker with SIGKILL: no cleanup, no graceful stop.
+// KillWorker kills every worker with SIGKILL: no cleanup, no graceful stop.
 func (p *Platform) KillWorker() {
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	if p.worker != nil {
-		p.worker.stop(syscall.SIGKILL, 5*time.Second)
+	for _, w := range p.workers {
+		if w != nil {
+			w.stop(syscall.SIGKILL, 5*time.Second)
+		}
 	}
 }
 
-// StartWorker starts a (new) worker process.
-func (p *Platform) StartWorker() {
+// StartWorker starts a (new) first worker process.
+func (p *Platform) StartWorker() { p.StartWorkerAt(0) }
+
+// KillWorkerAt kills worker i with SIGKILL.
+func (p *Platform) KillWorkerAt(i int) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	p.worker = p.run("worker")
+	p.workers[i].stop(syscall.SIGKILL, 5*time.Second)
 }
 
-// KillServe kills the API process with SIGKILL and starts a new one.
+// StartWorkerAt starts worker i again (after KillWorkerAt).
+func (p *Platform) StartWorkerAt(i int) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if len(p.workers) == 0 {
+		p.workers, p.workerAddrs = []*Proc{nil}, []string{freeAddr(p.t)}
+	}
+	p.workers[i] = p.runWorker(i)
+}
+
+// RestartServe kills (SIGKILL) or stops (SIGTERM) the first API process and
+// starts a new one.
 func (p *Platform) RestartServe(kill bool) {
 	p.mu.Lock()
 	if kill {
-		p.serve.stop(syscall.SIGKILL, 5*time.Second)
+		p.serves[0].stop(syscall.SIGKILL, 5*time.Second)
 	} else {
-		p.serve.stop(syscall.SIGTERM, 10*time.Second)
+		p.serves[0].stop(syscall.SIGTERM, 10*time.Second)
 	}
-	p.serve = p.run("serve")
+	p.serves[0] = p.runServe(0)
 	p.mu.Unlock()
-	p.waitReady()
+	p.waitReady(0)
 }
 
-// Serve and Worker expose the processes (for their logs).
-func (p *Platform) Serve() *Proc  { p.mu.Lock(); defer p.mu.Unlock(); return p.serve }
-func (p *Platform) Worker() *Proc { p.mu.Lock(); defer p.mu.Unlock(); return p.worker }
+// KillServeAt kills API process i with SIGKILL and leaves it dead.
+func (p *Platform) KillServeAt(i int) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.serves[i].stop(syscall.SIGKILL, 5*time.Second)
+}
 
-func (p *Platform) waitReady() {
+// ServeURL is API process i's base URL (ServeURL(0) == URL).
+func (p *Platform) ServeURL(i int) string { return "http://" + p.serveAddrs[i] }
+
+// Serve and Worker expose the first processes (for their logs).
+func (p *Platform) Serve() *Proc  { p.mu.Lock(); defer p.mu.Unlock(); return p.serves[0] }
+func (p *Platform) Worker() *Proc { p.mu.Lock(); defer p.mu.Unlock(); return p.workers[0] }
+
+// Ready reports GET /readyz of API process i: status code and decoded body.
+func (p *Platform) Ready(i int) (int, Readiness) {
+	var r Readiness
+	resp, err := http.Get(p.ServeURL(i) + "/readyz")
+	if err != nil {
+		return 0, r
+	}
+	defer resp.Body.Close()
+	_ = json.NewDecoder(resp.Body).Decode(&r)
+	return resp.StatusCode, r
+}
+
+// Readiness is /readyz's answer.
+type Readiness struct {
+	Status   string            `json:"status"`
+	Checks   map[string]string `json:"checks"`
+	Degraded []string          `json:"degraded"`
+	Details  struct {
+		Inbox struct {
+			Pending          int64   `json:"pending"`
+			OldestAgeSeconds float64 `json:"oldest_age_seconds"`
+		} `json:"inbox"`
+	} `json:"details"`
+}
+
+// waitReady waits until API process i answers /readyz with 200 (ok, or
+// degraded: a serve process whose Temporal is cut still takes webhooks).
+func (p *Platform) waitReady(i int) {
 	p.t.Helper()
+	p.mu.Lock()
+	proc := p.serves[i]
+	p.mu.Unlock()
 	deadline := time.Now().Add(30 * time.Second)
 	for time.Now().Before(deadline) {
-		resp, err := http.Get(p.URL + "/readyz")
-		if err == nil {
-			resp.Body.Close()
-			if resp.StatusCode == http.StatusOK {
-				return
-			}
+		if status, _ := p.Ready(i); status == http.StatusOK {
+			return
 		}
 		select {
-		case <-p.serve.done:
-			p.t.Fatalf("platform: konstruct serve exited:\n%s", tail(p.serve.Output(), 4000))
+		case <-proc.done:
+			p.t.Fatalf("platform: konstruct serve exited:\n%s", tail(proc.Output(), 4000))
 		case <-time.After(50 * time.Millisecond):
 		}
 	}
-	p.t.Fatalf("platform: konstruct serve not ready after 30s:\n%s", tail(p.serve.Output(), 4000))
+	p.t.Fatalf("platform: konstruct serve not ready after 30s:\n%s", tail(proc.Output(), 4000))
 }
 
 // Do sends a JSON request to the API and returns the status and body.
@@ -474,8 +566,20 @@ func (p *Platform) send(req *http.Request) (int, string) {
 	return status, body
 }
 
-func (p *Platform) trySend(req *http.Request) (int, string, error) {
-	base, err := http.NewRequest(req.Method, p.URL+req.URL.Path, nil)
+func (p *Platform) trySend(req *http.Request) (int, string, error) { return p.trySendTo(0, req) }
+
+// TryPostEventTo is TryPostEvent to API process i.
+func (p *Platform) TryPostEventTo(i int, body []byte, retry int) (int, error) {
+	req := fakeslack.NewEventsRequest(p.SigningSecret, body, time.Now())
+	if retry > 0 {
+		req = fakeslack.WithRetry(req, retry, "http_error")
+	}
+	status, _, err := p.trySendTo(i, req)
+	return status, err
+}
+
+func (p *Platform) trySendTo(i int, req *http.Request) (int, string, error) {
+	base, err := http.NewRequest(req.Method, p.ServeURL(i)+req.URL.Path, nil)
 	if err != nil {
 		return 0, "", err
 	}
