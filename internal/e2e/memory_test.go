@@ -92,7 +92,9 @@ func TestFactFromTurnOneIsRecalledAtTurnForty(t *testing.T) {
 	require.Contains(t, last.System, "the user said] please note that my locker code is 7391")
 	require.Len(t, last.Messages, 20, "the window still holds 20 messages")
 
-	// Embeddings went to the OpenAI wire format with the default model.
+	// Embeddings went to the OpenAI wire format with the default model. (The
+	// last turn's Remember runs just after its reply: wait for it.)
+	waitEmbedded(t, p, tn, "U0ALICE", 80)
 	embeds := p.LLM.EmbedRequests()
 	require.NotEmpty(t, embeds)
 	for _, e := range embeds {
