@@ -26,15 +26,15 @@ import (
 
 // Config tunes the memory. Zero values take the defaults.
 type Config struct {
-	Models           []string      // embedding chain (KONSTRUCT_EMBEDDING_MODEL); empty disables memory
-	TopK             int           // memories recalled per turn (default 5)
-	EmbedTimeout     time.Duration // bound on one embedding call after the reply (remember, summary; default 10s)
+	Models       []string      // embedding chain (KONSTRUCT_EMBEDDING_MODEL); empty disables memory
+	TopK         int           // memories recalled per turn (default 5)
+	EmbedTimeout time.Duration // bound on one embedding call after the reply (remember, summary; default 10s)
 	// RecallTimeout bounds the query's embedding before the reply (default
 	// 2s): a slow embedding API delays a reply by at most this, then the turn
 	// answers without long-term memory.
-	RecallTimeout time.Duration
-	MaxEmbedAttempts int           // a row every model rejects is given up after this many tries (default 5)
-	Batch            int           // pending rows embedded per call (default 32)
+	RecallTimeout    time.Duration
+	MaxEmbedAttempts int // a row every model rejects is given up after this many tries (default 5)
+	Batch            int // pending rows embedded per call (default 32)
 	// ExactBelow: an end user with fewer recallable memories than this is
 	// searched exactly, without the HNSW index (default 1000). Exact is as
 	// fast there and immune to the approximate graph's blind spots (many
