@@ -289,3 +289,18 @@ func TestClosedConversationIsSummarisedRecalledAndForgotten(t *testing.T) {
 	last := p.LLM.Requests()[len(p.LLM.Requests())-1]
 	require.NotContains(t, last.System, memory.RecalledHeading)
 }
+
+// An embedding API that hangs does not hold a reply: recall gives up after
+// its timeout (2s, memory.Config.RecallTimeout) and the reply goes out
+// without long-term memory.
+func TestHangingEmbeddingAPIDelaysAReplyByAtMostTheRecallTimeout(t *testing.T) {
+	p := platform.Start(t, platform.Options{})
+	knowsFacts(p)
+	tn := p.NewTenant("Mem", platform.AgentSpec{Name: "Mnemo"})
+	say(t, p, tn, "C0HANG", "U0ALICE", "my locker code is 7391", "", 1)
+	waitEmbedded(t, p, tn, "U0ALICE", 2)
+
+	p.LLM.SetEmbedHandler(func(fakellm.Request) fakellm.Reply { return fakellm.Hang() })
+	_, reply := say(t, p, tn, "C0HANG", "U0ALICE", "what is my locker code?", "", 2)
+	require.Equal(t, "I do not know.", reply, "answered without memory")
+}

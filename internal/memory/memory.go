@@ -26,11 +26,15 @@ import (
 
 // Config tunes the memory. Zero values take the defaults.
 type Config struct {
-	Models           []string      // embedding chain (KONSTRUCT_EMBEDDING_MODEL); empty disables memory
-	TopK             int           // memories recalled per turn (default 5)
-	EmbedTimeout     time.Duration // bound on one embedding call, recall or remember (default 10s)
-	MaxEmbedAttempts int           // a row every model rejects is given up after this many tries (default 5)
-	Batch            int           // pending rows embedded per call (default 32)
+	Models       []string      // embedding chain (KONSTRUCT_EMBEDDING_MODEL); empty disables memory
+	TopK         int           // memories recalled per turn (default 5)
+	EmbedTimeout time.Duration // bound on one embedding call after the reply (remember, summary; default 10s)
+	// RecallTimeout bounds the query's embedding before the reply (default
+	// 2s): a slow embedding API delays a reply by at most this, then the turn
+	// answers without long-term memory.
+	RecallTimeout    time.Duration
+	MaxEmbedAttempts int // a row every model rejects is given up after this many tries (default 5)
+	Batch            int // pending rows embedded per call (default 32)
 	// ExactBelow: an end user with fewer recallable memories than this is
 	// searched exactly, without the HNSW index (default 1000). Exact is as
 	// fast there and immune to the approximate graph's blind spots (many
@@ -44,6 +48,9 @@ func (c Config) withDefaults() Config {
 	}
 	if c.EmbedTimeout <= 0 {
 		c.EmbedTimeout = 10 * time.Second
+	}
+	if c.RecallTimeout <= 0 {
+		c.RecallTimeout = 2 * time.Second
 	}
 	if c.MaxEmbedAttempts <= 0 {
 		c.MaxEmbedAttempts = 5
@@ -145,7 +152,7 @@ func (s *Service) Recall(ctx context.Context, q Query) (Recall, error) {
 	if n > 0 {
 		call := embedCall{TenantID: q.TenantID, AgentID: q.AgentID, ConversationID: q.ConversationID,
 			WorkflowID: q.WorkflowID, IdempotencyKey: q.EmbedKey, Purpose: "recall"}
-		resp, took, err := s.embed(ctx, []string{q.Text})
+		resp, took, err := s.embed(ctx, s.cfg.RecallTimeout, []string{q.Text})
 		if err != nil {
 			s.auditFailure(ctx, call, 1, took, err)
 			return Recall{}, fmt.Errorf("memory: recall: %w", err)
@@ -247,7 +254,7 @@ func (s *Service) Remember(ctx context.Context, t Target, ms []store.Memory) (Re
 	}
 	call := embedCall{TenantID: t.TenantID, AgentID: t.AgentID, ConversationID: t.ConversationID,
 		WorkflowID: t.WorkflowID, IdempotencyKey: t.EmbedKey, Purpose: purpose}
-	resp, took, eerr := s.embed(ctx, texts)
+	resp, took, eerr := s.embed(ctx, s.cfg.EmbedTimeout, texts)
 	err = s.store.WithTenant(ctx, t.TenantID, func(tx *store.Tx) error {
 		if err := appendAudit(ctx, tx, call, len(texts), resp, took, eerr); err != nil {
 			return err
@@ -281,14 +288,14 @@ func (s *Service) Remember(ctx context.Context, t Target, ms []store.Memory) (Re
 	return out, nil
 }
 
-// embed calls the pool, bounded by EmbedTimeout.
-func (s *Service) embed(ctx context.Context, texts []string) (llm.EmbedResponse, time.Duration, error) {
-	ectx, cancel := context.WithTimeout(ctx, s.cfg.EmbedTimeout)
+// embed calls the pool, bounded by timeout.
+func (s *Service) embed(ctx context.Context, timeout time.Duration, texts []string) (llm.EmbedResponse, time.Duration, error) {
+	ectx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
 	start := time.Now()
 	resp, err := s.llm.Embed(ectx, s.cfg.Models, texts)
 	if err != nil && ctx.Err() == nil && errors.Is(ectx.Err(), context.DeadlineExceeded) {
-		err = fmt.Errorf("memory: no embedding within %s: %w", s.cfg.EmbedTimeout, err)
+		err = fmt.Errorf("memory: no embedding within %s: %w", timeout, err)
 	}
 	return resp, time.Since(start), err
 }
