@@ -1,13 +1,9 @@
 package llm
 
 import (
-	"bytes"
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
-	"net/http"
 	"strings"
 	"time"
 
@@ -171,46 +167,10 @@ type ollamaEmbedResponse struct {
 // Embed calls Ollama's POST /api/embed (the batch endpoint that replaced
 // /api/embeddings; it returns L2-normalised vectors).
 func (p *ollamaProvider) Embed(ctx context.Context, model string, inputs []string) (EmbedResponse, error) {
-	fail := func(kind Kind, status int, msg string, err error) (EmbedResponse, error) {
-		return EmbedResponse{}, &Error{Kind: kind, Provider: ProviderOllama, Model: model, Status: status, Message: msg, Err: err}
-	}
-	body, err := json.Marshal(ollamaEmbedRequest{Model: model, Input: inputs})
-	if err != nil {
-		return fail(KindRequest, 0, "", fmt.Errorf("ollama: encode embed request: %w", err))
-	}
 	url := strings.TrimSuffix(p.url, "/api/chat") + "/api/embed"
-	hreq, err := http.NewRequestWithContext(ctx, http.MethodPost, url, bytes.NewReader(body))
-	if err != nil {
-		return fail(KindRequest, 0, "", fmt.Errorf("ollama: build embed request: %w", err))
-	}
-	hreq.Header.Set("Content-Type", "application/json")
-	hreq.Header.Set("Accept", "application/json")
-	res, err := p.client.Do(hreq)
-	if err != nil {
-		return fail(kindForTransport(err), 0, "", fmt.Errorf("ollama: embed: %w", err))
-	}
-	defer res.Body.Close()
-	if res.StatusCode >= 400 {
-		b, _ := io.ReadAll(io.LimitReader(res.Body, maxErrorBody))
-		var e struct {
-			Error string `json:"error"`
-		}
-		msg := truncate(string(b), 500)
-		if json.Unmarshal(b, &e) == nil && e.Error != "" {
-			msg = e.Error
-		}
-		return fail(kindForStatus(res.StatusCode), res.StatusCode, msg, fmt.Errorf("ollama: embed: %s", res.Status))
-	}
-	b, err := io.ReadAll(res.Body)
-	if err != nil {
-		return fail(kindForTransport(err), res.StatusCode, "", fmt.Errorf("ollama: read embed answer: %w", err))
-	}
 	var out ollamaEmbedResponse
-	if err := json.Unmarshal(b, &out); err != nil {
-		return fail(KindUnavailable, res.StatusCode, "", fmt.Errorf("ollama: decode embed answer: %w", err))
-	}
-	if out.Error != "" {
-		return fail(KindUnavailable, res.StatusCode, out.Error, errors.New("ollama: embed: "+out.Error))
+	if err := p.post(ctx, model, url, "embed", ollamaEmbedRequest{Model: model, Input: inputs}, &out, func() string { return out.Error }); err != nil {
+		return EmbedResponse{}, err
 	}
 	return EmbedResponse{Vectors: out.Embeddings, Usage: Usage{InputTokens: out.PromptEvalCount}}, nil
 }

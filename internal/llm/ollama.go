@@ -108,26 +108,37 @@ type ollamaChatResponse struct {
 const maxErrorBody = 64 << 10
 
 func (p *ollamaProvider) Complete(ctx context.Context, model string, req Request) (Response, error) {
-	fail := func(kind Kind, status int, msg string, err error) (Response, error) {
-		return Response{}, &Error{Kind: kind, Provider: ProviderOllama, Model: model, Status: status, Message: msg, Err: err}
+	var out ollamaChatResponse
+	if err := p.post(ctx, model, p.url, "chat", ollamaRequest(model, req), &out, func() string { return out.Error }); err != nil {
+		return Response{}, err
 	}
-	body, err := json.Marshal(ollamaRequest(model, req))
-	if err != nil {
-		return fail(KindRequest, 0, "", fmt.Errorf("ollama: encode request: %w", err))
+	return ollamaResponse(out), nil
+}
+
+// post sends one JSON request to an Ollama endpoint (op names it in errors:
+// "chat", "embed") and decodes the answer into out. Ollama answers errors as
+// {"error": "..."}, with an error status or, mid-stream, with 200; errText
+// reads the latter from the decoded answer.
+func (p *ollamaProvider) post(ctx context.Context, model, url, op string, in, out any, errText func() string) *Error {
+	fail := func(kind Kind, status int, msg string, err error) *Error {
+		return &Error{Kind: kind, Provider: ProviderOllama, Model: model, Status: status, Message: msg, Err: err}
 	}
-	hreq, err := http.NewRequestWithContext(ctx, http.MethodPost, p.url, bytes.NewReader(body))
+	body, err := json.Marshal(in)
 	if err != nil {
-		return fail(KindRequest, 0, "", fmt.Errorf("ollama: build request: %w", err))
+		return fail(KindRequest, 0, "", fmt.Errorf("ollama: encode %s request: %w", op, err))
+	}
+	hreq, err := http.NewRequestWithContext(ctx, http.MethodPost, url, bytes.NewReader(body))
+	if err != nil {
+		return fail(KindRequest, 0, "", fmt.Errorf("ollama: build %s request: %w", op, err))
 	}
 	hreq.Header.Set("Content-Type", "application/json")
 	hreq.Header.Set("Accept", "application/json")
 	res, err := p.client.Do(hreq)
 	if err != nil {
-		return fail(kindForTransport(err), 0, "", fmt.Errorf("ollama: chat: %w", err))
+		return fail(kindForTransport(err), 0, "", fmt.Errorf("ollama: %s: %w", op, err))
 	}
 	defer res.Body.Close()
 	if res.StatusCode >= 400 {
-		// Ollama answers errors as {"error": "..."}.
 		b, _ := io.ReadAll(io.LimitReader(res.Body, maxErrorBody))
 		var e struct {
 			Error string `json:"error"`
@@ -136,21 +147,20 @@ func (p *ollamaProvider) Complete(ctx context.Context, model string, req Request
 		if json.Unmarshal(b, &e) == nil && e.Error != "" {
 			msg = e.Error
 		}
-		return fail(kindForStatus(res.StatusCode), res.StatusCode, msg, fmt.Errorf("ollama: chat: %s", res.Status))
+		return fail(kindForStatus(res.StatusCode), res.StatusCode, msg, fmt.Errorf("ollama: %s: %s", op, res.Status))
 	}
 	// Read it all (rather than stream-decode) so the connection is reused.
 	b, err := io.ReadAll(res.Body)
 	if err != nil {
-		return fail(kindForTransport(err), res.StatusCode, "", fmt.Errorf("ollama: read answer: %w", err))
+		return fail(kindForTransport(err), res.StatusCode, "", fmt.Errorf("ollama: read %s answer: %w", op, err))
 	}
-	var out ollamaChatResponse
-	if err := json.Unmarshal(b, &out); err != nil {
-		return fail(KindUnavailable, res.StatusCode, "", fmt.Errorf("ollama: decode answer: %w", err))
+	if err := json.Unmarshal(b, out); err != nil {
+		return fail(KindUnavailable, res.StatusCode, "", fmt.Errorf("ollama: decode %s answer: %w", op, err))
 	}
-	if out.Error != "" {
-		return fail(KindUnavailable, res.StatusCode, out.Error, fmt.Errorf("ollama: chat: %s", out.Error))
+	if msg := errText(); msg != "" {
+		return fail(KindUnavailable, res.StatusCode, msg, fmt.Errorf("ollama: %s: %s", op, msg))
 	}
-	return ollamaResponse(out), nil
+	return nil
 }
 
 func ollamaRequest(model string, req Request) ollamaChatRequest {
