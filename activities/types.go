@@ -37,6 +37,21 @@ type Address struct {
 	ThreadTS  string `json:"thread_ts,omitempty"`  // Slack thread root
 }
 
+// MediaRef points at a file an end user sent with a message (an image), as
+// the channel's webhook described it. The bytes are fetched by an activity
+// before the turn that needs them; the reference travels in signals and
+// workflow state, so its JSON shape is part of the replay contract.
+type MediaRef struct {
+	Source   string `json:"source"`              // "slack" | "whatsapp"
+	ID       string `json:"id"`                  // Slack file ID or WhatsApp media ID
+	URL      string `json:"url,omitempty"`       // Slack url_private_download (WhatsApp URLs are resolved at fetch time)
+	MimeType string `json:"mime_type,omitempty"` // as announced by the channel; checked again on the bytes
+	SHA256   string `json:"sha256,omitempty"`    // the channel's hash of the bytes, when it gives one
+	Size     int64  `json:"size,omitempty"`      // announced size in bytes, when known
+	Name     string `json:"name,omitempty"`      // file name, when known
+	Caption  string `json:"caption,omitempty"`   // text sent with the file (WhatsApp captions)
+}
+
 // UserMessage is an inbound message to record.
 type UserMessage struct {
 	Text       string `json:"text"`

@@ -24,6 +24,9 @@ type Inbound struct {
 	Text       string    `json:"text"`
 	TS         string    `json:"ts,omitempty"` // channel message ID
 	ReceivedAt time.Time `json:"received_at"`
+	// Media are files sent with the message (images), fetched before the
+	// turn; absent in signals recorded before media were read.
+	Media []activities.MediaRef `json:"media,omitempty"`
 	// OverLimit is set when the webhook found the sender over a rate limit:
 	// the message is recorded and the user told when to try again.
 	OverLimit *OverLimit `json:"over_limit,omitempty"`
