@@ -125,6 +125,10 @@ const (
 	ErrLLMNotConfigured = "LLMNotConfigured"
 	ErrLLMRejected      = "LLMRejected"
 	ErrChannelGone      = "ChannelGone"
+	// ErrBudgetExceeded: the tenant's (or agent's) monthly budget has a hard
+	// stop and this call would pass it; the user is told the assistant is
+	// paused (and escalation rules may hand the conversation to a human).
+	ErrBudgetExceeded = "BudgetExceeded"
 )
 
 // ToolInput runs one tool call.
