@@ -28,7 +28,8 @@ type Conversation struct {
 	Store         *store.Store
 	Secrets       *secrets.Box
 	LLM           *llm.Pool
-	Slack         *slack.Client
+	Slack         *slack.Client     // Slack's outlet, unless Outlets has one
+	Outlets       map[string]Outlet // per channel (store.Channel*); Slack defaults to SlackOutlet{Slack}
 	Tools         *tools.Registry
 	HTTPTools     *httptool.Client // runs the HTTP tools operators declare; nil: none
 	Memory        *memory.Service  // nil: no long-term memory
@@ -253,12 +254,12 @@ func invocation(in ToolInput) (tools.Invocation, error) {
 	return inv, nil
 }
 
-// Deliver posts text into the conversation's thread, exactly once per part
-// whatever the retries, and records it. Each part's key (workflow ID, turn,
-// kind, part) is claimed in Postgres before posting — in the transaction that
-// loads the bot token — and completed after; a pending claim left by a failed
-// attempt is resolved by asking Slack whether a message carrying that key
-// already exists.
+// Deliver sends text to the conversation (the channel's outlet), exactly
+// once per part whatever the retries, and records it. Each part's key
+// (workflow ID, turn, kind, part) is claimed in Postgres before sending — in
+// the transaction that loads the connection's token — and completed after; a
+// pending claim left by a failed attempt is resolved by asking the channel
+// (Outlet.Find) whether that part already went out.
 func (a *Conversation) Deliver(ctx context.Context, in DeliverInput) (DeliverOutput, error) {
 	ctx = logCtx(ctx, in.TenantID, in.WorkflowID)
 	tenantID, convID, err := parseIDs(in.TenantID, in.ConversationID)
@@ -266,27 +267,31 @@ func (a *Conversation) Deliver(ctx context.Context, in DeliverInput) (DeliverOut
 		return DeliverOutput{}, err
 	}
 	var out DeliverOutput
-	var sent [][2]string // key, ts of parts posted (or found) by this attempt
+	var sent [][2]string // key, external ID of parts sent (or found) by this attempt
 	turnKey := in.WorkflowID + ":" + strconv.Itoa(in.Turn)
 	if in.Text != "" {
-		parts := slack.SplitText(in.Text, slack.MaxPartChars)
-		token, claims, err := a.claimParts(ctx, tenantID, convID, in, turnKey, len(parts))
+		outlet, err := a.outlet(in.Channel)
 		if err != nil {
 			return DeliverOutput{}, err
 		}
-		for i, part := range parts {
-			ts, posted, err := a.postOnce(ctx, token, in, claims[i], part)
+		parts := outlet.Split(in.Text)
+		conn, claims, err := a.claimParts(ctx, tenantID, convID, outlet, in, turnKey, len(parts))
+		if err != nil {
+			return DeliverOutput{}, err
+		}
+		for i, text := range parts {
+			id, posted, err := a.postOnce(ctx, outlet, conn, in, claims[i], Part{Key: claims[i].Key, Kind: in.Kind, Index: i, Text: text})
 			if err != nil {
 				return DeliverOutput{}, err
 			}
-			out.ExternalIDs = append(out.ExternalIDs, ts)
+			out.ExternalIDs = append(out.ExternalIDs, id)
 			if posted {
-				sent = append(sent, [2]string{claims[i].Key, ts})
+				sent = append(sent, [2]string{claims[i].Key, id})
 			}
 		}
 	}
 	// One transaction marks the parts sent and records the messages: a crash
-	// before it leaves pending claims, which the retry resolves in the thread.
+	// before it leaves pending claims, which the retry resolves with Find.
 	err = a.Store.WithTenant(ctx, tenantID, func(tx *store.Tx) error {
 		for _, kv := range sent {
 			if err := tx.CompleteOutbound(ctx, kv[0], kv[1]); err != nil {
@@ -324,15 +329,19 @@ func (a *Conversation) Deliver(ctx context.Context, in DeliverInput) (DeliverOut
 	return out, nil
 }
 
-// claimParts loads the channel's bot token and claims the key of each of n
-// parts (turn key, kind, part number) in one transaction.
-func (a *Conversation) claimParts(ctx context.Context, tenantID, convID uuid.UUID, in DeliverInput, turnKey string, n int) (string, []store.Outbound, error) {
-	var conn store.ChannelConnection
+// claimParts loads the channel connection's token (when the channel has
+// one) and claims the key of each of n parts (turn key, kind, part number)
+// in one transaction.
+func (a *Conversation) claimParts(ctx context.Context, tenantID, convID uuid.UUID, outlet Outlet, in DeliverInput, turnKey string, n int) (Connection, []store.Outbound, error) {
+	var conn Connection
+	connID := outlet.ConnectionID(in.Address)
 	claims := make([]store.Outbound, n)
 	err := a.Store.WithTenant(ctx, tenantID, func(tx *store.Tx) error {
 		var err error
-		if conn, err = tx.GetChannelByExternalID(ctx, in.Channel, in.Address.TeamID); err != nil {
-			return err
+		if connID != "" {
+			if conn.Row, err = tx.GetChannelByExternalID(ctx, in.Channel, connID); err != nil {
+				return err
+			}
 		}
 		for i := range claims {
 			key := turnKey + ":" + in.Kind + ":" + strconv.Itoa(i)
@@ -343,58 +352,49 @@ func (a *Conversation) claimParts(ctx context.Context, tenantID, convID uuid.UUI
 		return nil
 	})
 	if errors.Is(err, store.ErrNotFound) {
-		return "", nil, temporal.NewNonRetryableApplicationError("the "+in.Channel+" connection "+in.Address.TeamID+" was removed", ErrChannelGone, err)
+		return Connection{}, nil, temporal.NewNonRetryableApplicationError("the "+in.Channel+" connection "+connID+" was removed", ErrChannelGone, err)
 	}
 	if err != nil {
-		return "", nil, fmt.Errorf("activities: deliver: claim: %w", err)
+		return Connection{}, nil, fmt.Errorf("activities: deliver: claim: %w", err)
 	}
-	token, err := a.Secrets.Open(conn.Secret, store.SecretAAD(tenantID, in.Channel, in.Address.TeamID))
-	if err != nil {
-		return "", nil, temporal.NewNonRetryableApplicationError("the "+in.Channel+" token cannot be decrypted; reconnect the workspace", ErrChannelGone, err)
+	if connID != "" {
+		token, err := a.Secrets.Open(conn.Row.Secret, store.SecretAAD(tenantID, in.Channel, connID))
+		if err != nil {
+			return Connection{}, nil, temporal.NewNonRetryableApplicationError("the "+in.Channel+" token cannot be decrypted; reconnect the channel", ErrChannelGone, err)
+		}
+		conn.Token = string(token)
 	}
-	return string(token), claims, nil
+	return conn, claims, nil
 }
 
-// postOnce posts one part unless an earlier attempt already did. It returns
-// the message's ts and whether the claim still needs completing.
-func (a *Conversation) postOnce(ctx context.Context, token string, in DeliverInput, claim store.Outbound, text string) (string, bool, error) {
-	key := claim.Key
+// postOnce sends one part unless an earlier attempt already did. It returns
+// the part's external ID and whether the claim still needs completing.
+func (a *Conversation) postOnce(ctx context.Context, outlet Outlet, conn Connection, in DeliverInput, claim store.Outbound, part Part) (string, bool, error) {
 	if claim.Status == "sent" {
 		a.Metrics.duplicateAvoided(in.Channel, "recorded")
 		return claim.ExternalID, false, nil
 	}
 	if !claim.Fresh {
 		// An earlier attempt claimed this key and then failed: it may have
-		// posted before losing the response. Ask Slack before posting again.
-		ts, found, err := a.Slack.FindByKey(ctx, token, in.Address.ChannelID, in.Address.ThreadTS, key)
+		// sent before losing the response. Ask the channel before sending again.
+		id, found, err := outlet.Find(ctx, conn, in.Address, part.Key)
 		if err != nil {
-			return "", false, a.slackError("find previous reply", err)
+			return "", false, err
 		}
 		if found {
 			a.Metrics.duplicateAvoided(in.Channel, "found_in_thread")
-			a.Logger.InfoContext(ctx, "reply already posted by an earlier attempt", "key", key, "ts", ts)
-			return ts, true, nil
+			a.Logger.InfoContext(ctx, "part already sent by an earlier attempt", "key", part.Key, "external_id", id)
+			return id, true, nil
 		}
 	}
 	if info := activity.GetInfo(ctx); info.Attempt > 1 {
-		a.Logger.InfoContext(ctx, "posting reply on a retry", "key", key, "attempt", info.Attempt)
+		a.Logger.InfoContext(ctx, "sending on a retry", "key", part.Key, "attempt", info.Attempt)
 	}
-	ts, err := a.Slack.PostMessage(ctx, token, slack.Outbound{Channel: in.Address.ChannelID, ThreadTS: in.Address.ThreadTS, Text: text, Key: key})
+	id, err := outlet.Post(ctx, conn, in.Address, part)
 	if err != nil {
-		return "", false, a.slackError("post reply", err)
+		return "", false, err
 	}
-	return ts, true, nil
-}
-
-func (a *Conversation) slackError(op string, err error) error {
-	if slack.IsPermanent(err) {
-		return temporal.NewNonRetryableApplicationError("slack refused to "+op+": "+slack.ErrorCode(err), ErrChannelGone, err)
-	}
-	if d, ok := slack.RetryAfter(err); ok {
-		return temporal.NewApplicationErrorWithOptions("slack asked us to slow down", "SlackRateLimited",
-			temporal.ApplicationErrorOptions{Cause: err, NextRetryDelay: d})
-	}
-	return fmt.Errorf("activities: deliver: %s: %w", op, err)
+	return id, true, nil
 }
 
 // SetStatus records a conversation's status (closed when idle).

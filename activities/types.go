@@ -35,6 +35,10 @@ type Address struct {
 	TeamID    string `json:"team_id,omitempty"`    // Slack workspace
 	ChannelID string `json:"channel_id,omitempty"` // Slack channel or DM
 	ThreadTS  string `json:"thread_ts,omitempty"`  // Slack thread root
+	// WhatsApp: the business number (its Graph API phone-number ID, which
+	// names the connection) and the end user messages are sent to.
+	PhoneNumberID string `json:"phone_number_id,omitempty"`
+	Recipient     string `json:"recipient,omitempty"`
 }
 
 // MediaRef points at a file an end user sent with a message (an image), as
