@@ -14,6 +14,7 @@ import (
 	"net/netip"
 	"net/url"
 	"os"
+	"regexp"
 	"sort"
 	"strconv"
 	"strings"
@@ -56,9 +57,10 @@ type Config struct {
 	SlackAppToken      string // SLACK_APP_TOKEN: xapp- token for Socket Mode
 	SlackAPIURL        string // SLACK_API_URL
 
-	WhatsAppAppSecret   string // WHATSAPP_APP_SECRET
-	WhatsAppVerifyToken string // WHATSAPP_VERIFY_TOKEN
-	WhatsAppAPIURL      string // WHATSAPP_API_URL
+	WhatsAppAppSecret   string // WHATSAPP_APP_SECRET: verifies X-Hub-Signature-256
+	WhatsAppVerifyToken string // WHATSAPP_VERIFY_TOKEN: Meta's webhook handshake
+	WhatsAppAPIURL      string // WHATSAPP_API_URL: Graph API base; URLs are {API_URL}/{API_VERSION}/...
+	WhatsAppAPIVersion  string // WHATSAPP_API_VERSION, e.g. v25.0
 
 	OpenAIAPIKey     string   // OPENAI_API_KEY
 	OpenAIBaseURL    string   // OPENAI_BASE_URL
@@ -142,7 +144,8 @@ func Load(lookup func(string) (string, bool)) (Config, error) {
 
 		WhatsAppAppSecret:   l.str("WHATSAPP_APP_SECRET", ""),
 		WhatsAppVerifyToken: l.str("WHATSAPP_VERIFY_TOKEN", ""),
-		WhatsAppAPIURL:      l.url("WHATSAPP_API_URL", "https://graph.facebook.com/v21.0/", "http", "https"),
+		WhatsAppAPIURL:      l.url("WHATSAPP_API_URL", "https://graph.facebook.com/", "http", "https"),
+		WhatsAppAPIVersion:  l.graphVersion("WHATSAPP_API_VERSION", "v25.0"),
 
 		OpenAIAPIKey:     l.str("OPENAI_API_KEY", ""),
 		OpenAIBaseURL:    l.url("OPENAI_BASE_URL", "", "http", "https"),
@@ -250,6 +253,18 @@ func (l *loader) prefixed(name, prefix string) string {
 	}
 	return v
 }
+
+// graphVersion reads a Graph API version such as v25.0.
+func (l *loader) graphVersion(name, def string) string {
+	v := l.str(name, def)
+	if !graphVersionRE.MatchString(v) {
+		l.fail(name, "a Graph API version such as "+def)
+		return def
+	}
+	return v
+}
+
+var graphVersionRE = regexp.MustCompile(`^v[0-9]{1,3}\.[0-9]{1,3}$`)
 
 func (l *loader) oneOf(name, def string, allowed ...string) string {
 	v := strings.ToLower(l.str(name, def))

@@ -172,3 +172,24 @@ func FuzzLoad(f *testing.F) {
 		require.Positive(t, c.LLMAttemptTimeout)
 	})
 }
+
+func TestWhatsAppSettings(t *testing.T) {
+	c, err := Load(env(map[string]string{"KONSTRUCT_ENCRYPTION_KEY": testKey}))
+	require.NoError(t, err)
+	require.Equal(t, "https://graph.facebook.com/", c.WhatsAppAPIURL, "URLs are {API_URL}/{version}/...: the default names no version")
+	require.Equal(t, "v25.0", c.WhatsAppAPIVersion)
+
+	c, err = Load(env(map[string]string{"KONSTRUCT_ENCRYPTION_KEY": testKey, "KONSTRUCT_WHATSAPP_API_VERSION": "v26.1",
+		"KONSTRUCT_WHATSAPP_API_URL": "http://127.0.0.1:9999", "KONSTRUCT_WHATSAPP_APP_SECRET": "s3cret",
+		"KONSTRUCT_WHATSAPP_VERIFY_TOKEN": "verify-me"}))
+	require.NoError(t, err)
+	require.Equal(t, "v26.1", c.WhatsAppAPIVersion)
+	require.Equal(t, "http://127.0.0.1:9999", c.WhatsAppAPIURL)
+	require.Equal(t, "s3cret", c.WhatsAppAppSecret)
+	require.Equal(t, "verify-me", c.WhatsAppVerifyToken)
+
+	for _, bad := range []string{"25.0", "v25", "v25.0/", "latest"} {
+		_, err := Load(env(map[string]string{"KONSTRUCT_ENCRYPTION_KEY": testKey, "KONSTRUCT_WHATSAPP_API_VERSION": bad}))
+		require.ErrorContains(t, err, "KONSTRUCT_WHATSAPP_API_VERSION: a Graph API version such as v25.0", bad)
+	}
+}
