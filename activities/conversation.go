@@ -280,7 +280,7 @@ func (a *Conversation) Deliver(ctx context.Context, in DeliverInput) (DeliverOut
 			return DeliverOutput{}, err
 		}
 		for i, text := range parts {
-			id, posted, err := a.postOnce(ctx, outlet, conn, in, claims[i], Part{Key: claims[i].Key, Kind: in.Kind, Index: i, Text: text})
+			id, posted, err := a.postOnce(ctx, outlet, conn, in, claims[i], Part{Key: claims[i].Key, Kind: in.Kind, Index: i, Text: text, ReplyTo: in.ReplyTo})
 			if err != nil {
 				return DeliverOutput{}, err
 			}

@@ -3,6 +3,8 @@ package activities
 import (
 	"context"
 	"fmt"
+	"strconv"
+	"strings"
 
 	"go.temporal.io/sdk/temporal"
 
@@ -45,6 +47,26 @@ type Part struct {
 	Kind  string // KindReply, KindNotice, ...
 	Index int    // the part's position in the message
 	Text  string
+	// ReplyTo is the channel's ID of the message being answered (WhatsApp
+	// shows the reply quoting it), or "".
+	ReplyTo string
+}
+
+// ParsePartKey splits a part's key (see Deliver: workflow ID, turn, kind,
+// part number) into its turn and kind. The workflow ID itself may contain
+// ':', so the key is read from the right.
+func ParsePartKey(key string) (workflowID string, turn int, kind string, part int, ok bool) {
+	f := strings.Split(key, ":")
+	if len(f) < 4 {
+		return "", 0, "", 0, false
+	}
+	n := len(f)
+	turn, err1 := strconv.Atoi(f[n-3])
+	part, err2 := strconv.Atoi(f[n-1])
+	if err1 != nil || err2 != nil || turn < 1 || part < 0 || f[n-2] == "" {
+		return "", 0, "", 0, false
+	}
+	return strings.Join(f[:n-3], ":"), turn, f[n-2], part, true
 }
 
 // outlet returns the channel's outlet, or a non-retryable error for a channel

@@ -56,6 +56,17 @@ type MediaRef struct {
 	Caption  string `json:"caption,omitempty"`   // text sent with the file (WhatsApp captions)
 }
 
+// DeliveryFailure is Meta's report (a status webhook) that a message it had
+// accepted failed, handed to the conversation it belongs to. It travels in
+// signals and workflow state: its JSON shape is part of the replay contract.
+type DeliveryFailure struct {
+	WAMID string `json:"wamid"`
+	Key   string `json:"key"`  // the failed part's outbound key
+	Turn  int    `json:"turn"` // the turn the part belongs to
+	Code  int    `json:"code"` // Meta's error code (131047: outside the 24-hour window)
+	Title string `json:"title,omitempty"`
+}
+
 // UserMessage is an inbound message to record.
 type UserMessage struct {
 	Text       string `json:"text"`
@@ -160,6 +171,9 @@ const (
 	KindReply       = "reply"
 	KindNotice      = "notice"      // a message about the service, not an answer
 	KindUnavailable = "unavailable" // "the model is down, I'll answer later"
+	// KindTemplate sends the channel's approved template instead of Text
+	// (WhatsApp, outside the 24-hour window); Text is what is recorded.
+	KindTemplate = "template"
 )
 
 // DeliverInput posts a message into the conversation's thread and records it.
@@ -176,6 +190,9 @@ type DeliverInput struct {
 	Provider       string       `json:"provider,omitempty"`
 	Model          string       `json:"model,omitempty"`
 	ReceivedAt     time.Time    `json:"received_at"`
+	// ReplyTo is the channel's ID of the message answered (WhatsApp quotes
+	// it: context.message_id); empty in histories recorded before it.
+	ReplyTo string `json:"reply_to,omitempty"`
 }
 
 // DeliverOutput lists the channel's IDs of the posted parts.

@@ -9,7 +9,7 @@
 -- the number again with a new one, which clears it.
 ALTER TABLE channel_connections
     ADD COLUMN waba_id           text NOT NULL DEFAULT '' CHECK (length(waba_id) <= 100),
-    ADD COLUMN template_name     text NOT NULL DEFAULT '' CHECK (template_name = '' OR template_name ~ '^[a-z0-9_]{1,512}$'),
+    ADD COLUMN template_name     text NOT NULL DEFAULT '' CHECK (template_name = '' OR (template_name ~ '^[a-z0-9_]+$' AND length(template_name) <= 512)),
     ADD COLUMN template_language text NOT NULL DEFAULT '' CHECK (template_language = '' OR template_language ~ '^[a-z]{2,3}(_[A-Za-z0-9]{2,4})?$'),
     ADD COLUMN token_error       text NOT NULL DEFAULT '' CHECK (length(token_error) <= 1000),
     ADD COLUMN token_error_at    timestamptz,

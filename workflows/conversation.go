@@ -210,6 +210,11 @@ func (c *conversation) turn(ctx workflow.Context, m Inbound) error {
 		}
 		return err
 	}
+	if m.DeliveryFailure != nil || m.Unsupported != "" || m.RecordOnly {
+		if workflow.GetVersion(ctx, changeWhatsApp, workflow.DefaultVersion, 1) >= 1 {
+			return c.whatsApp(ctx, m)
+		}
+	}
 	c.s.Turn++
 	user := &activities.UserMessage{Text: m.Text, Author: m.UserID, ExternalID: m.TS}
 
@@ -357,10 +362,19 @@ func limitNotice(o *OverLimit) string {
 
 // deliver posts text into the thread (and records user, when given).
 func (c *conversation) deliver(ctx workflow.Context, m Inbound, kind, text string, user *activities.UserMessage, provider, model string) error {
-	err := workflow.ExecuteLocalActivity(workflow.WithLocalActivityOptions(ctx, localOptions(time.Minute)), acts.Deliver,
-		activities.DeliverInput{TenantID: c.in.TenantID, ConversationID: c.s.ConversationID,
-			WorkflowID: workflow.GetInfo(ctx).WorkflowExecution.ID, Channel: c.in.Channel, Address: c.in.Address,
-			Turn: c.s.Turn, Kind: kind, Text: text, User: user, Provider: provider, Model: model, ReceivedAt: m.ReceivedAt}).Get(ctx, nil)
+	in := activities.DeliverInput{TenantID: c.in.TenantID, ConversationID: c.s.ConversationID,
+		WorkflowID: workflow.GetInfo(ctx).WorkflowExecution.ID, Channel: c.in.Channel, Address: c.in.Address,
+		Turn: c.s.Turn, Kind: kind, Text: text, User: user, Provider: provider, Model: model, ReceivedAt: m.ReceivedAt}
+	if c.in.Channel == store.ChannelWhatsApp {
+		in.ReplyTo = m.TS // the reply quotes the message it answers
+	}
+	return c.deliverInput(ctx, in)
+}
+
+// deliverInput runs Deliver; a channel that can no longer be posted to is
+// logged, not a failure of the conversation.
+func (c *conversation) deliverInput(ctx workflow.Context, in activities.DeliverInput) error {
+	err := workflow.ExecuteLocalActivity(workflow.WithLocalActivityOptions(ctx, localOptions(time.Minute)), acts.Deliver, in).Get(ctx, nil)
 	var appErr *temporal.ApplicationError
 	if errors.As(err, &appErr) && appErr.Type() == activities.ErrChannelGone {
 		// The workspace was disconnected or revoked the token: nobody can be

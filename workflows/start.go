@@ -31,6 +31,12 @@ func SlackKey(teamID, channelID, threadRoot string) string {
 	return strings.Join([]string{teamID, channelID, threadRoot}, ":")
 }
 
+// WhatsAppKey addresses a WhatsApp conversation: the business number (its
+// phone-number ID) and the end user (business-scoped user ID, else wa_id).
+func WhatsAppKey(phoneNumberID, userKey string) string {
+	return phoneNumberID + ":" + userKey
+}
+
 // Starter hands messages to conversations.
 type Starter struct {
 	Client    client.Client

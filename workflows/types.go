@@ -30,6 +30,14 @@ type Inbound struct {
 	// OverLimit is set when the webhook found the sender over a rate limit:
 	// the message is recorded and the user told when to try again.
 	OverLimit *OverLimit `json:"over_limit,omitempty"`
+	// WhatsApp (changeWhatsApp). Unsupported names what the user sent that
+	// cannot be read ("stickers"): the user gets a notice, not the model.
+	Unsupported string `json:"unsupported,omitempty"`
+	// RecordOnly messages (reactions) are recorded, not answered.
+	RecordOnly bool `json:"record_only,omitempty"`
+	// DeliveryFailure is not a user's message: Meta reported a message of
+	// this conversation as failed after accepting it (a status webhook).
+	DeliveryFailure *activities.DeliveryFailure `json:"delivery_failure,omitempty"`
 }
 
 // OverLimit describes the rate limit a message exceeded.

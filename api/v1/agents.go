@@ -25,14 +25,16 @@ type agentJSON struct {
 	Escalation   store.Escalation `json:"escalation"`
 	Status       string           `json:"status"`
 	KBTopK       int              `json:"kb_top_k"`
-	CreatedAt    string           `json:"created_at"`
-	UpdatedAt    string           `json:"updated_at"`
+	// BusinessFunction scopes the agent on WhatsApp (required to connect a number).
+	BusinessFunction string `json:"business_function"`
+	CreatedAt        string `json:"created_at"`
+	UpdatedAt        string `json:"updated_at"`
 }
 
 func agentOut(a store.Agent) agentJSON {
 	return agentJSON{ID: a.ID.String(), TenantID: a.TenantID.String(), Name: a.Name, Role: a.Role, Persona: a.Persona,
 		SystemPrompt: a.SystemPrompt, Models: nonNilSlice(a.Models), Tools: nonNilSlice(a.Tools), Escalation: a.Escalation,
-		Status: a.Status, KBTopK: a.KBTopK, CreatedAt: ts(a.CreatedAt), UpdatedAt: ts(a.UpdatedAt)}
+		Status: a.Status, KBTopK: a.KBTopK, BusinessFunction: a.BusinessFunction, CreatedAt: ts(a.CreatedAt), UpdatedAt: ts(a.UpdatedAt)}
 }
 
 // agentRequest is shared by create (all fields) and patch (only the ones sent).
@@ -46,6 +48,8 @@ type agentRequest struct {
 	Escalation   json.RawMessage `json:"escalation"`
 	Status       *string         `json:"status"`
 	KBTopK       *int            `json:"kb_top_k"`
+	// BusinessFunction: "" clears it (refused while the agent answers on WhatsApp).
+	BusinessFunction *string `json:"business_function"`
 }
 
 // apply overlays the request on in; escalation is schema-checked here so the
@@ -61,6 +65,7 @@ func (r agentRequest) apply(in *agents.Input) error {
 	set(&in.Persona, r.Persona)
 	set(&in.SystemPrompt, r.SystemPrompt)
 	set(&in.Status, r.Status)
+	set(&in.BusinessFunction, r.BusinessFunction)
 	if r.Models != nil {
 		in.Models = *r.Models
 	}

@@ -6,6 +6,7 @@ import (
 	"github.com/gin-gonic/gin"
 
 	"github.com/konstruct/konstruct/api/apiutil"
+	"github.com/konstruct/konstruct/internal/apperr"
 	"github.com/konstruct/konstruct/internal/designer"
 	"github.com/konstruct/konstruct/internal/store"
 )
@@ -22,12 +23,23 @@ type channelJSON struct {
 	Status      string `json:"status"`
 	CreatedAt   string `json:"created_at"`
 	UpdatedAt   string `json:"updated_at"`
+	// WhatsApp connections only.
+	WABAID           string  `json:"waba_id,omitempty"`
+	TemplateName     *string `json:"template_name,omitempty"`
+	TemplateLanguage *string `json:"template_language,omitempty"`
+	// Set when the channel refused the stored token: connect again with a new one.
+	TokenError   string  `json:"token_error,omitempty"`
+	TokenErrorAt *string `json:"token_error_at,omitempty"`
 }
 
 func channelOut(c store.ChannelConnection) channelJSON {
-	return channelJSON{ID: c.ID.String(), TenantID: c.TenantID.String(), AgentID: c.AgentID.String(), Kind: c.Kind,
+	out := channelJSON{ID: c.ID.String(), TenantID: c.TenantID.String(), AgentID: c.AgentID.String(), Kind: c.Kind,
 		ExternalID: c.ExternalID, DisplayName: c.DisplayName, BotUserID: c.BotUserID, Status: c.Status,
-		CreatedAt: ts(c.CreatedAt), UpdatedAt: ts(c.UpdatedAt)}
+		CreatedAt: ts(c.CreatedAt), UpdatedAt: ts(c.UpdatedAt), TokenError: c.TokenError, TokenErrorAt: tsPtr(c.TokenErrorAt)}
+	if c.Kind == store.ChannelWhatsApp {
+		out.WABAID, out.TemplateName, out.TemplateLanguage = c.WABAID, &c.TemplateName, &c.TemplateLanguage
+	}
+	return out
 }
 
 func (a *API) listChannels(c *gin.Context) error {
@@ -68,6 +80,62 @@ func (a *API) connectSlack(c *gin.Context) error {
 		return err
 	}
 	c.JSON(http.StatusCreated, channelOut(conn))
+	return nil
+}
+
+// connectWhatsApp connects a WhatsApp Business number to an agent: the
+// service checks the access token with the Graph API before anything is
+// stored, and refuses an agent without a business function.
+func (a *API) connectWhatsApp(c *gin.Context) error {
+	tenantID, err := pathID(c, "tenant_id", "tenant")
+	if err != nil {
+		return err
+	}
+	var req struct {
+		PhoneNumberID    string `json:"phone_number_id"`
+		WABAID           string `json:"waba_id"`
+		AccessToken      string `json:"access_token"`
+		AgentID          string `json:"agent_id"`
+		TemplateName     string `json:"template_name"`
+		TemplateLanguage string `json:"template_language"`
+	}
+	if err := apiutil.Decode(c, &req); err != nil {
+		return err
+	}
+	conn, err := a.Designer.ConnectWhatsApp(c.Request.Context(), principal(c), tenantID, designer.WhatsAppConnection(req))
+	if err != nil {
+		return err
+	}
+	c.JSON(http.StatusCreated, channelOut(conn))
+	return nil
+}
+
+// updateChannel changes a connection's settings: for now, the approved
+// template a WhatsApp number sends outside the 24-hour window.
+func (a *API) updateChannel(c *gin.Context) error {
+	tenantID, err := pathID(c, "tenant_id", "tenant")
+	if err != nil {
+		return err
+	}
+	channelID, err := pathID(c, "channel_id", "channel")
+	if err != nil {
+		return err
+	}
+	var req struct {
+		TemplateName     *string `json:"template_name"`
+		TemplateLanguage *string `json:"template_language"`
+	}
+	if err := apiutil.Decode(c, &req); err != nil {
+		return err
+	}
+	if req.TemplateName == nil || req.TemplateLanguage == nil {
+		return apperr.Fields{apperr.Invalid("template_name", "send template_name and template_language together (both empty to remove the template)")}
+	}
+	conn, err := a.Designer.SetWhatsAppTemplate(c.Request.Context(), principal(c), tenantID, channelID, *req.TemplateName, *req.TemplateLanguage)
+	if err != nil {
+		return err
+	}
+	c.JSON(http.StatusOK, channelOut(conn))
 	return nil
 }
 

@@ -78,6 +78,8 @@ func (a *API) Register(reg *authz.Registry, g *gin.RouterGroup) {
 
 	h(http.MethodGet, "/tenants/:tenant_id/channels", authz.Read(authz.ObjChannels), a.listChannels)
 	h(http.MethodPost, "/tenants/:tenant_id/channels/slack", authz.Write(authz.ObjChannels), a.connectSlack)
+	h(http.MethodPost, "/tenants/:tenant_id/channels/whatsapp", authz.Write(authz.ObjChannels), a.connectWhatsApp)
+	h(http.MethodPatch, "/tenants/:tenant_id/channels/:channel_id", authz.Write(authz.ObjChannels), a.updateChannel)
 	h(http.MethodDelete, "/tenants/:tenant_id/channels/:channel_id", authz.Write(authz.ObjChannels), a.deleteChannel)
 
 	h(http.MethodGet, "/tenants/:tenant_id/users", authz.Read(authz.ObjUsers), a.listUsers)

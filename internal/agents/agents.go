@@ -29,6 +29,8 @@ const (
 	MaxSystemPrompt = 20000
 	MaxModels       = 8
 	MaxModelName    = 200 // one provider/model name
+	// MaxBusinessFunction bounds the business function an agent declares.
+	MaxBusinessFunction = 2000
 )
 
 //go:embed escalation.schema.json
@@ -120,6 +122,11 @@ type Input struct {
 	Escalation   store.Escalation
 	Status       string
 	KBTopK       int // chunks kb_search returns; 0: store.DefaultKBTopK
+	// BusinessFunction is the one business function the agent serves (e.g.
+	// "Order tracking, returns and delivery questions for Acme's web shop"):
+	// required to answer on WhatsApp, whose policy forbids general-purpose
+	// assistants; there it becomes a second tier of the system prompt.
+	BusinessFunction string
 }
 
 // MaxKBTopK bounds an agent's kb_top_k (the database checks the same).
@@ -133,6 +140,7 @@ func Validate(in *Input, knownTools []string) error {
 	in.Role = strings.TrimSpace(in.Role)
 	in.Persona = strings.TrimSpace(in.Persona)
 	in.SystemPrompt = strings.TrimSpace(in.SystemPrompt)
+	in.BusinessFunction = strings.TrimSpace(in.BusinessFunction)
 	text := func(field, value string, max int, required bool) {
 		switch n := utf8.RuneCountInString(value); {
 		case required && n == 0:
@@ -147,6 +155,7 @@ func Validate(in *Input, knownTools []string) error {
 	text("role", in.Role, MaxRole, false)
 	text("persona", in.Persona, MaxPersona, false)
 	text("system_prompt", in.SystemPrompt, MaxSystemPrompt, false)
+	text("business_function", in.BusinessFunction, MaxBusinessFunction, false)
 
 	models := make([]string, 0, len(in.Models))
 	for _, m := range in.Models {
@@ -258,5 +267,24 @@ func SystemPrompt(a store.Agent, channel string) string {
 		b.WriteString("\n\n")
 		b.WriteString(hint)
 	}
+	if channel == store.ChannelWhatsApp {
+		b.WriteString("\n\n")
+		b.WriteString(whatsAppScope(a))
+	}
 	return b.String()
+}
+
+// whatsAppScope is the second tier of the system prompt on WhatsApp: Meta's
+// Business Messaging policy (since 2026-01-15) allows AI on WhatsApp only for
+// a business's own function, not as a general-purpose assistant, so the
+// agent declines anything outside the function it declared.
+func whatsAppScope(a store.Agent) string {
+	scope := strings.TrimSpace(a.BusinessFunction)
+	if scope == "" {
+		scope = "questions about this business's own products and services"
+	}
+	return "Scope on WhatsApp: you act only for this business function: " + scope + "\n" +
+		"WhatsApp's policy allows you to help only with requests that belong to it. If the user asks for anything else " +
+		"(general knowledge, writing or coding help, advice unrelated to this business, or chatting for its own sake), " +
+		"politely decline in one or two sentences, say what you can help with here, and do not answer the unrelated request, not even in part."
 }

@@ -75,3 +75,30 @@ func TestSystemPrompt(t *testing.T) {
 	require.Contains(t, p, "Slack mrkdwn")
 	require.NotContains(t, SystemPrompt(a, ""), "Slack")
 }
+
+// On WhatsApp the agent is scoped to its declared business function (Meta's
+// policy): the prompt's second tier says so and tells it to decline the rest.
+// Elsewhere the function adds nothing.
+func TestSystemPromptWhatsAppScope(t *testing.T) {
+	a := store.Agent{Name: "Ada", Role: "support at Acme", SystemPrompt: "Answer billing questions.",
+		BusinessFunction: "Order tracking and returns for Acme's web shop"}
+	p := SystemPrompt(a, store.ChannelWhatsApp)
+	require.Contains(t, p, "You are chatting on WhatsApp")
+	require.Contains(t, p, "Scope on WhatsApp: you act only for this business function: Order tracking and returns for Acme's web shop")
+	require.Contains(t, p, "politely decline")
+	require.Less(t, strings.Index(p, "Answer billing questions."), strings.Index(p, "Scope on WhatsApp"), "the scope comes after the operator's prompt")
+	require.NotContains(t, SystemPrompt(a, store.ChannelSlack), "Order tracking and returns")
+
+	a.BusinessFunction = ""
+	require.Contains(t, SystemPrompt(a, store.ChannelWhatsApp), "questions about this business's own products and services")
+}
+
+func TestValidateBusinessFunction(t *testing.T) {
+	in := Input{Name: "Ada", BusinessFunction: "  Returns desk  "}
+	require.NoError(t, Validate(&in, nil))
+	require.Equal(t, "Returns desk", in.BusinessFunction)
+	in.BusinessFunction = strings.Repeat("x", MaxBusinessFunction+1)
+	err := Validate(&in, nil)
+	require.Error(t, err)
+	require.Equal(t, "business_function", apperr.From(err).Field)
+}

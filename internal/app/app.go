@@ -25,6 +25,7 @@ import (
 	"github.com/konstruct/konstruct/internal/auth"
 	"github.com/konstruct/konstruct/internal/authz"
 	"github.com/konstruct/konstruct/internal/channel/slack"
+	"github.com/konstruct/konstruct/internal/channel/whatsapp"
 	"github.com/konstruct/konstruct/internal/config"
 	"github.com/konstruct/konstruct/internal/inbox"
 	"github.com/konstruct/konstruct/internal/knowledge"
@@ -47,6 +48,7 @@ type App struct {
 	Limiter  *ratelimit.Limiter
 	Auth     *auth.Service
 	Slack    *slack.Client
+	WhatsApp *whatsapp.Client // the Graph API (KONSTRUCT_WHATSAPP_API_URL, _API_VERSION)
 	Metrics  *prometheus.Registry
 	Tools    *tools.Registry
 	HTTP     *http.Client // for outside APIs: pooled, with timeouts
@@ -57,6 +59,9 @@ type App struct {
 
 	slack     *webhooks.Slack // built once: Socket Mode and the webhook share it
 	slackOnce sync.Once
+	routes    *webhooks.Routes  // the webhooks' connection cache, shared
+	webhookMx *webhooks.Metrics // registered once, shared by the webhooks
+	routesMu  sync.Mutex
 	inbox     *inbox.Dispatcher // built once: the HTTP server and RunInbox share it
 	inboxOnce sync.Once
 }
@@ -105,6 +110,7 @@ func New(ctx context.Context, cfg config.Config, logger *slog.Logger) (*App, err
 	a.Limiter = ratelimit.New(a.Redis)
 	a.Auth = auth.NewService(a.Store, a.Limiter, auth.Config{LoginAttemptsPerMinute: cfg.LoginAttemptsPerMinute}, logger)
 	a.Slack = slack.NewClient(cfg.SlackAPIURL, a.HTTP)
+	a.WhatsApp = whatsapp.NewClient(cfg.WhatsAppAPIURL, cfg.WhatsAppAPIVersion, a.HTTP)
 	a.Tools = tools.Builtin()
 	a.Metrics = prometheus.NewRegistry()
 	a.Metrics.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))

@@ -15,7 +15,9 @@ import (
 	"github.com/konstruct/konstruct/internal/channel/slack"
 	"github.com/konstruct/konstruct/internal/knowledge"
 	"github.com/konstruct/konstruct/internal/llm"
+	"github.com/konstruct/konstruct/internal/mail"
 	"github.com/konstruct/konstruct/internal/memory"
+	"github.com/konstruct/konstruct/internal/store"
 	"github.com/konstruct/konstruct/internal/tools/httptool"
 	"github.com/konstruct/konstruct/workers"
 	"github.com/konstruct/konstruct/workflows"
@@ -56,18 +58,55 @@ func (a *App) slackWebhook() *webhooks.Slack {
 	a.slackOnce.Do(func() {
 		a.slack = &webhooks.Slack{
 			SigningSecret:        a.Config.SlackSigningSecret,
-			Routes:               webhooks.NewRoutes(a.Store, 30*time.Second),
+			Routes:               a.webhookRoutes(),
 			Store:                a.Store,
 			Limiter:              a.Limiter,
 			Wake:                 a.Inbox().Wake,
 			Settings:             a.ConversationSettings(),
 			TenantRatePerMinute:  a.Config.TenantRatePerMinute,
 			ChannelRatePerMinute: a.Config.ChannelRatePerMinute,
-			Metrics:              webhooks.NewMetrics(a.Metrics),
+			Metrics:              a.webhookMetrics(),
 			Logger:               a.Logger.With("component", "slack"),
 		}
 	})
 	return a.slack
+}
+
+// webhookRoutes is the connection cache the webhooks share.
+func (a *App) webhookRoutes() *webhooks.Routes {
+	a.routesMu.Lock()
+	defer a.routesMu.Unlock()
+	if a.routes == nil {
+		a.routes = webhooks.NewRoutes(a.Store, 30*time.Second)
+	}
+	return a.routes
+}
+
+// webhookMetrics are the webhooks' series, registered once.
+func (a *App) webhookMetrics() *webhooks.Metrics {
+	a.routesMu.Lock()
+	defer a.routesMu.Unlock()
+	if a.webhookMx == nil {
+		a.webhookMx = webhooks.NewMetrics(a.Metrics)
+	}
+	return a.webhookMx
+}
+
+// whatsAppWebhook builds the WhatsApp Cloud API webhook receiver.
+func (a *App) whatsAppWebhook() *webhooks.WhatsApp {
+	return &webhooks.WhatsApp{
+		AppSecret:            a.Config.WhatsAppAppSecret,
+		VerifyToken:          a.Config.WhatsAppVerifyToken,
+		Routes:               a.webhookRoutes(),
+		Store:                a.Store,
+		Limiter:              a.Limiter,
+		Wake:                 a.Inbox().Wake,
+		Settings:             a.ConversationSettings(),
+		TenantRatePerMinute:  a.Config.TenantRatePerMinute,
+		ChannelRatePerMinute: a.Config.ChannelRatePerMinute,
+		Metrics:              a.webhookMetrics(),
+		Logger:               a.Logger.With("component", "whatsapp"),
+	}
 }
 
 // RunSlackSocketMode receives Slack events over Socket Mode when an app token
@@ -119,8 +158,16 @@ func (a *App) WorkerEndpoints() http.Handler {
 // Worker builds the Temporal worker executing conversations.
 func (a *App) Worker() worker.Worker {
 	pool := a.llmPool()
+	sender, err := mail.New(a.Config.SMTPURL, a.Config.MailFrom, a.Logger.With("component", "mail"))
+	if err != nil {
+		panic("app: mail: " + err.Error()) // config.Load validated both settings
+	}
 	acts := &activities.Conversation{
 		Store: a.Store, Secrets: a.Secrets, LLM: pool, Slack: a.Slack, Tools: a.Tools,
+		Outlets: map[string]activities.Outlet{
+			store.ChannelWhatsApp: &activities.WhatsAppOutlet{Client: a.WhatsApp, Store: a.Store, Mail: sender,
+				PublicURL: a.Config.PublicURL, Logger: a.Logger.With("component", "whatsapp")},
+		},
 		HTTPTools: httptool.NewClient(httptool.Options{Allow: a.Config.HTTPToolAllowCIDRs,
 			MaxResponseBytes: a.Config.HTTPToolMaxResponseBytes}),
 		Memory:        memory.New(a.Store, pool, memory.Config{Models: a.Config.EmbeddingModels}, a.Logger.With("component", "memory")),

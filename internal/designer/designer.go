@@ -31,6 +31,9 @@ type Service struct {
 	// workspace is connected. Only ConnectSlack needs them.
 	Secrets *secrets.Box
 	Slack   SlackVerifier
+	// WhatsApp checks an access token against the Graph API before a number
+	// is connected (*whatsapp.Client does). Only ConnectWhatsApp needs it.
+	WhatsApp WhatsAppVerifier
 	// Tools are the built-in tools, listed with their schemas (tools.go).
 	Tools *tools.Registry
 }
@@ -48,13 +51,15 @@ func notFound(err error, what string) error {
 // InputOf is the designer's view of a stored agent.
 func InputOf(a store.Agent) agents.Input {
 	return agents.Input{Name: a.Name, Role: a.Role, Persona: a.Persona, SystemPrompt: a.SystemPrompt,
-		Models: a.Models, Tools: a.Tools, Escalation: a.Escalation, Status: a.Status, KBTopK: a.KBTopK}
+		Models: a.Models, Tools: a.Tools, Escalation: a.Escalation, Status: a.Status, KBTopK: a.KBTopK,
+		BusinessFunction: a.BusinessFunction}
 }
 
 func apply(a *store.Agent, in agents.Input) {
 	a.Name, a.Role, a.Persona, a.SystemPrompt = in.Name, in.Role, in.Persona, in.SystemPrompt
 	a.Models, a.Tools, a.Escalation, a.Status = in.Models, in.Tools, in.Escalation, in.Status
 	a.KBTopK = in.KBTopK
+	a.BusinessFunction = in.BusinessFunction
 }
 
 // List returns a tenant's agents, oldest first; a tenant that does not exist
@@ -132,6 +137,11 @@ func (s *Service) Patch(ctx context.Context, p authz.Principal, tenantID, id uui
 		}
 		if err := agents.Validate(&in, s.KnownTools); err != nil {
 			return err
+		}
+		if in.BusinessFunction == "" && cur.BusinessFunction != "" {
+			if err := requireNoWhatsApp(ctx, tx, id); err != nil {
+				return err
+			}
 		}
 		apply(&cur, in)
 		if a, err = tx.UpdateAgent(ctx, cur); err != nil {

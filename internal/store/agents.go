@@ -22,6 +22,9 @@ type Agent struct {
 	Escalation   Escalation
 	KBTopK       int    // chunks kb_search returns; 0 on create takes the default (5)
 	Status       string // active | inactive
+	// BusinessFunction is what the agent does for the business (declared in
+	// the Agent Designer): on WhatsApp, Meta's policy limits it to that.
+	BusinessFunction string
 	CreatedAt    time.Time
 	UpdatedAt    time.Time
 }
@@ -48,12 +51,13 @@ const (
 	AgentInactive = "inactive"
 )
 
-const agentCols = `id, tenant_id, name, role, persona, system_prompt, models, tools, escalation, kb_top_k, status, created_at, updated_at`
+const agentCols = `id, tenant_id, name, role, persona, system_prompt, models, tools, escalation, kb_top_k, status, created_at, updated_at,
+	business_function`
 
 func scanAgent(row pgx.Row) (Agent, error) {
 	var a Agent
 	err := row.Scan(&a.ID, &a.TenantID, &a.Name, &a.Role, &a.Persona, &a.SystemPrompt, &a.Models, &a.Tools,
-		&a.Escalation, &a.KBTopK, &a.Status, &a.CreatedAt, &a.UpdatedAt)
+		&a.Escalation, &a.KBTopK, &a.Status, &a.CreatedAt, &a.UpdatedAt, &a.BusinessFunction)
 	return a, mapErr(err)
 }
 
@@ -73,9 +77,10 @@ func (t *Tx) CreateAgent(ctx context.Context, a Agent) (Agent, error) {
 		a.KBTopK = DefaultKBTopK
 	}
 	out, err := scanAgent(t.tx.QueryRow(ctx, `
-		INSERT INTO agents (tenant_id, name, role, persona, system_prompt, models, tools, escalation, status, kb_top_k)
-		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10) RETURNING `+agentCols,
-		t.scope(a.TenantID), a.Name, a.Role, a.Persona, a.SystemPrompt, nonNil(a.Models), nonNil(a.Tools), a.Escalation, a.Status, a.KBTopK))
+		INSERT INTO agents (tenant_id, name, role, persona, system_prompt, models, tools, escalation, status, kb_top_k, business_function)
+		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11) RETURNING `+agentCols,
+		t.scope(a.TenantID), a.Name, a.Role, a.Persona, a.SystemPrompt, nonNil(a.Models), nonNil(a.Tools), a.Escalation, a.Status, a.KBTopK,
+		a.BusinessFunction))
 	if err != nil {
 		return Agent{}, fmt.Errorf("store: create agent: %w", err)
 	}
@@ -108,9 +113,10 @@ func (t *Tx) ListAgents(ctx context.Context) ([]Agent, error) {
 func (t *Tx) UpdateAgent(ctx context.Context, a Agent) (Agent, error) {
 	out, err := scanAgent(t.tx.QueryRow(ctx, `
 		UPDATE agents SET name = $2, role = $3, persona = $4, system_prompt = $5, models = $6, tools = $7,
-			escalation = $8, status = $9, kb_top_k = coalesce(nullif($10, 0), kb_top_k), updated_at = now()
+			escalation = $8, status = $9, kb_top_k = coalesce(nullif($10, 0), kb_top_k), business_function = $11, updated_at = now()
 		WHERE id = $1 RETURNING `+agentCols,
-		a.ID, a.Name, a.Role, a.Persona, a.SystemPrompt, nonNil(a.Models), nonNil(a.Tools), a.Escalation, a.Status, a.KBTopK))
+		a.ID, a.Name, a.Role, a.Persona, a.SystemPrompt, nonNil(a.Models), nonNil(a.Tools), a.Escalation, a.Status, a.KBTopK,
+		a.BusinessFunction))
 	if err != nil {
 		return Agent{}, fmt.Errorf("store: update agent: %w", err)
 	}

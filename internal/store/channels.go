@@ -29,14 +29,25 @@ type ChannelConnection struct {
 	Status      string
 	CreatedAt   time.Time
 	UpdatedAt   time.Time
+	// WhatsApp: the WhatsApp Business Account of the number, and the approved
+	// template sent when a reply falls outside the 24-hour window (both or
+	// neither; an empty name on connect keeps the current one).
+	WABAID           string
+	TemplateName     string
+	TemplateLanguage string
+	// TokenError is set when the channel refused the stored token (WhatsApp
+	// code 190): the operator must connect again with a new one.
+	TokenError   string
+	TokenErrorAt *time.Time
 }
 
-const channelCols = `id, tenant_id, agent_id, kind, external_id, display_name, bot_user_id, secret, status, created_at, updated_at`
+const channelCols = `id, tenant_id, agent_id, kind, external_id, display_name, bot_user_id, secret, status, created_at, updated_at,
+	waba_id, template_name, template_language, token_error, token_error_at`
 
 func scanChannel(row pgx.Row) (ChannelConnection, error) {
 	var c ChannelConnection
 	err := row.Scan(&c.ID, &c.TenantID, &c.AgentID, &c.Kind, &c.ExternalID, &c.DisplayName, &c.BotUserID, &c.Secret,
-		&c.Status, &c.CreatedAt, &c.UpdatedAt)
+		&c.Status, &c.CreatedAt, &c.UpdatedAt, &c.WABAID, &c.TemplateName, &c.TemplateLanguage, &c.TokenError, &c.TokenErrorAt)
 	return c, mapErr(err)
 }
 
@@ -46,14 +57,21 @@ func scanChannel(row pgx.Row) (ChannelConnection, error) {
 // RLS hides that row, so the insert hits the unique key instead of updating it.
 func (t *Tx) UpsertChannelConnection(ctx context.Context, c ChannelConnection) (ChannelConnection, error) {
 	out, err := scanChannel(t.tx.QueryRow(ctx, `
-		INSERT INTO channel_connections (tenant_id, agent_id, kind, external_id, display_name, bot_user_id, secret)
-		VALUES ($1, $2, $3, $4, $5, $6, $7)
+		INSERT INTO channel_connections (tenant_id, agent_id, kind, external_id, display_name, bot_user_id, secret,
+			waba_id, template_name, template_language)
+		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)
 		ON CONFLICT (kind, external_id) DO UPDATE SET
 			agent_id = EXCLUDED.agent_id, display_name = EXCLUDED.display_name,
-			bot_user_id = EXCLUDED.bot_user_id, secret = EXCLUDED.secret, status = 'active', updated_at = now()
+			bot_user_id = EXCLUDED.bot_user_id, secret = EXCLUDED.secret, status = 'active', updated_at = now(),
+			waba_id = EXCLUDED.waba_id,
+			template_name = CASE WHEN EXCLUDED.template_name = '' THEN channel_connections.template_name ELSE EXCLUDED.template_name END,
+			template_language = CASE WHEN EXCLUDED.template_name = '' THEN channel_connections.template_language ELSE EXCLUDED.template_language END,
+			-- A new token: whatever was wrong with the old one no longer is.
+			token_error = '', token_error_at = NULL
 		WHERE channel_connections.tenant_id = EXCLUDED.tenant_id
 		RETURNING `+channelCols,
-		t.scope(c.TenantID), c.AgentID, c.Kind, c.ExternalID, c.DisplayName, c.BotUserID, c.Secret))
+		t.scope(c.TenantID), c.AgentID, c.Kind, c.ExternalID, c.DisplayName, c.BotUserID, c.Secret,
+		c.WABAID, c.TemplateName, c.TemplateLanguage))
 	if err != nil {
 		// The conflicting row belongs to another tenant: RLS refuses the update
 		// path (or the WHERE filters it out). Report it as the conflict it is.
@@ -97,6 +115,39 @@ func (t *Tx) ListChannels(ctx context.Context) ([]ChannelConnection, error) {
 		return nil, fmt.Errorf("store: list channels: %w", err)
 	}
 	return out, nil
+}
+
+// SetChannelTemplate sets (or, with both empty, clears) the template a
+// WhatsApp connection sends outside the 24-hour window.
+func (t *Tx) SetChannelTemplate(ctx context.Context, id uuid.UUID, name, language string) (ChannelConnection, error) {
+	c, err := scanChannel(t.tx.QueryRow(ctx, `UPDATE channel_connections SET template_name = $2, template_language = $3,
+		updated_at = now() WHERE id = $1 RETURNING `+channelCols, id, name, language))
+	if err != nil {
+		return ChannelConnection{}, fmt.Errorf("store: set channel template: %w", err)
+	}
+	return c, nil
+}
+
+// MarkChannelTokenError records that the channel refused the stored token.
+// first is true only for the call that found the token still unmarked, so
+// the operator is told once, not at every failed send.
+func (t *Tx) MarkChannelTokenError(ctx context.Context, id uuid.UUID, reason string) (first bool, err error) {
+	tag, err := t.tx.Exec(ctx, `UPDATE channel_connections SET token_error = left($2, 1000), token_error_at = now(),
+		updated_at = now() WHERE id = $1 AND token_error_at IS NULL`, id, reason)
+	if err != nil {
+		return false, fmt.Errorf("store: mark channel token error: %w", mapErr(err))
+	}
+	return tag.RowsAffected() == 1, nil
+}
+
+// CountAgentChannels counts the connections of kind that route to an agent.
+func (t *Tx) CountAgentChannels(ctx context.Context, agentID uuid.UUID, kind string) (int, error) {
+	var n int
+	if err := t.tx.QueryRow(ctx, `SELECT count(*) FROM channel_connections WHERE agent_id = $1 AND kind = $2`,
+		agentID, kind).Scan(&n); err != nil {
+		return 0, fmt.Errorf("store: count agent channels: %w", mapErr(err))
+	}
+	return n, nil
 }
 
 // DeleteChannel disconnects a workspace or number.

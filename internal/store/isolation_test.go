@@ -125,6 +125,10 @@ func seed(t testing.TB, ctx context.Context, s *store.Store, label string) seede
 		if _, err = tx.ClaimOutbound(ctx, store.Outbound{Key: "wf:1:0", Channel: store.ChannelSlack}); err != nil {
 			return err
 		}
+		if err = tx.TouchWhatsAppContact(ctx, store.WhatsAppContact{PhoneNumberID: "1065" + label, UserKey: "US.1" + label,
+			WAID: "1555000" + label, LastInboundAt: time.Now()}); err != nil {
+			return err
+		}
 		if _, err = tx.CreateHTTPTool(ctx, store.HTTPTool{ID: uuid.New(), AgentID: out.agent.ID, Name: "lookup_order",
 			Description: "Looks up an order", Method: "GET", URLTemplate: "https://api.example.com/orders/{id}",
 			Parameters: []byte(`{"type":"object"}`), Timeout: time.Second, Enabled: true}); err != nil {
@@ -273,6 +277,11 @@ func TestTenantIsolationInEveryTable(t *testing.T) {
 		require.ErrorIs(t, err, store.ErrNotFound)
 		_, err = tx.GetChannel(ctx, a.channel.ID)
 		require.ErrorIs(t, err, store.ErrNotFound)
+		_, err = tx.GetWhatsAppContact(ctx, "1065a", "US.1a")
+		require.ErrorIs(t, err, store.ErrNotFound, "B reads A's WhatsApp user")
+		_, found, err := tx.ApplyWhatsAppStatus(ctx, store.WhatsAppStatus{Key: "wf:1:0", WAMID: "wamid.x", Status: "read", Rank: 3})
+		require.NoError(t, err)
+		require.False(t, found, "a status in B's scope reaches only B's messages")
 		msgs, err := tx.ListMessages(ctx, a.conversation.ID)
 		require.NoError(t, err)
 		require.Empty(t, msgs)

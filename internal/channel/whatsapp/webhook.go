@@ -412,6 +412,10 @@ func ignored(m Message, reason string) Message {
 
 func unsupported(m Message, what string) Message {
 	m.Kind, m.Unsupported = KindUnsupported, what
+	if strings.TrimSpace(m.Text) == "" {
+		// What the conversation records for it.
+		m.Text = "[" + firstNonEmpty(m.Type, "unknown") + " message]"
+	}
 	return m
 }
 

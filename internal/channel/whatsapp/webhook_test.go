@@ -117,11 +117,11 @@ func TestParseMessageTypes(t *testing.T) {
 		{"template button", fakewhatsapp.Of(from, "button", map[string]any{"payload": "CONTINUE", "text": "Continue"}), whatsapp.KindText, "Continue"},
 		{"reaction", fakewhatsapp.Of(from, "reaction", map[string]any{"message_id": "wamid.X", "emoji": "👍"}), whatsapp.KindReaction, "[reacted 👍 to a message]"},
 		{"reaction removed", fakewhatsapp.Of(from, "reaction", map[string]any{"message_id": "wamid.X", "emoji": ""}), whatsapp.KindReaction, "[removed a reaction]"},
-		{"sticker", fakewhatsapp.Of(from, "sticker", map[string]any{"id": "9", "mime_type": "image/webp", "animated": false}), whatsapp.KindUnsupported, ""},
-		{"video", fakewhatsapp.Of(from, "video", map[string]any{"id": "9", "mime_type": "video/mp4"}), whatsapp.KindUnsupported, ""},
+		{"sticker", fakewhatsapp.Of(from, "sticker", map[string]any{"id": "9", "mime_type": "image/webp", "animated": false}), whatsapp.KindUnsupported, "[sticker message]"},
+		{"video", fakewhatsapp.Of(from, "video", map[string]any{"id": "9", "mime_type": "video/mp4"}), whatsapp.KindUnsupported, "[video message]"},
 		{"unsupported", fakewhatsapp.Msg{From: from, ID: "wamid.U", Type: "unsupported",
 			Errors: []fakewhatsapp.ErrorSpec{{Code: 131051, Title: "Message type unknown", Details: "Message type is currently not supported."}}},
-			whatsapp.KindUnsupported, ""},
+			whatsapp.KindUnsupported, "[unsupported message]"},
 		{"system", fakewhatsapp.Of(from, "system", map[string]any{"body": "User changed number", "type": "user_changed_number"}), whatsapp.KindIgnored, ""},
 		{"empty text", fakewhatsapp.Text(from, "  "), whatsapp.KindIgnored, ""},
 	}
@@ -233,7 +233,7 @@ func FuzzParseWebhook(f *testing.F) {
 						t.Fatalf("answerable message without id, sender or text: %+v", m)
 					}
 				case whatsapp.KindUnsupported:
-					if m.ID == "" || m.UserKey() == "" || m.Unsupported == "" {
+					if m.ID == "" || m.UserKey() == "" || m.Unsupported == "" || strings.TrimSpace(m.Text) == "" {
 						t.Fatalf("unsupported message without id, sender or noun: %+v", m)
 					}
 				case whatsapp.KindIgnored:
