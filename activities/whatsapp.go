@@ -78,7 +78,9 @@ const (
 func (*WhatsAppOutlet) ConnectionID(addr Address) string { return addr.PhoneNumberID }
 
 // Split cuts at whatsapp.MaxTextChars (4,096), preferring paragraph and line breaks.
-func (*WhatsAppOutlet) Split(text string) []string { return slack.SplitText(text, whatsapp.MaxTextChars) }
+func (*WhatsAppOutlet) Split(text string) []string {
+	return slack.SplitText(text, whatsapp.MaxTextChars)
+}
 
 func (o *WhatsAppOutlet) grace() time.Duration {
 	if o.StatusGrace > 0 {

@@ -25,8 +25,8 @@ type Agent struct {
 	// BusinessFunction is what the agent does for the business (declared in
 	// the Agent Designer): on WhatsApp, Meta's policy limits it to that.
 	BusinessFunction string
-	CreatedAt    time.Time
-	UpdatedAt    time.Time
+	CreatedAt        time.Time
+	UpdatedAt        time.Time
 }
 
 // Escalation holds when a conversation is handed to a human. Stored as jsonb;
