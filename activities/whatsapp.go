@@ -264,7 +264,7 @@ func (o *WhatsAppOutlet) tokenRefused(ctx context.Context, conn Connection, caus
 	var tenantName string
 	err := o.Store.WithTenant(ctx, conn.Row.TenantID, func(tx *store.Tx) error {
 		var err error
-		if first, err = tx.MarkChannelTokenError(ctx, conn.Row.ID, cause.Error()); err != nil || !first {
+		if first, err = tx.MarkChannelTokenError(ctx, conn.Row.ID, conn.Row.Secret, cause.Error()); err != nil || !first {
 			return err
 		}
 		if err := tx.AppendAudit(ctx, store.AuditEvent{Actor: "system", Action: "channel.token_invalid", TargetType: "channel",

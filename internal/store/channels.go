@@ -128,12 +128,13 @@ func (t *Tx) SetChannelTemplate(ctx context.Context, id uuid.UUID, name, languag
 	return c, nil
 }
 
-// MarkChannelTokenError records that the channel refused the stored token.
-// first is true only for the call that found the token still unmarked, so
-// the operator is told once, not at every failed send.
-func (t *Tx) MarkChannelTokenError(ctx context.Context, id uuid.UUID, reason string) (first bool, err error) {
+// MarkChannelTokenError records that the channel refused the token sealed
+// as secret. first is true only for the call that found that token still
+// unmarked, so the operator is told once, not at every failed send; a send
+// with a token the operator has since replaced marks nothing.
+func (t *Tx) MarkChannelTokenError(ctx context.Context, id uuid.UUID, secret []byte, reason string) (first bool, err error) {
 	tag, err := t.tx.Exec(ctx, `UPDATE channel_connections SET token_error = left($2, 1000), token_error_at = now(),
-		updated_at = now() WHERE id = $1 AND token_error_at IS NULL`, id, reason)
+		updated_at = now() WHERE id = $1 AND token_error_at IS NULL AND secret = $3`, id, reason, secret)
 	if err != nil {
 		return false, fmt.Errorf("store: mark channel token error: %w", mapErr(err))
 	}

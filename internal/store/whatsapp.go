@@ -58,9 +58,11 @@ func (t *Tx) TouchWhatsAppContact(ctx context.Context, c WhatsAppContact) error 
 			user_id = CASE WHEN EXCLUDED.user_id = '' THEN whatsapp_contacts.user_id ELSE EXCLUDED.user_id END,
 			profile_name = CASE WHEN EXCLUDED.profile_name = '' THEN whatsapp_contacts.profile_name ELSE EXCLUDED.profile_name END,
 			last_inbound_at = greatest(whatsapp_contacts.last_inbound_at, EXCLUDED.last_inbound_at),
-			unreachable_at = CASE WHEN EXCLUDED.last_inbound_at > coalesce(whatsapp_contacts.unreachable_at, '-infinity')
+			-- Meta's timestamps are whole seconds: a message of the same second
+			-- as the mark counts as later.
+			unreachable_at = CASE WHEN EXCLUDED.last_inbound_at >= date_trunc('second', coalesce(whatsapp_contacts.unreachable_at, '-infinity'))
 			                      THEN NULL ELSE whatsapp_contacts.unreachable_at END,
-			unreachable_code = CASE WHEN EXCLUDED.last_inbound_at > coalesce(whatsapp_contacts.unreachable_at, '-infinity')
+			unreachable_code = CASE WHEN EXCLUDED.last_inbound_at >= date_trunc('second', coalesce(whatsapp_contacts.unreachable_at, '-infinity'))
 			                        THEN NULL ELSE whatsapp_contacts.unreachable_code END,
 			updated_at = now()`,
 		t.tenantID, c.PhoneNumberID, c.UserKey, c.WAID, c.UserID, c.ProfileName, c.LastInboundAt)
@@ -71,12 +73,14 @@ func (t *Tx) TouchWhatsAppContact(ctx context.Context, c WhatsAppContact) error 
 }
 
 // GetWhatsAppContact returns a user of a number, with whether the 24-hour
-// window is open now.
+// window is open now. Meta's message timestamps are whole seconds, so a
+// message of the same second as a 131047 refusal reopens the window.
 func (t *Tx) GetWhatsAppContact(ctx context.Context, phoneNumberID, userKey string) (WhatsAppContact, error) {
 	c := WhatsAppContact{PhoneNumberID: phoneNumberID, UserKey: userKey}
 	err := t.tx.QueryRow(ctx, `
 		SELECT wa_id, user_id, profile_name, last_inbound_at,
-		       last_inbound_at > now() - make_interval(secs => $3) AND (window_closed_at IS NULL OR window_closed_at < last_inbound_at),
+		       last_inbound_at > now() - make_interval(secs => $3)
+		         AND (window_closed_at IS NULL OR date_trunc('second', window_closed_at) <= last_inbound_at),
 		       unreachable_at, unreachable_code
 		FROM whatsapp_contacts WHERE phone_number_id = $1 AND user_key = $2`,
 		phoneNumberID, userKey, WhatsAppWindow.Seconds()).

@@ -42,7 +42,7 @@ func TestWhatsAppContactWindow(t *testing.T) {
 	require.False(t, c.WindowOpen, "last message 25 hours ago")
 	require.Empty(t, c.WAID)
 
-	now := time.Now().Truncate(time.Microsecond)
+	now := time.Now().Add(-2 * time.Second).Truncate(time.Microsecond) // before the refusal below, by more than Meta's one-second resolution
 	in(store.WhatsAppContact{PhoneNumberID: "1065", UserKey: "US.42", WAID: "16505551234", ProfileName: "Sheena", LastInboundAt: now})
 	in(store.WhatsAppContact{PhoneNumberID: "1065", UserKey: "US.42", LastInboundAt: now.Add(-2 * time.Hour)}) // a late retry
 	c = get()

@@ -257,6 +257,59 @@ func (s *Server) WaitForSent(t testing.TB, n int, timeout time.Duration) []Sent 
 	}
 }
 
+// SentTo returns the messages accepted from phoneNumberID to user (a phone
+// number or business-scoped user ID), oldest first.
+func (s *Server) SentTo(phoneNumberID, user string) []Sent {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.sentToLocked(phoneNumberID, user)
+}
+
+func (s *Server) sentToLocked(phoneNumberID, user string) []Sent {
+	var out []Sent
+	for _, m := range s.sent {
+		if m.PhoneNumberID == phoneNumberID && (m.To == user || m.Recipient == user) {
+			out = append(out, m)
+		}
+	}
+	return out
+}
+
+// WaitForSentTo waits until at least n messages were accepted from
+// phoneNumberID to user and returns them all.
+func (s *Server) WaitForSentTo(t testing.TB, phoneNumberID, user string, n int, timeout time.Duration) []Sent {
+	t.Helper()
+	timer := time.NewTimer(timeout)
+	defer timer.Stop()
+	for {
+		s.mu.Lock()
+		out, ch := s.sentToLocked(phoneNumberID, user), s.changed
+		s.mu.Unlock()
+		if len(out) >= n {
+			return out
+		}
+		select {
+		case <-ch:
+		case <-timer.C:
+			t.Fatalf("fakewhatsapp: timed out after %s waiting for %d messages to %s (have %d: %+v)", timeout, n, user, len(out), out)
+		}
+	}
+}
+
+// Posts counts the POST /messages requests the fake received for number
+// (accepted or not) whose body names user.
+func (s *Server) Posts(phoneNumberID, user string) int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	n := 0
+	for _, r := range s.requests {
+		if r.Method == http.MethodPost && strings.HasSuffix(r.Path, "/"+phoneNumberID+"/messages") && bytes.Contains(r.Body, []byte(`"`+user+`"`)) {
+			n++
+		}
+	}
+	return n
+}
+
 func (s *Server) notifyLocked() {
 	close(s.changed)
 	s.changed = make(chan struct{})

@@ -31,6 +31,7 @@ import (
 	"github.com/konstruct/konstruct/internal/testkit"
 	"github.com/konstruct/konstruct/internal/testkit/fakellm"
 	"github.com/konstruct/konstruct/internal/testkit/fakeslack"
+	"github.com/konstruct/konstruct/internal/testkit/fakewhatsapp"
 )
 
 var (
@@ -100,15 +101,20 @@ type Platform struct {
 	t             testing.TB
 	DB            testkit.Database
 	Slack         *fakeslack.Server
+	WhatsApp      *fakewhatsapp.Server // the Graph API; its status webhooks go to this platform (whatsapp.go)
 	LLM           *fakellm.Server
 	URL           string
 	WorkerURL     string // the worker's /metrics and /healthz
 	SigningSecret string
-	TaskQueue     string
-	AdminEmail    string
-	AdminPassword string
-	AdminToken    string
-	env           []string
+	// WhatsAppSecret signs WhatsApp webhooks (the Meta app secret) and
+	// WhatsAppVerifyToken answers Meta's handshake.
+	WhatsAppSecret      string
+	WhatsAppVerifyToken string
+	TaskQueue           string
+	AdminEmail          string
+	AdminPassword       string
+	AdminToken          string
+	env                 []string
 
 	mu          sync.Mutex
 	serves      []*Proc
@@ -140,14 +146,17 @@ func Start(t testing.TB, opts Options) *Platform {
 	tc := testkit.NewTemporal(t)
 	Binary(t)
 	p := &Platform{
-		t:             t,
-		DB:            testkit.NewDatabase(t),
-		Slack:         fakeslack.New(t),
-		LLM:           fakellm.New(t),
-		SigningSecret: randHex(16),
-		TaskQueue:     "e2e-" + randHex(6),
-		AdminEmail:    "admin-" + randHex(4) + "@konstruct.test",
-		AdminPassword: "Adm1n-" + randHex(8),
+		t:                   t,
+		DB:                  testkit.NewDatabase(t),
+		Slack:               fakeslack.New(t),
+		WhatsApp:            fakewhatsapp.New(t),
+		LLM:                 fakellm.New(t),
+		SigningSecret:       randHex(16),
+		WhatsAppSecret:      randHex(16),
+		WhatsAppVerifyToken: randHex(8),
+		TaskQueue:           "e2e-" + randHex(6),
+		AdminEmail:          "admin-" + randHex(4) + "@konstruct.test",
+		AdminPassword:       "Adm1n-" + randHex(8),
 	}
 	// Registered before the processes start, so it runs after they stop.
 	t.Cleanup(func() { terminateConversations(t, tc, p.TaskQueue) })
@@ -171,6 +180,9 @@ func Start(t testing.TB, opts Options) *Platform {
 		"KONSTRUCT_BOOTSTRAP_ADMIN_PASSWORD":    p.AdminPassword,
 		"KONSTRUCT_SLACK_SIGNING_SECRET":        p.SigningSecret,
 		"KONSTRUCT_SLACK_API_URL":               p.Slack.URL(),
+		"KONSTRUCT_WHATSAPP_APP_SECRET":         p.WhatsAppSecret,
+		"KONSTRUCT_WHATSAPP_VERIFY_TOKEN":       p.WhatsAppVerifyToken,
+		"KONSTRUCT_WHATSAPP_API_URL":            p.WhatsApp.URL(),
 		"KONSTRUCT_OPENAI_API_KEY":              p.LLM.APIKey(),
 		"KONSTRUCT_OPENAI_BASE_URL":             p.LLM.OpenAIBaseURL(),
 		"KONSTRUCT_ANTHROPIC_API_KEY":           p.LLM.APIKey(),
@@ -218,6 +230,9 @@ func Start(t testing.TB, opts Options) *Platform {
 		p.workerAddrs = append(p.workerAddrs, freeAddr(t))
 	}
 
+	// Like Meta, the fake reports each message it accepts as sent, then
+	// delivered, in signed status webhooks.
+	p.WhatsApp.DeliverStatuses(p.URL+"/webhooks/whatsapp", p.WhatsAppSecret, "sent", "delivered")
 	if opts.BeforeStart != nil {
 		opts.BeforeStart(p)
 	}
@@ -516,6 +531,8 @@ type AgentSpec struct {
 	SystemPrompt string   `json:"system_prompt,omitempty"`
 	Models       []string `json:"models,omitempty"`
 	Tools        []string `json:"tools,omitempty"`
+	// BusinessFunction is required for an agent answering on WhatsApp.
+	BusinessFunction string `json:"business_function,omitempty"`
 }
 
 // NewTenant creates a tenant and an agent over the REST API and connects a
