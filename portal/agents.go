@@ -109,7 +109,8 @@ func (p *Portal) designer(agent *store.Agent, in agents.Input, channel string) d
 	d := designerData{Agent: agent, Input: in, Keywords: strings.Join(in.Escalation.Keywords, ", "),
 		DefaultModels: p.d.Config.DefaultModels, Channel: channel,
 		Limits: map[string]int{"name": agents.MaxName, "role": agents.MaxRole, "persona": agents.MaxPersona,
-			"system_prompt": agents.MaxSystemPrompt, "models": agents.MaxModels, "handoff": 1000}}
+			"system_prompt": agents.MaxSystemPrompt, "models": agents.MaxModels, "handoff": 1000,
+			"business_function": agents.MaxBusinessFunction}}
 	if in.Escalation.MaxFailedTurns > 0 {
 		d.MaxFailed = strconv.Itoa(in.Escalation.MaxFailedTurns)
 	}
@@ -125,7 +126,8 @@ func (p *Portal) designer(agent *store.Agent, in agents.Input, channel string) d
 		}
 	}
 	d.Preview = agents.SystemPrompt(store.Agent{Name: in.Name, Role: strings.TrimSpace(in.Role),
-		Persona: strings.TrimSpace(in.Persona), SystemPrompt: strings.TrimSpace(in.SystemPrompt)}, channel)
+		Persona: strings.TrimSpace(in.Persona), SystemPrompt: strings.TrimSpace(in.SystemPrompt),
+		BusinessFunction: strings.TrimSpace(in.BusinessFunction)}, channel)
 	return d
 }
 
@@ -147,6 +149,7 @@ func parseAgentForm(c *gin.Context) (agents.Input, string, string, apperr.Fields
 	in := agents.Input{
 		Name: c.PostForm("name"), Role: c.PostForm("role"), Persona: c.PostForm("persona"),
 		SystemPrompt: c.PostForm("system_prompt"), Models: c.PostFormArray("models"), Tools: c.PostFormArray("tools"),
+		BusinessFunction: c.PostForm("business_function"),
 		Status: c.DefaultPostForm("status", store.AgentActive),
 	}
 	if v := strings.TrimSpace(c.PostForm("kb_top_k")); v != "" {
@@ -262,7 +265,8 @@ func (p *Portal) agentPreview(c *gin.Context) {
 	in, _, _, _ := parseAgentForm(c)
 	channel := c.DefaultPostForm("preview_channel", store.ChannelSlack)
 	prompt := agents.SystemPrompt(store.Agent{Name: strings.TrimSpace(in.Name), Role: strings.TrimSpace(in.Role),
-		Persona: strings.TrimSpace(in.Persona), SystemPrompt: strings.TrimSpace(in.SystemPrompt)}, channel)
+		Persona: strings.TrimSpace(in.Persona), SystemPrompt: strings.TrimSpace(in.SystemPrompt),
+		BusinessFunction: strings.TrimSpace(in.BusinessFunction)}, channel)
 	c.JSON(http.StatusOK, gin.H{"prompt": prompt, "characters": len([]rune(prompt))})
 }
 

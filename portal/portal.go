@@ -190,6 +190,8 @@ func (p *Portal) routes() []route {
 
 		r(get, t+"/channels", read(authz.ObjChannels), p.channelList),
 		r(post, t+"/channels/slack", write(authz.ObjChannels), p.channelConnectSlack),
+		r(post, t+"/channels/whatsapp", write(authz.ObjChannels), p.channelConnectWhatsApp),
+		r(post, t+"/channels/:channel_id/template", write(authz.ObjChannels), p.channelTemplate),
 		r(post, t+"/channels/:channel_id/delete", write(authz.ObjChannels), p.channelDelete),
 
 		r(get, t+"/users", read(authz.ObjUsers), p.team),

@@ -141,7 +141,7 @@
     if (!out) return;
     function refresh() {
       var body = new URLSearchParams();
-      ["name", "role", "persona", "system_prompt"].forEach(function (k) {
+      ["name", "role", "persona", "system_prompt", "business_function"].forEach(function (k) {
         var el = form.elements[k]; if (el) body.append(k, el.value);
       });
       var ch = $("#preview-channel"); body.append("preview_channel", ch ? ch.value : "slack");
@@ -158,7 +158,7 @@
       }).catch(function () { if (status) status.textContent = "Preview unavailable"; });
     }
     function later() { clearTimeout(timer); timer = setTimeout(refresh, 250); }
-    ["name", "role", "persona", "system_prompt"].forEach(function (k) {
+    ["name", "role", "persona", "system_prompt", "business_function"].forEach(function (k) {
       var el = form.elements[k]; if (el) el.addEventListener("input", later);
     });
     var ch = $("#preview-channel"); if (ch) ch.addEventListener("change", refresh);
