@@ -150,7 +150,7 @@ func parseAgentForm(c *gin.Context) (agents.Input, string, string, apperr.Fields
 		Name: c.PostForm("name"), Role: c.PostForm("role"), Persona: c.PostForm("persona"),
 		SystemPrompt: c.PostForm("system_prompt"), Models: c.PostFormArray("models"), Tools: c.PostFormArray("tools"),
 		BusinessFunction: c.PostForm("business_function"),
-		Status: c.DefaultPostForm("status", store.AgentActive),
+		Status:           c.DefaultPostForm("status", store.AgentActive),
 	}
 	if v := strings.TrimSpace(c.PostForm("kb_top_k")); v != "" {
 		n, err := strconv.Atoi(v)
