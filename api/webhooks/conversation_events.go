@@ -19,8 +19,9 @@ type Sender interface {
 	Send(ctx context.Context, in workflows.ConversationInput, msg workflows.Inbound) error
 }
 
-// ConversationEvent is the inbox payload of a chat message (Slack, and
-// WhatsApp once it exists): what SignalWithStart needs, fixed at arrival.
+// ConversationEvent is the inbox payload of a chat message (Slack or
+// WhatsApp, or a WhatsApp delivery failure the conversation acts on): what
+// SignalWithStart needs, fixed at arrival.
 type ConversationEvent struct {
 	Input   workflows.ConversationInput `json:"input"`
 	Message workflows.Inbound           `json:"message"`
@@ -40,7 +41,7 @@ func RecordConversationEvent(ctx context.Context, s *store.Store, tenantID uuid.
 }
 
 // ConversationHandler delivers recorded chat messages to their conversation
-// workflows: the inbox dispatcher's handler for Slack (and WhatsApp). A
+// workflows: the inbox dispatcher's handler for Slack and WhatsApp. A
 // repeated delivery is harmless: the workflow drops event IDs it has seen.
 type ConversationHandler struct {
 	Sender Sender
