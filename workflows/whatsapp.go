@@ -30,8 +30,8 @@ func (c *conversation) whatsApp(ctx workflow.Context, m Inbound) error {
 }
 
 func unsupportedNotice(what string) string {
-	return "Sorry, I can't read " + what + " here. I can read text messages, photos, documents, locations and button replies: " +
-		"could you type your message instead?"
+	return "Sorry, I can't open " + what + " here: I can only read text messages, photos, documents, locations and button replies. " +
+		"Could you type your message instead?"
 }
 
 // reengagementCode is Meta's error for a free-form message sent more than 24

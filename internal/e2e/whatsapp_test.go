@@ -157,7 +157,7 @@ func TestWhatsAppConversation(t *testing.T) {
 	status, _ = p.PostWhatsApp(tn.Messages(sticker))
 	require.Equal(t, http.StatusOK, status)
 	sent = p.WhatsApp.WaitForSentTo(t, tn.PhoneNumberID, sheena, 6, replyTimeout)
-	require.Contains(t, sent[5].Text, "Sorry, I can't read stickers here.")
+	require.Contains(t, sent[5].Text, "Sorry, I can't open stickers here: I can only read text messages")
 	reaction := fakewhatsapp.Of(sheena, "reaction", map[string]any{"message_id": sent[5].WAMID, "emoji": "👍"})
 	reaction.UserID = bsuid
 	status, _ = p.PostWhatsApp(tn.Messages(reaction))

@@ -32,25 +32,45 @@ type WhatsAppContact struct {
 }
 
 // RecordWhatsAppInbound is what the webhook writes for one inbound message,
-// in one transaction: the event in the inbox (deduped by tenant, source and
-// wamid) and the user's last message time, which opens the 24-hour window.
-// recorded is false for a repeated delivery of the same message.
+// in one transaction: the user's last message time, which opens the 24-hour
+// window, and the event in the inbox (deduped by tenant, source and wamid).
+// recorded is false for a repeated delivery of the same message. Like
+// RecordInbound it is one pipelined batch — the tenant setting, the upsert
+// and the INSERT, which Postgres runs as one implicit transaction (one
+// Sync), so the webhook's acknowledgement costs one round trip.
 func (s *Store) RecordWhatsAppInbound(ctx context.Context, tenantID uuid.UUID, ev InboxEvent, c WhatsAppContact) (recorded bool, err error) {
-	err = s.WithTenant(ctx, tenantID, func(tx *Tx) error {
-		if err := tx.TouchWhatsAppContact(ctx, c); err != nil {
-			return err
+	if tenantID == uuid.Nil {
+		return false, errors.New("store: record whatsapp inbound: no tenant")
+	}
+	b := &pgx.Batch{}
+	b.Queue(`SELECT set_config('app.tenant_id', $1, true)`, tenantID.String())
+	b.Queue(touchContactSQL, tenantID, c.PhoneNumberID, c.UserKey, c.WAID, c.UserID, c.ProfileName, c.LastInboundAt)
+	b.Queue(`
+		INSERT INTO inbox (tenant_id, source, event_id, ordering_key, payload)
+		VALUES ($1, $2, $3, $4, $5)
+		ON CONFLICT (tenant_id, source, event_id) DO NOTHING
+		RETURNING id`, tenantID, ev.Source, ev.EventID, ev.OrderingKey, []byte(ev.Payload))
+	br := s.pool.SendBatch(ctx, b)
+	var id int64
+	if _, err = br.Exec(); err == nil {
+		if _, err = br.Exec(); err == nil {
+			err = br.QueryRow().Scan(&id)
 		}
-		recorded, err = tx.RecordInbound(ctx, ev)
-		return err
-	})
-	return recorded, err
+	}
+	recorded = err == nil
+	if errors.Is(err, pgx.ErrNoRows) {
+		err = nil
+	}
+	if cerr := br.Close(); err == nil && cerr != nil {
+		recorded, err = false, cerr // the commit failed: not recorded
+	}
+	if err != nil {
+		return false, fmt.Errorf("store: record whatsapp inbound %s: %w", ev.EventID, mapErr(err))
+	}
+	return recorded, nil
 }
 
-// TouchWhatsAppContact records that the user wrote at c.LastInboundAt
-// (keeping a later time already recorded), with the IDs and name Meta sent.
-// A user who writes is reachable again.
-func (t *Tx) TouchWhatsAppContact(ctx context.Context, c WhatsAppContact) error {
-	_, err := t.tx.Exec(ctx, `
+const touchContactSQL = `
 		INSERT INTO whatsapp_contacts (tenant_id, phone_number_id, user_key, wa_id, user_id, profile_name, last_inbound_at)
 		VALUES ($1, $2, $3, $4, $5, left($6, 500), $7)
 		ON CONFLICT (tenant_id, phone_number_id, user_key) DO UPDATE SET
@@ -64,8 +84,13 @@ func (t *Tx) TouchWhatsAppContact(ctx context.Context, c WhatsAppContact) error 
 			                      THEN NULL ELSE whatsapp_contacts.unreachable_at END,
 			unreachable_code = CASE WHEN EXCLUDED.last_inbound_at >= date_trunc('second', coalesce(whatsapp_contacts.unreachable_at, '-infinity'))
 			                        THEN NULL ELSE whatsapp_contacts.unreachable_code END,
-			updated_at = now()`,
-		t.tenantID, c.PhoneNumberID, c.UserKey, c.WAID, c.UserID, c.ProfileName, c.LastInboundAt)
+			updated_at = now()`
+
+// TouchWhatsAppContact records that the user wrote at c.LastInboundAt
+// (keeping a later time already recorded), with the IDs and name Meta sent.
+// A user who writes is reachable again.
+func (t *Tx) TouchWhatsAppContact(ctx context.Context, c WhatsAppContact) error {
+	_, err := t.tx.Exec(ctx, touchContactSQL, t.tenantID, c.PhoneNumberID, c.UserKey, c.WAID, c.UserID, c.ProfileName, c.LastInboundAt)
 	if err != nil {
 		return fmt.Errorf("store: touch whatsapp contact: %w", mapErr(err))
 	}
