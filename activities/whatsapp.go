@@ -158,12 +158,7 @@ func (o *WhatsAppOutlet) send(ctx context.Context, conn Connection, addr Address
 		return "", temporal.NewApplicationErrorWithOptions("whatsapp: waiting out a rate limit on number "+number, "WhatsAppRateLimited",
 			temporal.ApplicationErrorOptions{NextRetryDelay: wait})
 	}
-	err := o.Store.WithTenant(ctx, tenantID, func(tx *store.Tx) error {
-		if err := tx.MarkOutboundPostStarted(ctx, part.Key); err != nil {
-			return err
-		}
-		return tx.SetOutboundSentAs(ctx, part.Key, sentAs)
-	})
+	err := o.Store.WithTenant(ctx, tenantID, func(tx *store.Tx) error { return tx.MarkOutboundPostStarted(ctx, part.Key, sentAs) })
 	if err != nil {
 		return "", fmt.Errorf("activities: whatsapp: record attempt: %w", err)
 	}

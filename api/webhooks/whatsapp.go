@@ -221,9 +221,11 @@ func (h *WhatsApp) message(ctx context.Context, route Route, ch whatsapp.Change,
 		Address:     activities.Address{PhoneNumberID: ch.PhoneNumberID, Recipient: userKey},
 		UserRef:     userKey, Settings: h.Settings,
 	}
+	// When the user wrote: the 24-hour window runs from there. A time in the
+	// future (a clock gone wrong) would hold the window open: now instead.
 	sent := m.Timestamp
-	if sent.IsZero() {
-		sent = h.now()
+	if now := h.now(); sent.IsZero() || sent.After(now) {
+		sent = now
 	}
 	inbound := workflows.Inbound{EventID: m.ID, UserID: userKey, Text: m.Text, TS: m.ID, ReceivedAt: h.now(),
 		RecordOnly: m.Kind == whatsapp.KindReaction}

@@ -55,13 +55,13 @@ func TestBrowserConnectWhatsApp(t *testing.T) {
 	require.NoError(t, chromedp.Do(ctx, chromedp.SetValue(css("#preview-channel"), "whatsapp")))
 	_, err := chromedp.Run(ctx, chromedp.Evaluate[bool](`document.querySelector("#preview-channel").dispatchEvent(new Event("change"))`))
 	require.NoError(t, err)
-	require.Eventually(t, func() bool {
-		return strings.Contains(text(t, ctx, "[data-testid=prompt-preview]"),
-			"Scope on WhatsApp: you act only for this business function: Order tracking and returns for Acme's web shop")
-	}, 10*time.Second, 100*time.Millisecond, "the live preview shows the WhatsApp scope")
+	_, err = chromedp.Run(ctx, chromedp.Poll[bool](`document.querySelector('#prompt-preview').textContent.includes(`+
+		`"Scope on WhatsApp: you act only for this business function: Order tracking and returns for Acme's web shop")`,
+		chromedp.WithPollingTimeout(10*time.Second)))
+	require.NoError(t, err, "the live preview shows the WhatsApp scope")
 	shot.take(ctx, "designer-business-function")
-	submit(t, ctx, `[data-testid=save-agent]`, `[data-testid=business-function]`)
-	require.Contains(t, text(t, ctx, "[data-testid=business-function]"), "Order tracking and returns")
+	submit(t, ctx, `[data-testid=save-agent]`, `[data-testid=agent-business-function]`)
+	require.Contains(t, text(t, ctx, "[data-testid=agent-business-function]"), "Order tracking and returns")
 
 	// A token Meta does not know: refused next to its field, not sent back.
 	visit(t, ctx, h.URL+home+"/channels")
@@ -90,10 +90,13 @@ func TestBrowserConnectWhatsApp(t *testing.T) {
 	require.NotContains(t, html, token)
 	shot.take(ctx, "channels-whatsapp-connected")
 
-	// The template, changed from the page.
+	// The template, changed from the page (loaded afresh: no flash yet).
+	visit(t, ctx, h.URL+home+"/channels")
+	require.Zero(t, count(t, ctx, ".flash-wrap"))
 	fill(t, ctx, map[string]string{"[data-testid=template-form] input[name=template_name]": "reopen_chat",
 		"[data-testid=template-form] input[name=template_language]": "de"})
 	submit(t, ctx, `[data-testid=save-template]`, `.flash-wrap`)
+	require.Contains(t, text(t, ctx, ".flash-wrap"), "now sends the template reopen_chat")
 	require.Contains(t, text(t, ctx, "[data-testid=whatsapp-template]"), "reopen_chat (de)")
 
 	var chans []store.ChannelConnection

@@ -218,11 +218,12 @@ func (t *Tx) GetOutboundAttempt(ctx context.Context, key string) (OutboundAttemp
 	return a, nil
 }
 
-// MarkOutboundPostStarted records that an attempt to post key begins now
-// (clearing an earlier attempt's refusal: this one's outcome is unknown
-// until Meta answers).
-func (t *Tx) MarkOutboundPostStarted(ctx context.Context, key string) error {
-	return t.outboundExec(ctx, key, `UPDATE outbound_messages SET post_started_at = now(), refused_at = NULL WHERE key = $1`)
+// MarkOutboundPostStarted records that an attempt to post key as sentAs
+// (text or template) begins now, clearing an earlier attempt's refusal: this
+// one's outcome is unknown until Meta answers.
+func (t *Tx) MarkOutboundPostStarted(ctx context.Context, key, sentAs string) error {
+	return t.outboundExec(ctx, key, `UPDATE outbound_messages SET post_started_at = now(), refused_at = NULL, sent_as = $2
+		WHERE key = $1`, sentAs)
 }
 
 // MarkOutboundRefused records that Meta answered the attempt to post key
