@@ -97,6 +97,9 @@ type RespondInput struct {
 	// answer without calling tools.
 	FinalAnswer bool   `json:"final_answer,omitempty"`
 	EndUserRef  string `json:"end_user_ref,omitempty"` // whose long-term memory is recalled
+	// Media are the stored images (FetchMedia) of this turn's message, given
+	// to the model with it; earlier turns' images are only markers in History.
+	Media []string `json:"media,omitempty"`
 }
 
 // Agent statuses a respond may report instead of an answer.
@@ -160,6 +163,7 @@ const (
 	KindReply       = "reply"
 	KindNotice      = "notice"      // a message about the service, not an answer
 	KindUnavailable = "unavailable" // "the model is down, I'll answer later"
+	KindMedia       = "media"       // about the files of the message: not read, or no model can see
 )
 
 // DeliverInput posts a message into the conversation's thread and records it.

@@ -1,0 +1,505 @@
+package activities
+
+import (
+	"context"
+	"crypto/sha256"
+	"errors"
+	"fmt"
+	"log/slog"
+	"strconv"
+	"strings"
+	"time"
+	"unicode/utf8"
+
+	"github.com/google/uuid"
+	"go.temporal.io/sdk/activity"
+	"go.temporal.io/sdk/temporal"
+
+	"github.com/konstruct/konstruct/internal/channel/slack"
+	"github.com/konstruct/konstruct/internal/channel/whatsapp"
+	"github.com/konstruct/konstruct/internal/llm"
+	"github.com/konstruct/konstruct/internal/logging"
+	"github.com/konstruct/konstruct/internal/media"
+	"github.com/konstruct/konstruct/internal/store"
+)
+
+// FetchMediaInput downloads the files sent with one inbound message.
+type FetchMediaInput struct {
+	TenantID       string     `json:"tenant_id"`
+	AgentID        string     `json:"agent_id"`
+	ConversationID string     `json:"conversation_id"`
+	WorkflowID     string     `json:"workflow_id"`
+	Channel        string     `json:"channel"`
+	Address        Address    `json:"address"` // names the connection whose token downloads
+	EndUserRef     string     `json:"end_user_ref,omitempty"`
+	Turn           int        `json:"turn"`
+	Media          []MediaRef `json:"media"`
+}
+
+// FetchMediaOutput says, per file in input order, what became of it, and
+// what the end user must be told.
+type FetchMediaOutput struct {
+	Items []FetchedMedia `json:"items"`
+	// CanSee: the agent's model chain has a model that can see images.
+	CanSee bool `json:"can_see"`
+	// Notice is what the end user is told about files that were not read,
+	// or that no model of the assistant can see images; "" when nothing.
+	Notice string `json:"notice,omitempty"`
+}
+
+// FetchedMedia is one file of the message.
+type FetchedMedia struct {
+	ID      string `json:"id,omitempty"`      // the stored image (media row); "" when not read
+	Marker  string `json:"marker"`            // what the conversation's window holds in its place
+	Refused string `json:"refused,omitempty"` // why it was not read, for the end user
+}
+
+// MediaMarker is the text an image leaves in the conversation's window: the
+// current turn's model gets the image itself in its place (Respond strips
+// it), later turns only this.
+func MediaMarker(name, caption string) string {
+	label := caption
+	if strings.TrimSpace(label) == "" {
+		label = name
+	}
+	label = strings.Join(strings.Fields(label), " ")
+	if utf8.RuneCountInString(label) > 200 {
+		label = string([]rune(label)[:200]) + "…"
+	}
+	if label == "" {
+		return "[image]"
+	}
+	return "[image: " + label + "]"
+}
+
+// fileLabel names a file for the end user.
+func fileLabel(ref MediaRef) string {
+	switch {
+	case ref.Name != "":
+		return ref.Name
+	case ref.Caption != "":
+		return "the image \"" + ref.Caption + "\""
+	}
+	return "the file you sent"
+}
+
+// NoVisionNotice is told to an end user who sent an image to an assistant
+// none of whose models can see.
+const NoVisionNotice = "I can't see images: the language models this assistant uses can only read text."
+
+// FetchMedia downloads each file of an inbound message with the channel
+// connection's token, checks it (an image by its bytes, within
+// MediaMaxBytes), and stores it once per tenant and channel file ID: a file
+// stored already, by an earlier attempt or another message, is not
+// downloaded again. A download that may succeed later (5xx, throttling, a
+// timeout, a broken connection) fails the activity, so Temporal retries it;
+// a file refused for good (too big, not an image, gone, forbidden) is
+// reported in the output, with a notice for the user — never dropped in
+// silence.
+func (a *Conversation) FetchMedia(ctx context.Context, in FetchMediaInput) (FetchMediaOutput, error) {
+	ctx = logging.With(logCtx(ctx, in.TenantID, in.WorkflowID), slog.String("agent_id", in.AgentID))
+	tenantID, convID, err := parseIDs(in.TenantID, in.ConversationID)
+	if err != nil {
+		return FetchMediaOutput{}, err
+	}
+	_, agentID, err := parseIDs(in.TenantID, in.AgentID)
+	if err != nil {
+		return FetchMediaOutput{}, err
+	}
+	out := FetchMediaOutput{Items: make([]FetchedMedia, len(in.Media))}
+	var chain []string
+	stored := make([]store.Media, len(in.Media))
+	err = a.Store.WithTenant(ctx, tenantID, func(tx *store.Tx) error {
+		agent, err := tx.GetAgent(ctx, agentID)
+		if err != nil && !errors.Is(err, store.ErrNotFound) {
+			return err
+		}
+		chain = agent.Models
+		for i, ref := range in.Media {
+			m, err := tx.FindMedia(ctx, ref.Source, ref.ID)
+			if errors.Is(err, store.ErrNotFound) {
+				continue
+			}
+			if err != nil {
+				return err
+			}
+			stored[i] = m
+		}
+		return nil
+	})
+	if err != nil {
+		return FetchMediaOutput{}, fmt.Errorf("activities: fetch media: load: %w", err)
+	}
+	if len(chain) == 0 {
+		chain = a.DefaultModels
+	}
+	out.CanSee = len(llm.VisionModels(chain)) > 0
+
+	var conn *Connection // loaded when a download needs it
+	var notes []string
+	for i, ref := range in.Media {
+		item := &out.Items[i]
+		item.Marker = MediaMarker(ref.Name, ref.Caption)
+		if stored[i].ID != uuid.Nil {
+			item.ID = stored[i].ID.String()
+			continue
+		}
+		m, err := a.fetchOne(ctx, tenantID, convID, in, ref, &conn)
+		if r, ok := media.AsRefused(err); ok {
+			item.Refused = r.Reason
+			item.Marker = "[file " + fileLabel(ref) + " not read: " + r.Reason + "]"
+			notes = append(notes, "I couldn't read "+fileLabel(ref)+": "+r.Reason+".")
+			a.Logger.WarnContext(ctx, "media refused", "source", ref.Source, "file_id", ref.ID, "reason", r.Reason, "error", r.Err)
+			continue
+		}
+		if err != nil {
+			return FetchMediaOutput{}, err
+		}
+		item.ID = m.ID.String()
+	}
+	if !out.CanSee {
+		for _, item := range out.Items {
+			if item.ID != "" {
+				notes = append(notes, NoVisionNotice)
+				break
+			}
+		}
+	}
+	out.Notice = strings.Join(notes, "\n")
+	return out, nil
+}
+
+// fetchOne downloads, checks and stores one file.
+func (a *Conversation) fetchOne(ctx context.Context, tenantID, convID uuid.UUID, in FetchMediaInput, ref MediaRef, conn **Connection) (store.Media, error) {
+	limit := a.mediaMaxBytes()
+	if !media.Announced(ref.MimeType) {
+		return store.Media{}, media.Refuse("it is not an image I can read (JPEG, PNG, WebP or GIF)", fmt.Errorf("announced as %s", ref.MimeType))
+	}
+	if ref.Size > limit {
+		return store.Media{}, media.TooBig(ref.Size, limit)
+	}
+	if *conn == nil {
+		c, err := a.mediaConnection(ctx, tenantID, in)
+		if err != nil {
+			return store.Media{}, err
+		}
+		*conn = &c
+	}
+	var (
+		data []byte
+		err  error
+	)
+	switch ref.Source {
+	case store.SourceSlack:
+		data, err = a.fetchSlack(ctx, (*conn).Token, ref, limit)
+	case store.SourceWhatsApp:
+		data, err = a.fetchWhatsApp(ctx, (*conn).Token, in.Address.PhoneNumberID, ref, limit)
+	default:
+		err = media.Refuse("files from "+ref.Source+" are not supported", nil)
+	}
+	if err != nil {
+		return store.Media{}, err
+	}
+	mime, err := media.Check(data)
+	if err != nil {
+		return store.Media{}, err
+	}
+	sum := sha256.Sum256(data)
+	var m store.Media
+	err = a.Store.WithTenant(ctx, tenantID, func(tx *store.Tx) error {
+		var err error
+		m, err = tx.AddMedia(ctx, store.Media{ConversationID: convID, EndUserRef: in.EndUserRef, Source: ref.Source,
+			SourceID: ref.ID, MimeType: mime, SHA256: sum[:], Data: data, Name: clip(ref.Name, 1000), Caption: clip(ref.Caption, 4096)})
+		return err
+	})
+	if errors.Is(err, store.ErrReferenced) {
+		// The conversation (or tenant) was deleted meanwhile: nobody to answer.
+		return store.Media{}, temporal.NewNonRetryableApplicationError("conversation no longer exists", ErrChannelGone, err)
+	}
+	if err != nil {
+		return store.Media{}, fmt.Errorf("activities: fetch media: store: %w", err)
+	}
+	a.Logger.InfoContext(ctx, "media stored", "source", ref.Source, "file_id", ref.ID, "media_id", m.ID,
+		"mime_type", mime, "bytes", len(data), "attempt", attemptOf(ctx))
+	return m, nil
+}
+
+func (a *Conversation) mediaMaxBytes() int64 {
+	if a.MediaMaxBytes > 0 {
+		return a.MediaMaxBytes
+	}
+	return media.DefaultMaxBytes
+}
+
+// mediaConnection loads and opens the token of the connection the message
+// came through. A connection that is gone refuses every file of the message.
+func (a *Conversation) mediaConnection(ctx context.Context, tenantID uuid.UUID, in FetchMediaInput) (Connection, error) {
+	connID := in.Address.TeamID
+	if in.Channel == store.ChannelWhatsApp {
+		connID = in.Address.PhoneNumberID
+	}
+	var c Connection
+	err := a.Store.WithTenant(ctx, tenantID, func(tx *store.Tx) error {
+		var err error
+		c.Row, err = tx.GetChannelByExternalID(ctx, in.Channel, connID)
+		return err
+	})
+	if errors.Is(err, store.ErrNotFound) {
+		return Connection{}, media.Refuse("the "+in.Channel+" connection was removed", err)
+	}
+	if err != nil {
+		return Connection{}, fmt.Errorf("activities: fetch media: connection: %w", err)
+	}
+	token, err := a.Secrets.Open(c.Row.Secret, store.SecretAAD(tenantID, in.Channel, connID))
+	if err != nil {
+		return Connection{}, media.Refuse("the "+in.Channel+" connection's token cannot be read; an operator needs to reconnect it", err)
+	}
+	c.Token = string(token)
+	return c, nil
+}
+
+// fetchSlack downloads a Slack file, asking files.info first when the event
+// gave only its ID.
+func (a *Conversation) fetchSlack(ctx context.Context, token string, ref MediaRef, limit int64) ([]byte, error) {
+	if a.Slack == nil {
+		return nil, media.Refuse("this server cannot read Slack files", nil)
+	}
+	u := ref.URL
+	if u == "" {
+		f, err := a.Slack.FileInfo(ctx, token, ref.ID)
+		switch {
+		case slack.IsPermanent(err):
+			return nil, media.Refuse("Slack did not give me the file ("+slack.ErrorCode(err)+")", err)
+		case err != nil:
+			return nil, slackDownloadError(err)
+		case !f.Downloadable():
+			return nil, media.Refuse("Slack does not hold the file itself (it is a link, deleted, or hidden by the workspace's plan)", nil)
+		case !media.Announced(f.MimeType):
+			return nil, media.Refuse("it is not an image I can read (JPEG, PNG, WebP or GIF)", fmt.Errorf("files.info says %s", f.MimeType))
+		case f.Size > limit:
+			return nil, media.TooBig(f.Size, limit)
+		}
+		u = f.URL
+	}
+	data, err := a.Slack.DownloadFile(ctx, token, u, limit)
+	if err != nil {
+		if _, ok := media.AsRefused(err); ok {
+			return nil, err
+		}
+		return nil, slackDownloadError(err)
+	}
+	return data, nil
+}
+
+// slackDownloadError is a retryable download failure, waiting as long as
+// Slack asked when it throttled.
+func slackDownloadError(err error) error {
+	if d, ok := slack.RetryAfter(err); ok {
+		return temporal.NewApplicationErrorWithOptions("slack asked us to slow down", "SlackRateLimited",
+			temporal.ApplicationErrorOptions{Cause: err, NextRetryDelay: d})
+	}
+	return fmt.Errorf("activities: fetch media: %w", err)
+}
+
+// fetchWhatsApp downloads a WhatsApp media object with the number's token.
+func (a *Conversation) fetchWhatsApp(ctx context.Context, token, phoneNumberID string, ref MediaRef, limit int64) ([]byte, error) {
+	if a.WhatsAppMedia == nil {
+		return nil, media.Refuse("this server cannot read WhatsApp media", nil)
+	}
+	f, err := a.WhatsAppMedia.Download(ctx, token, ref.ID, phoneNumberID, ref.SHA256, limit)
+	if err != nil {
+		if _, ok := media.AsRefused(err); ok {
+			return nil, err
+		}
+		var me *whatsapp.MediaError
+		if errors.As(err, &me) && me.RetryAfter > 0 {
+			return nil, temporal.NewApplicationErrorWithOptions("whatsapp asked us to slow down", "WhatsAppRateLimited",
+				temporal.ApplicationErrorOptions{Cause: err, NextRetryDelay: me.RetryAfter})
+		}
+		return nil, fmt.Errorf("activities: fetch media: %w", err)
+	}
+	if !f.Verified {
+		a.Logger.WarnContext(ctx, "whatsapp media stored without a SHA-256 check: Meta gave none this client reads", "media_id", ref.ID)
+	}
+	return f.Data, nil
+}
+
+func attemptOf(ctx context.Context) int32 {
+	if !activity.IsActivity(ctx) {
+		return 0
+	}
+	return activity.GetInfo(ctx).Attempt
+}
+
+func clip(s string, n int) string {
+	if len(s) <= n {
+		return s
+	}
+	for n > 0 && !utf8.RuneStart(s[n]) {
+		n--
+	}
+	return s[:n]
+}
+
+// describeSystem instructs the vision model that describes an image for a
+// model that cannot see it.
+const describeSystem = "You describe images for an assistant that cannot see them. Describe the image the user sent: " +
+	"what it shows, any text in it (transcribed exactly), numbers, and anything relevant to the user's message. " +
+	"Be factual and complete, in at most 150 words, without greetings or commentary."
+
+// turnImages loads the current turn's images for the model chain. A model
+// that can see gets the bytes; for one that cannot, each image carries a
+// text instead: when the chain's first model cannot see, a description
+// written by the first model in the chain that can (a separate call, once
+// per image, recorded in usage and audit); else a note that it was left out.
+func (a *Conversation) turnImages(ctx context.Context, tenantID, agentID, convID uuid.UUID, chain []string, in RespondInput, userText string) ([]llm.Image, []store.Media, error) {
+	if len(in.Media) == 0 {
+		return nil, nil, nil
+	}
+	ids := make([]uuid.UUID, 0, len(in.Media))
+	for _, s := range in.Media {
+		id, err := uuid.Parse(s)
+		if err != nil {
+			return nil, nil, temporal.NewNonRetryableApplicationError("bad media ID "+s, "BadInput", err)
+		}
+		ids = append(ids, id)
+	}
+	var rows []store.Media
+	err := a.Store.WithTenant(ctx, tenantID, func(tx *store.Tx) error {
+		var err error
+		rows, err = tx.LoadMedia(ctx, ids)
+		return err
+	})
+	if errors.Is(err, store.ErrNotFound) {
+		// Deleted since it was fetched (the end user was forgotten): answer
+		// without it.
+		a.Logger.WarnContext(ctx, "an image of this turn is no longer stored; answering without it", "error", err)
+		return nil, nil, nil
+	}
+	if err != nil {
+		return nil, nil, fmt.Errorf("activities: respond: load images: %w", err)
+	}
+	vision := llm.VisionModels(chain)
+	describe := len(vision) > 0 && !llm.SupportsVision(chain[0])
+	imgs := make([]llm.Image, len(rows))
+	for i, m := range rows {
+		label := MediaMarker(m.Name, m.Caption)
+		label = strings.TrimSuffix(strings.TrimPrefix(label, "["), "]")
+		img := llm.Image{MimeType: m.MimeType, Text: "[" + label + " — you cannot see images, so you do not know what it shows]"}
+		if len(vision) > 0 {
+			img.Data = m.Data
+		}
+		if describe {
+			d, err := a.describeImage(ctx, tenantID, agentID, convID, vision, in, m, userText)
+			if err != nil {
+				return nil, nil, err
+			}
+			if d != "" {
+				img.Text = "[" + label + ". You cannot see it; another model describes it: " + d + "]"
+			}
+		}
+		imgs[i] = img
+	}
+	return imgs, rows, nil
+}
+
+// describeImage returns the stored description of m, or has the vision
+// models describe it and stores it. An unavailable chain fails retryably
+// (the turn waits, as for any model outage); a request they refuse leaves
+// the image undescribed ("").
+func (a *Conversation) describeImage(ctx context.Context, tenantID, agentID, convID uuid.UUID, vision []string, in RespondInput, m store.Media, userText string) (string, error) {
+	if m.Description != "" {
+		return m.Description, nil
+	}
+	prompt := "Describe this image."
+	if t := strings.TrimSpace(userText); t != "" {
+		prompt += " The user's message with it: " + t
+	}
+	req := llm.Request{System: describeSystem, MaxTokens: 400, Messages: []llm.Message{{Role: llm.RoleUser, Content: prompt,
+		Images: []llm.Image{{MimeType: m.MimeType, Data: m.Data}}}}}
+	key := in.WorkflowID + ":" + strconv.Itoa(in.Turn) + ":llm:describe:" + m.ID.String()
+	start := time.Now()
+	resp, err := a.LLM.Complete(ctx, vision, req)
+	if err != nil {
+		a.auditFailedDescribe(ctx, in, tenantID, agentID, convID, key, m.ID, err, time.Since(start))
+		if llm.KindOf(err) == llm.KindUnavailable || llm.KindOf(err) == llm.KindCanceled {
+			return "", fmt.Errorf("activities: respond: describe image: %w", err)
+		}
+		a.Logger.WarnContext(ctx, "no vision model would describe the image; answering without its description",
+			"media_id", m.ID, "error", err)
+		return "", nil
+	}
+	text := strings.TrimSpace(resp.Content)
+	var latency time.Duration
+	if n := len(resp.Attempts); n > 0 {
+		latency = resp.Attempts[n-1].Duration
+	}
+	err = a.Store.WithTenant(ctx, tenantID, func(tx *store.Tx) error {
+		if err := tx.AddUsage(ctx, store.Usage{AgentID: &agentID, ConversationID: &convID, Provider: resp.Provider,
+			Model: resp.Model, InputTokens: resp.Usage.InputTokens, OutputTokens: resp.Usage.OutputTokens,
+			CostMicroUSD: resp.CostMicroUSD, LatencyMS: int(latency.Milliseconds()), IdempotencyKey: key}); err != nil {
+			return err
+		}
+		if err := tx.AppendAudit(ctx, store.AuditEvent{Actor: "agent:" + agentID.String(), Action: store.AuditLLMCall,
+			TargetType: "model", TargetID: resp.Provider + "/" + resp.Model, AgentID: &agentID, ConversationID: &convID,
+			WorkflowID: in.WorkflowID, IdempotencyKey: key,
+			Data: map[string]any{"outcome": AuditOutcomeOK, "purpose": "describe_image", "turn": in.Turn, "media_id": m.ID.String(),
+				"provider": resp.Provider, "model": resp.Model, "input_tokens": resp.Usage.InputTokens,
+				"output_tokens": resp.Usage.OutputTokens, "cost_micro_usd": resp.CostMicroUSD, "latency_ms": latency.Milliseconds(),
+				"fallbacks": max(len(resp.Attempts)-1, 0), "attempts": attemptsData(resp.Attempts)}}); err != nil {
+			return err
+		}
+		if text == "" {
+			return nil
+		}
+		var err error
+		text, err = tx.SetMediaDescription(ctx, m.ID, clip(text, 20000), resp.Provider+"/"+resp.Model)
+		return err
+	})
+	if err != nil {
+		return "", fmt.Errorf("activities: respond: record image description: %w", err)
+	}
+	return text, nil
+}
+
+// auditFailedDescribe records a description no model wrote, once per
+// activity attempt (best effort, like recordFailedCall).
+func (a *Conversation) auditFailedDescribe(ctx context.Context, in RespondInput, tenantID, agentID, convID uuid.UUID, key string, mediaID uuid.UUID, callErr error, took time.Duration) {
+	if ctx.Err() != nil {
+		return
+	}
+	var lerr *llm.Error
+	var attempts []llm.Attempt
+	if errors.As(callErr, &lerr) {
+		attempts = lerr.Attempts
+	}
+	e := store.AuditEvent{Actor: "agent:" + agentID.String(), Action: store.AuditLLMCall, TargetType: "model",
+		AgentID: &agentID, ConversationID: &convID, WorkflowID: in.WorkflowID,
+		IdempotencyKey: key + ":failed:" + strconv.Itoa(int(attemptOf(ctx))),
+		Data: map[string]any{"outcome": AuditOutcomeFailed, "purpose": "describe_image", "turn": in.Turn, "media_id": mediaID.String(),
+			"activity_attempt": attemptOf(ctx), "error_kind": llm.KindOf(callErr).String(), "error": callErr.Error(),
+			"latency_ms": took.Milliseconds(), "attempts": attemptsData(attempts)}}
+	if err := a.Store.WithTenant(ctx, tenantID, func(tx *store.Tx) error { return tx.AppendAudit(ctx, e) }); err != nil {
+		a.Logger.WarnContext(ctx, "audit of a failed image description not recorded", "err", err)
+	}
+}
+
+// attachImages puts the current turn's images on its user message (the last
+// user message of the window), in place of their markers.
+func attachImages(history []Message, msgs []llm.Message, turn int, imgs []llm.Image, rows []store.Media) {
+	if len(imgs) == 0 {
+		return
+	}
+	for i := len(history) - 1; i >= 0; i-- {
+		if history[i].Role != "user" || (history[i].Turn != 0 && history[i].Turn != turn) {
+			continue
+		}
+		content := msgs[i].Content
+		for _, m := range rows {
+			content = strings.Replace(content, MediaMarker(m.Name, m.Caption), "", 1)
+		}
+		msgs[i].Content = strings.TrimSpace(content)
+		msgs[i].Images = imgs
+		return
+	}
+}
