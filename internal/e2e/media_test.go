@@ -289,4 +289,3 @@ func TestRecordMediaConversationHistory(t *testing.T) {
 		t.Logf("wrote %s (%d bytes)", path, len(hist))
 	}
 }
-
