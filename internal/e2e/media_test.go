@@ -125,6 +125,9 @@ func TestSlackImagesReachTheModel(t *testing.T) {
 		n, sizes := mediaRows(t, p, tn)
 		require.Equal(t, 1, n)
 		require.Equal(t, []int{len(png)}, sizes)
+		calls := llmCalls(t, p, tn)
+		require.Len(t, calls, 1)
+		require.Equal(t, float64(1), calls[0].Data["images"], "the audit says the model was given an image")
 
 		// The next turn gets the text only, the image as a marker in the
 		// window; the transcript shows the marker too.
