@@ -135,7 +135,7 @@ func (a *Conversation) FetchMedia(ctx context.Context, in FetchMediaInput) (Fetc
 	}
 	out.CanSee = len(llm.VisionModels(chain)) > 0
 
-	var conn *Connection // loaded when a download needs it
+	conn := &lazyConnection{load: func() (Connection, error) { return a.mediaConnection(ctx, tenantID, in) }}
 	var notes []string
 	for i, ref := range in.Media {
 		item := &out.Items[i]
@@ -144,7 +144,7 @@ func (a *Conversation) FetchMedia(ctx context.Context, in FetchMediaInput) (Fetc
 			item.ID = stored[i].ID.String()
 			continue
 		}
-		m, err := a.fetchOne(ctx, tenantID, convID, in, ref, &conn)
+		m, err := a.fetchOne(ctx, tenantID, convID, in, ref, conn)
 		if r, ok := media.AsRefused(err); ok {
 			item.Refused = r.Reason
 			item.Marker = "[file " + fileLabel(ref) + " not read: " + r.Reason + "]"
@@ -169,8 +169,25 @@ func (a *Conversation) FetchMedia(ctx context.Context, in FetchMediaInput) (Fetc
 	return out, nil
 }
 
+// lazyConnection loads the connection's token the first time a download
+// needs it, once per activity attempt.
+type lazyConnection struct {
+	load func() (Connection, error)
+	done bool
+	conn Connection
+	err  error
+}
+
+func (l *lazyConnection) token() (string, error) {
+	if !l.done {
+		l.conn, l.err = l.load()
+		l.done = true
+	}
+	return l.conn.Token, l.err
+}
+
 // fetchOne downloads, checks and stores one file.
-func (a *Conversation) fetchOne(ctx context.Context, tenantID, convID uuid.UUID, in FetchMediaInput, ref MediaRef, conn **Connection) (store.Media, error) {
+func (a *Conversation) fetchOne(ctx context.Context, tenantID, convID uuid.UUID, in FetchMediaInput, ref MediaRef, conn *lazyConnection) (store.Media, error) {
 	limit := a.mediaMaxBytes()
 	if !media.Announced(ref.MimeType) {
 		return store.Media{}, media.Refuse("it is not an image I can read (JPEG, PNG, WebP or GIF)", fmt.Errorf("announced as %s", ref.MimeType))
@@ -178,24 +195,18 @@ func (a *Conversation) fetchOne(ctx context.Context, tenantID, convID uuid.UUID,
 	if ref.Size > limit {
 		return store.Media{}, media.TooBig(ref.Size, limit)
 	}
-	if *conn == nil {
-		c, err := a.mediaConnection(ctx, tenantID, in)
-		if err != nil {
-			return store.Media{}, err
-		}
-		*conn = &c
+	if ref.Source != store.SourceSlack && ref.Source != store.SourceWhatsApp {
+		return store.Media{}, media.Refuse("files from "+ref.Source+" are not supported", nil)
 	}
-	var (
-		data []byte
-		err  error
-	)
-	switch ref.Source {
-	case store.SourceSlack:
-		data, err = a.fetchSlack(ctx, (*conn).Token, ref, limit)
-	case store.SourceWhatsApp:
-		data, err = a.fetchWhatsApp(ctx, (*conn).Token, in.Address.PhoneNumberID, ref, limit)
-	default:
-		err = media.Refuse("files from "+ref.Source+" are not supported", nil)
+	token, err := conn.token()
+	if err != nil {
+		return store.Media{}, err
+	}
+	var data []byte
+	if ref.Source == store.SourceSlack {
+		data, err = a.fetchSlack(ctx, token, ref, limit)
+	} else {
+		data, err = a.fetchWhatsApp(ctx, token, in.Address.PhoneNumberID, ref, limit)
 	}
 	if err != nil {
 		return store.Media{}, err
@@ -268,6 +279,8 @@ func (a *Conversation) fetchSlack(ctx context.Context, token string, ref MediaRe
 	if u == "" {
 		f, err := a.Slack.FileInfo(ctx, token, ref.ID)
 		switch {
+		case slack.ErrorCode(err) == "missing_scope":
+			return nil, media.Refuse("Slack did not let me read it (the app needs the files:read permission)", err)
 		case slack.IsPermanent(err):
 			return nil, media.Refuse("Slack did not give me the file ("+slack.ErrorCode(err)+")", err)
 		case err != nil:
