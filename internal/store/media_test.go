@@ -86,4 +86,14 @@ func TestMediaIsStoredOncePerFile(t *testing.T) {
 		require.Equal(t, 1, n)
 		return nil
 	}))
+
+	// Deleting the tenant deletes its images.
+	add("1003", png, "image/png")
+	require.NoError(t, s.WithPlatform(ctx, func(tx *store.Tx) error { return tx.DeleteTenant(ctx, sd.tenant.ID) }))
+	require.NoError(t, s.WithPlatform(ctx, func(tx *store.Tx) error {
+		n, err := tx.QueryInt(ctx, `SELECT count(*) FROM media WHERE tenant_id = $1`, sd.tenant.ID)
+		require.NoError(t, err)
+		require.Zero(t, n)
+		return nil
+	}))
 }
