@@ -149,6 +149,20 @@ func TestSlackImagesReachTheModel(t *testing.T) {
 		}, 10*time.Second, 100*time.Millisecond)
 	})
 
+	t.Run("a mention in a channel with an attachment", func(t *testing.T) {
+		tn := p.NewTenant("Media mention", platform.AgentSpec{Name: "Iris"})
+		webp := testimage.WebP(7)
+		f := p.Slack.AddFile(tn.TeamID, "U0ALICE", "sticker.webp", "image/webp", webp)
+		ts := platform.NewTS()
+		body := fakeslack.AppMention(tn.TeamID, "C0MENTION", "U0ALICE", "<@"+tn.BotUserID+"> is this ours?", ts, "", evID(),
+			fakeslack.WithBotUserID(tn.BotUserID), fakeslack.WithFiles(f))
+		status, _ := p.PostEvent(body, 0)
+		require.Equal(t, http.StatusOK, status)
+		msgs := p.Slack.WaitForMessages(t, "C0MENTION", 1, replyTimeout)
+		require.Equal(t, `I see 1: image/webp `+sha8(webp)+` (you said "is this ours?")`, msgs[0].Text)
+		require.Equal(t, ts, msgs[0].ThreadTS)
+	})
+
 	t.Run("a chain whose first model cannot see gets a description", func(t *testing.T) {
 		tn := p.NewTenant("Media describe", platform.AgentSpec{Name: "Dora",
 			Models: []string{"openai/gpt-3.5-turbo", "openai/gpt-4o"}})
