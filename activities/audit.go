@@ -40,7 +40,7 @@ func attemptsData(attempts []llm.Attempt) []map[string]any {
 // llmCallAudit is the llm.call event of a model that answered, keyed like its
 // usage row so a retried Respond records it once.
 func llmCallAudit(in RespondInput, agentID, convID uuid.UUID, resp llm.Response, latency time.Duration) store.AuditEvent {
-	return store.AuditEvent{Actor: "agent:" + agentID.String(), Action: store.AuditLLMCall,
+	e := store.AuditEvent{Actor: "agent:" + agentID.String(), Action: store.AuditLLMCall,
 		TargetType: "model", TargetID: resp.Provider + "/" + resp.Model,
 		AgentID: &agentID, ConversationID: &convID, WorkflowID: in.WorkflowID,
 		IdempotencyKey: store.AuditKeyLLM(in.WorkflowID, in.Turn, in.Call),
@@ -50,6 +50,10 @@ func llmCallAudit(in RespondInput, agentID, convID uuid.UUID, resp llm.Response,
 			"cost_micro_usd": resp.CostMicroUSD, "latency_ms": latency.Milliseconds(),
 			"tool_calls": len(resp.ToolCalls), "fallbacks": max(len(resp.Attempts)-1, 0),
 			"attempts": attemptsData(resp.Attempts)}}
+	if len(in.Media) > 0 {
+		e.Data["images"] = len(in.Media) // the turn's images, given to the model (or their text, to one that cannot see)
+	}
+	return e
 }
 
 // recordFailedCall records a chain that produced no answer. Each activity

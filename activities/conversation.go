@@ -14,6 +14,7 @@ import (
 	"go.temporal.io/sdk/temporal"
 
 	"github.com/konstruct/konstruct/internal/channel/slack"
+	"github.com/konstruct/konstruct/internal/channel/whatsapp"
 	"github.com/konstruct/konstruct/internal/llm"
 	"github.com/konstruct/konstruct/internal/logging"
 	"github.com/konstruct/konstruct/internal/memory"
@@ -36,6 +37,10 @@ type Conversation struct {
 	DefaultModels []string
 	Metrics       *Metrics
 	Logger        *slog.Logger
+	// Media: the largest file FetchMedia reads (0: media.DefaultMaxBytes),
+	// and the client for WhatsApp media (nil: WhatsApp files are refused).
+	MediaMaxBytes int64
+	WhatsAppMedia *whatsapp.MediaClient
 }
 
 func parseIDs(tenant, other string) (uuid.UUID, uuid.UUID, error) {
@@ -165,7 +170,13 @@ func (a *Conversation) Respond(ctx context.Context, in RespondInput) (RespondOut
 	if len(chain) == 0 {
 		chain = a.DefaultModels
 	}
-	req, budget := a.prompt(ctx, tenantID, convID, agent, chain, toolDefs, in)
+	imgs, imgRows, err := a.turnImages(ctx, tenantID, agentID, convID, chain, in, userText(in))
+	if err != nil {
+		return RespondOutput{}, err
+	}
+	req, budget := a.prompt(ctx, tenantID, convID, agent, chain, toolDefs, in, func(msgs []llm.Message) {
+		attachImages(in.History, msgs, in.Turn, imgs, imgRows)
+	})
 	if in.FinalAnswer && len(req.Tools) > 0 {
 		// The turn's tool rounds are used up: the model must answer with
 		// what it has. The tools stay declared (a history holding tool calls

@@ -84,6 +84,16 @@ func endUser(in RespondInput) string {
 	return ""
 }
 
+// userText is the newest user message of the window (the turn's message).
+func userText(in RespondInput) string {
+	for i := len(in.History) - 1; i >= 0; i-- {
+		if in.History[i].Role == "user" {
+			return in.History[i].Content
+		}
+	}
+	return ""
+}
+
 // windowFromTurn is the first turn still in window, whose messages are in
 // the prompt already and so are not recalled. A message without a turn
 // (state from before turns were recorded) makes it conservative: every turn
@@ -114,7 +124,7 @@ func windowFromTurn(window []Message, turn int) int {
 // the oldest end, a tool call never apart from its results. Whatever the
 // recall leaves of its share goes back to the window. A recall failure is
 // logged and the turn answers without memories: memory never stops a reply.
-func (a *Conversation) prompt(ctx context.Context, tenantID, convID uuid.UUID, agent store.Agent, chain []string, tools []llm.ToolDef, in RespondInput) (llm.Request, memory.Budget) {
+func (a *Conversation) prompt(ctx context.Context, tenantID, convID uuid.UUID, agent store.Agent, chain []string, tools []llm.ToolDef, in RespondInput, attach func([]llm.Message)) (llm.Request, memory.Budget) {
 	system := agents.SystemPrompt(agent, in.Channel)
 	b := memory.BudgetFor(chain, 0)
 	b.Knowledge = 0 // knowledge reaches this prompt as tool results, inside the window
@@ -123,6 +133,7 @@ func (a *Conversation) prompt(ctx context.Context, tenantID, convID uuid.UUID, a
 		fixed += llm.EstimateTokens(t.Name) + llm.EstimateTokens(t.Description) + llm.EstimateTokens(string(t.Parameters))
 	}
 	msgs := toLLM(in.History)
+	attach(msgs) // the turn's images, counted in the budget like the rest
 	start := memory.CutWindow(msgs, b.Input-fixed-b.Recalled)
 	req := llm.Request{System: system, Messages: msgs[start:], Tools: tools}
 	if !a.Memory.Enabled() {
@@ -131,13 +142,7 @@ func (a *Conversation) prompt(ctx context.Context, tenantID, convID uuid.UUID, a
 		}
 		return req, b
 	}
-	var text string
-	for i := len(in.History) - 1; i >= 0; i-- {
-		if in.History[i].Role == "user" {
-			text = in.History[i].Content
-			break
-		}
-	}
+	text := userText(in)
 	rec, err := a.Memory.Recall(ctx, memory.Query{TenantID: tenantID, AgentID: agent.ID, EndUserRef: endUser(in), Text: text,
 		ConversationID: convID, FromTurn: windowFromTurn(in.History[start:], in.Turn), WorkflowID: in.WorkflowID,
 		TurnKey: in.WorkflowID + ":" + strconv.Itoa(in.Turn), EmbedKey: store.AuditKeyEmbed(in.WorkflowID, in.Turn, 0)})

@@ -108,6 +108,9 @@ type RespondInput struct {
 	// answer without calling tools.
 	FinalAnswer bool   `json:"final_answer,omitempty"`
 	EndUserRef  string `json:"end_user_ref,omitempty"` // whose long-term memory is recalled
+	// Media are the stored images (FetchMedia) of this turn's message, given
+	// to the model with it; earlier turns' images are only markers in History.
+	Media []string `json:"media,omitempty"`
 }
 
 // Agent statuses a respond may report instead of an answer.
@@ -174,6 +177,7 @@ const (
 	// KindTemplate sends the channel's approved template instead of Text
 	// (WhatsApp, outside the 24-hour window); Text is what is recorded.
 	KindTemplate = "template"
+	KindMedia    = "media" // about the files of the message: not read, or no model can see
 )
 
 // DeliverInput posts a message into the conversation's thread and records it.

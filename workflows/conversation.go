@@ -228,13 +228,31 @@ func (c *conversation) turn(ctx workflow.Context, m Inbound) error {
 		return c.deliver(ctx, m, activities.KindNotice, text, user, "", "")
 	}
 
+	var media turnMedia
+	if len(m.Media) > 0 && workflow.GetVersion(ctx, changeMedia, workflow.DefaultVersion, 1) >= 1 {
+		media = c.fetchMedia(ctx, m)
+		answerable := media.answerable(m.Text)
+		m.Text = withMarkers(m.Text, media.markers) // the message as recorded, remembered and kept in the window
+		user.Text = m.Text
+		if !answerable {
+			// Nothing a model could read (no text; no image, or none it can
+			// see): what the user is told about the files is the answer.
+			return c.deliver(ctx, m, activities.KindMedia, media.notice, user, "", "")
+		}
+		if media.notice != "" {
+			if err := c.deliver(ctx, m, activities.KindMedia, media.notice, user, "", ""); err != nil {
+				return err
+			}
+		}
+	}
+
 	c.rememberWindow(ctx, activities.Message{Role: "user", Content: m.Text, Author: m.UserID, Turn: c.s.Turn})
 	window := c.s.History
 	toolIndex := 0 // tool calls so far this turn, across rounds: the calls' idempotency keys
 	toolsVersion := workflow.Version(-2)
 	for call := 0; ; call++ {
 		final := toolsVersion >= 1 && call >= c.in.Settings.MaxToolRounds
-		out, err := c.respond(ctx, m, call, user, window, final)
+		out, err := c.respond(ctx, m, call, user, window, final, media.ids)
 		user = nil // recorded by the first call
 		if err != nil {
 			var notice *userNotice
@@ -296,10 +314,10 @@ func (n *userNotice) Error() string { return n.text }
 // respond asks the model chain, telling the user when no model has answered
 // for Settings.UnavailableNotice, and keeps trying (with backoff, on durable
 // timers) until a provider returns — the turn then completes as usual.
-func (c *conversation) respond(ctx workflow.Context, m Inbound, call int, user *activities.UserMessage, window []activities.Message, final bool) (activities.RespondOutput, error) {
+func (c *conversation) respond(ctx workflow.Context, m Inbound, call int, user *activities.UserMessage, window []activities.Message, final bool, media []string) (activities.RespondOutput, error) {
 	in := activities.RespondInput{TenantID: c.in.TenantID, AgentID: c.in.AgentID, ConversationID: c.s.ConversationID,
 		WorkflowID: workflow.GetInfo(ctx).WorkflowExecution.ID, Channel: c.in.Channel, Turn: c.s.Turn, Call: call,
-		User: user, History: window, FinalAnswer: final, EndUserRef: m.UserID}
+		User: user, History: window, FinalAnswer: final, EndUserRef: m.UserID, Media: media}
 	opts := localOptions(c.in.Settings.LLMCallTimeout)
 	opts.ScheduleToCloseTimeout = c.in.Settings.UnavailableNotice
 	var out activities.RespondOutput

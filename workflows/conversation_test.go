@@ -30,6 +30,10 @@ type fakeActs struct {
 	remembered  []activities.RememberInput
 	rememberErr error
 	summarized  []activities.SummarizeInput
+	// media (media_test.go)
+	fetched  []activities.FetchMediaInput
+	fetchErr error
+	fetchOut func(in activities.FetchMediaInput) activities.FetchMediaOutput
 }
 
 func (f *fakeActs) Open(_ context.Context, in activities.OpenInput) (activities.OpenOutput, error) {
@@ -94,6 +98,7 @@ func newEnv(t *testing.T) (*testsuite.TestWorkflowEnvironment, *fakeActs) {
 	env.RegisterActivityWithOptions(f.SetStatus, activityName("SetStatus"))
 	env.RegisterActivityWithOptions(f.Remember, activityName("Remember"))
 	env.RegisterActivityWithOptions(f.Summarize, activityName("Summarize"))
+	env.RegisterActivityWithOptions(f.FetchMedia, activityName("FetchMedia"))
 	return env, f
 }
 

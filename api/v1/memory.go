@@ -14,7 +14,8 @@ import (
 
 // forgetEndUser deletes an end user's long-term memory in the tenant — every
 // remembered message and conversation summary, embedded or not, with every
-// agent — and records a memory.forget audit event in the same transaction.
+// agent — and every image they sent, and records a memory.forget audit event
+// in the same transaction.
 // The conversations' transcripts stay (they are the tenant's records, listed
 // under /conversations); what the agents can recall goes.
 func (a *API) forgetEndUser(c *gin.Context) error {
@@ -32,7 +33,7 @@ func (a *API) forgetEndUser(c *gin.Context) error {
 		}
 	}
 	ctx := c.Request.Context()
-	var msgs, sums int
+	var msgs, sums, media int
 	err = a.Store.WithTenant(ctx, tenantID, func(tx *store.Tx) error {
 		if err := accounts.RequireTenant(ctx, tx, tenantID); err != nil {
 			return err
@@ -41,12 +42,16 @@ func (a *API) forgetEndUser(c *gin.Context) error {
 		if msgs, sums, err = tx.ForgetEndUser(ctx, ref); err != nil {
 			return err
 		}
+		if media, err = tx.ForgetEndUserMedia(ctx, ref); err != nil {
+			return err
+		}
 		return tx.AppendAudit(ctx, store.AuditEvent{Actor: "user:" + principal(c).UserID.String(), Action: store.AuditMemoryForget,
-			TargetType: "end_user", TargetID: ref, Data: map[string]any{"deleted_messages": msgs, "deleted_summaries": sums}})
+			TargetType: "end_user", TargetID: ref, Data: map[string]any{"deleted_messages": msgs, "deleted_summaries": sums,
+				"deleted_media": media}})
 	})
 	if err != nil {
 		return err
 	}
-	c.JSON(http.StatusOK, gin.H{"user_ref": ref, "deleted_messages": msgs, "deleted_summaries": sums})
+	c.JSON(http.StatusOK, gin.H{"user_ref": ref, "deleted_messages": msgs, "deleted_summaries": sums, "deleted_media": media})
 	return nil
 }

@@ -2,6 +2,7 @@ package v1_test
 
 import (
 	"context"
+	"crypto/sha256"
 	"net/http"
 	"net/url"
 	"strings"
@@ -13,6 +14,7 @@ import (
 	"github.com/konstruct/konstruct/internal/store"
 	"github.com/konstruct/konstruct/internal/testkit/apitest"
 	"github.com/konstruct/konstruct/internal/testkit/fakellm"
+	"github.com/konstruct/konstruct/internal/testkit/testimage"
 )
 
 func forgetPath(tenantID uuid.UUID, ref string) string {
@@ -44,7 +46,15 @@ func seedMemories(t *testing.T, s *apitest.Server, tenantID, agentID uuid.UUID, 
 		for _, m := range pending[:len(pending)/2] { // some embedded, some not: both go
 			ids, vecs = append(ids, m.ID), append(vecs, fakellm.Embedding(m.Content, 1536))
 		}
-		return tx.SetMemoryEmbeddings(ctx, "openai/text-embedding-3-small", ids, vecs)
+		if err := tx.SetMemoryEmbeddings(ctx, "openai/text-embedding-3-small", ids, vecs); err != nil {
+			return err
+		}
+		// And an image they sent.
+		img := testimage.PNG(2, 2, byte(n))
+		sum := sha256.Sum256(img)
+		_, err = tx.AddMedia(ctx, store.Media{ConversationID: cv.ID, EndUserRef: user, Source: store.SourceSlack,
+			SourceID: "F" + uuid.NewString(), MimeType: "image/png", SHA256: sum[:], Data: img})
+		return err
 	}))
 }
 
@@ -54,6 +64,17 @@ func memoryCount(t *testing.T, s *apitest.Server, tenantID uuid.UUID, user strin
 	require.NoError(t, s.Store.WithTenant(context.Background(), tenantID, func(tx *store.Tx) error {
 		var err error
 		n, err = tx.QueryInt(context.Background(), `SELECT count(*) FROM memories WHERE end_user_ref = $1`, user)
+		return err
+	}))
+	return n
+}
+
+func mediaCount(t *testing.T, s *apitest.Server, tenantID uuid.UUID, user string) int64 {
+	t.Helper()
+	var n int64
+	require.NoError(t, s.Store.WithTenant(context.Background(), tenantID, func(tx *store.Tx) error {
+		var err error
+		n, err = tx.QueryInt(context.Background(), `SELECT count(*) FROM media WHERE end_user_ref = $1`, user)
 		return err
 	}))
 	return n
@@ -82,11 +103,16 @@ func TestForgetEndUser(t *testing.T) {
 		UserRef          string `json:"user_ref"`
 		DeletedMessages  int    `json:"deleted_messages"`
 		DeletedSummaries int    `json:"deleted_summaries"`
+		DeletedMedia     int    `json:"deleted_media"`
 	}
 	s.Do(t, http.MethodDelete, forgetPath(ten.ID, "U0ALICE"), admin.Token, nil).Expect(t, http.StatusOK).JSON(t, &out)
 	require.Equal(t, "U0ALICE", out.UserRef)
 	require.Equal(t, 4, out.DeletedMessages, "embedded and pending alike")
 	require.Equal(t, 1, out.DeletedSummaries)
+	require.Equal(t, 1, out.DeletedMedia, "the images they sent go too")
+	require.Zero(t, mediaCount(t, s, ten.ID, "U0ALICE"))
+	require.EqualValues(t, 1, mediaCount(t, s, ten.ID, "U0BOB"))
+	require.EqualValues(t, 1, mediaCount(t, s, other.ID, "U0ALICE"))
 	require.Zero(t, memoryCount(t, s, ten.ID, "U0ALICE"))
 	require.EqualValues(t, 3, memoryCount(t, s, ten.ID, "U0BOB"), "another end user keeps theirs")
 	require.EqualValues(t, 4, memoryCount(t, s, other.ID, "U0ALICE"), "the same user ID in another tenant keeps theirs")
@@ -99,7 +125,7 @@ func TestForgetEndUser(t *testing.T) {
 		require.NoError(t, err)
 		require.Equal(t, "user:"+admin.ID.String(), actor)
 		require.Equal(t, "U0ALICE", target)
-		require.JSONEq(t, `{"deleted_messages":4,"deleted_summaries":1}`, data)
+		require.JSONEq(t, `{"deleted_messages":4,"deleted_summaries":1,"deleted_media":1}`, data)
 		return nil
 	}))
 

@@ -171,7 +171,8 @@ func (h *Slack) Handle(ctx context.Context, env slack.Envelope) (string, error) 
 		Address:     activities.Address{TeamID: msg.TeamID, ChannelID: msg.ChannelID, ThreadTS: msg.ThreadRoot()},
 		UserRef:     msg.UserID, Settings: h.Settings,
 	}
-	inbound := workflows.Inbound{EventID: env.EventID, UserID: msg.UserID, Text: msg.Text, TS: msg.TS, ReceivedAt: h.now()}
+	inbound := workflows.Inbound{EventID: env.EventID, UserID: msg.UserID, Text: msg.Text, TS: msg.TS, ReceivedAt: h.now(),
+		Media: slackMedia(msg.Files)}
 	if inbound.EventID == "" {
 		// Every Events API delivery has an ID; should one not, a message is
 		// still identified by its channel and timestamp.
@@ -204,6 +205,20 @@ func (h *Slack) Handle(ctx context.Context, env slack.Envelope) (string, error) 
 		h.Wake()
 	}
 	return outcome, nil
+}
+
+// slackMedia describes a message's files for the conversation, which
+// downloads them (FetchMedia) before the turn.
+func slackMedia(files []slack.File) []activities.MediaRef {
+	var out []activities.MediaRef
+	for _, f := range files {
+		ref := activities.MediaRef{Source: store.SourceSlack, ID: f.ID, MimeType: f.MimeType, Size: f.Size, Name: f.Name}
+		if f.Downloadable() {
+			ref.URL = f.URL // "" for a stub: FetchMedia asks files.info
+		}
+		out = append(out, ref)
+	}
+	return out
 }
 
 // overLimit counts the message against its tenant's and channel's limits.

@@ -13,6 +13,7 @@ import (
 	"github.com/konstruct/konstruct/activities"
 	"github.com/konstruct/konstruct/api/webhooks"
 	"github.com/konstruct/konstruct/internal/channel/slack"
+	"github.com/konstruct/konstruct/internal/channel/whatsapp"
 	"github.com/konstruct/konstruct/internal/knowledge"
 	"github.com/konstruct/konstruct/internal/llm"
 	"github.com/konstruct/konstruct/internal/mail"
@@ -172,7 +173,15 @@ func (a *App) Worker() worker.Worker {
 			MaxResponseBytes: a.Config.HTTPToolMaxResponseBytes}),
 		Memory:        memory.New(a.Store, pool, memory.Config{Models: a.Config.EmbeddingModels}, a.Logger.With("component", "memory")),
 		DefaultModels: a.Config.DefaultModels, Metrics: activities.NewMetrics(a.Metrics),
-		Logger: a.Logger.With("component", "activities"),
+		Logger:        a.Logger.With("component", "activities"),
+		MediaMaxBytes: a.Config.MediaMaxBytes,
+	}
+	// Files are downloaded with the pooled client (30 s a request: 5 MB
+	// from Slack or Meta takes a fraction of that).
+	if wa, err := whatsapp.NewMediaClient(whatsapp.MediaConfig{BaseURL: a.Config.WhatsAppAPIURL, Version: a.Config.WhatsAppAPIVersion, HTTPClient: a.HTTP}); err == nil {
+		acts.WhatsAppMedia = wa
+	} else {
+		a.Logger.Warn("WhatsApp media cannot be downloaded", "error", err)
 	}
 	w := workers.NewConversationWorker(a.Temporal, a.Config.TemporalTaskQueue, acts, workers.Options{})
 	workers.RegisterKnowledge(w, a.knowledgeActivities(pool))

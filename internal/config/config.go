@@ -97,6 +97,8 @@ type Config struct {
 
 	HTTPToolAllowCIDRs       []netip.Prefix // HTTP_TOOL_ALLOW_CIDRS: internal networks HTTP tools may reach (default none)
 	HTTPToolMaxResponseBytes int64          // HTTP_TOOL_MAX_RESPONSE_BYTES: an HTTP tool's response is cut here
+
+	MediaMaxBytes int64 // MEDIA_MAX_BYTES: the largest image an end user may send (Slack or WhatsApp)
 }
 
 // Error lists every variable that is missing or malformed.
@@ -182,6 +184,8 @@ func Load(lookup func(string) (string, bool)) (Config, error) {
 
 		HTTPToolAllowCIDRs:       l.cidrs("HTTP_TOOL_ALLOW_CIDRS"),
 		HTTPToolMaxResponseBytes: int64(l.intRange("HTTP_TOOL_MAX_RESPONSE_BYTES", 64<<10, 1024, 16<<20)),
+
+		MediaMaxBytes: int64(l.intRange("MEDIA_MAX_BYTES", 5<<20, 1024, 20<<20)),
 	}
 	if c.BootstrapAdminEmail != "" && c.BootstrapAdminPassword == "" {
 		l.fail("BOOTSTRAP_ADMIN_PASSWORD", "required when KONSTRUCT_BOOTSTRAP_ADMIN_EMAIL is set")

@@ -2,6 +2,7 @@ package llm
 
 import (
 	"context"
+	"encoding/base64"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -90,6 +91,11 @@ func anthropicRequest(model string, req Request) (anthropic.MessageNewParams, er
 		role := RoleUser
 		switch m.Role {
 		case RoleUser:
+			// Images first, then the text: Anthropic's vision guide finds
+			// answers best in that order.
+			for _, img := range m.Images {
+				blocks = append(blocks, anthropic.NewImageBlockBase64(img.MimeType, base64.StdEncoding.EncodeToString(img.Data)))
+			}
 			if m.Content != "" { // the API rejects empty text blocks
 				blocks = append(blocks, anthropic.NewTextBlock(m.Content))
 			}

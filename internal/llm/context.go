@@ -107,9 +107,10 @@ func EstimateTokens(s string) int {
 // formats add, in tokens.
 const MessageOverhead = 4
 
-// EstimateMessageTokens estimates one message of a request, tool calls included.
+// EstimateMessageTokens estimates one message of a request, tool calls and
+// images included.
 func EstimateMessageTokens(m Message) int {
-	n := MessageOverhead + EstimateTokens(m.Content)
+	n := MessageOverhead + EstimateTokens(m.Content) + len(m.Images)*ImageTokens
 	for _, c := range m.ToolCalls {
 		n += MessageOverhead + EstimateTokens(c.Name) + EstimateTokens(string(c.Arguments))
 	}

@@ -32,6 +32,22 @@ type Message struct {
 	Content    string
 	ToolCalls  []ToolCall // assistant messages that called tools
 	ToolCallID string     // for RoleTool: which call this answers
+	// Images are sent with a user message, before its text, to models that
+	// can see (SupportsVision); the pool gives any other model Text in their
+	// place, so a model that cannot see never gets one (it would refuse the
+	// whole request).
+	Images []Image
+}
+
+// Image is a picture a user sent: its bytes, sent base64-encoded in each
+// vendor's own shape (OpenAI image_url data URL, Anthropic image block,
+// Ollama images).
+type Image struct {
+	MimeType string // image/jpeg, image/png, image/webp or image/gif, checked on the bytes
+	Data     []byte
+	// Text replaces the image for a model that cannot see: a description
+	// written by one that can, or a note that an image was left out.
+	Text string
 }
 
 // ToolDef offers a tool to the model.

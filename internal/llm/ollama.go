@@ -3,6 +3,7 @@ package llm
 import (
 	"bytes"
 	"context"
+	"encoding/base64"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -71,6 +72,7 @@ type ollamaMessage struct {
 	ToolCalls  []ollamaToolCall `json:"tool_calls,omitempty"`
 	ToolName   string           `json:"tool_name,omitempty"`    // which tool produced a tool message
 	ToolCallID string           `json:"tool_call_id,omitempty"` // newer servers match results by ID
+	Images     []string         `json:"images,omitempty"`       // base64, for vision models
 }
 
 type ollamaToolCall struct {
@@ -173,6 +175,9 @@ func ollamaRequest(model string, req Request) ollamaChatRequest {
 	var callNames map[string]string
 	for _, m := range req.Messages {
 		om := ollamaMessage{Role: string(m.Role), Content: m.Content}
+		for _, img := range m.Images {
+			om.Images = append(om.Images, base64.StdEncoding.EncodeToString(img.Data))
+		}
 		switch m.Role {
 		case RoleAssistant:
 			for i, c := range m.ToolCalls {

@@ -2,6 +2,7 @@ package llm
 
 import (
 	"context"
+	"encoding/base64"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -80,7 +81,7 @@ func openAIRequest(model string, req Request) (openai.ChatCompletionRequest, err
 	for i, m := range req.Messages {
 		switch m.Role {
 		case RoleUser:
-			msgs = append(msgs, openai.ChatCompletionMessage{Role: openai.ChatMessageRoleUser, Content: m.Content})
+			msgs = append(msgs, openAIUserMessage(m))
 		case RoleAssistant:
 			om := openai.ChatCompletionMessage{Role: openai.ChatMessageRoleAssistant, Content: m.Content}
 			for _, c := range m.ToolCalls {
@@ -120,6 +121,29 @@ func openAIRequest(model string, req Request) (openai.ChatCompletionRequest, err
 		out.Temperature = float32(*req.Temperature)
 	}
 	return out, nil
+}
+
+// openAIUserMessage is a user message: a string, or with images an array of
+// content parts, each image a base64 data URL (the images first, then the
+// text, as OpenAI's vision guide shows them).
+func openAIUserMessage(m Message) openai.ChatCompletionMessage {
+	if len(m.Images) == 0 {
+		return openai.ChatCompletionMessage{Role: openai.ChatMessageRoleUser, Content: m.Content}
+	}
+	parts := make([]openai.ChatMessagePart, 0, len(m.Images)+1)
+	for _, img := range m.Images {
+		parts = append(parts, openai.ChatMessagePart{Type: openai.ChatMessagePartTypeImageURL,
+			ImageURL: &openai.ChatMessageImageURL{URL: dataURL(img), Detail: openai.ImageURLDetailAuto}})
+	}
+	if m.Content != "" {
+		parts = append(parts, openai.ChatMessagePart{Type: openai.ChatMessagePartTypeText, Text: m.Content})
+	}
+	return openai.ChatCompletionMessage{Role: openai.ChatMessageRoleUser, MultiContent: parts}
+}
+
+// dataURL is an image as a data: URL ("data:image/png;base64,...").
+func dataURL(img Image) string {
+	return "data:" + img.MimeType + ";base64," + base64.StdEncoding.EncodeToString(img.Data)
 }
 
 func openAIResponse(resp openai.ChatCompletionResponse) Response {

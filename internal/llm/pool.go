@@ -151,6 +151,11 @@ func (p *Pool) Complete(ctx context.Context, chain []string, req Request) (Respo
 // attempt completes req on one chain entry; earlier holds the attempts made
 // so far in this chain.
 func (p *Pool) attempt(ctx context.Context, provider, model string, req Request, earlier []Attempt) (Response, *Error, Attempt) {
+	if !supportsVision(provider, model) && hasImages(req) {
+		// A model that cannot see would refuse the whole request (a 400,
+		// which stops the chain): it reads each image's text instead.
+		req = withoutImages(req)
+	}
 	var resp Response
 	err, a := p.try(ctx, provider, model, earlier, false, func(actx context.Context, pr Provider) error {
 		var cerr error

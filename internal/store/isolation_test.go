@@ -165,6 +165,12 @@ func seed(t testing.TB, ctx context.Context, s *store.Store, label string) seede
 			Content: "hello from " + label, IdempotencyKey: "mem1"}); err != nil {
 			return err
 		}
+		img := []byte("\x89PNG\r\n\x1a\n image of " + label)
+		imgHash := sha256.Sum256(img)
+		if _, err = tx.AddMedia(ctx, store.Media{ConversationID: out.conversation.ID, EndUserRef: "U" + label,
+			Source: store.SourceSlack, SourceID: "F" + label, MimeType: "image/png", SHA256: imgHash[:], Data: img}); err != nil {
+			return err
+		}
 		if err = tx.AppendAudit(ctx, store.AuditEvent{Actor: "test", Action: store.AuditLLMCall,
 			AgentID: &out.agent.ID, ConversationID: &out.conversation.ID, WorkflowID: out.conversation.WorkflowID,
 			IdempotencyKey: store.AuditKeyLLM(out.conversation.WorkflowID, 1, 0)}); err != nil {
@@ -268,6 +274,7 @@ func TestTenantIsolationInEveryTable(t *testing.T) {
 	}
 
 	// Through the store's own methods, A's IDs are simply not found in B.
+	var aMedia uuid.UUID
 	require.NoError(t, s.WithTenant(ctx, b.tenant.ID, func(tx *store.Tx) error {
 		_, err := tx.GetAgent(ctx, a.agent.ID)
 		require.ErrorIs(t, err, store.ErrNotFound)
@@ -282,6 +289,32 @@ func TestTenantIsolationInEveryTable(t *testing.T) {
 		_, found, err := tx.ApplyWhatsAppStatus(ctx, store.WhatsAppStatus{Key: "wf:1:0", WAMID: "wamid.x", Status: "read", Rank: 3})
 		require.NoError(t, err)
 		require.False(t, found, "a status in B's scope reaches only B's messages")
+		_, err = tx.FindMedia(ctx, store.SourceSlack, "Fa")
+		require.ErrorIs(t, err, store.ErrNotFound, "B finds A's image by its Slack file ID")
+		return nil
+	}))
+	require.NoError(t, s.WithTenant(ctx, a.tenant.ID, func(tx *store.Tx) error {
+		m, err := tx.FindMedia(ctx, store.SourceSlack, "Fa")
+		require.NoError(t, err)
+		aMedia = m.ID
+		return nil
+	}))
+	require.NoError(t, s.WithTenant(ctx, b.tenant.ID, func(tx *store.Tx) error {
+		_, err := tx.LoadMedia(ctx, []uuid.UUID{aMedia})
+		require.ErrorIs(t, err, store.ErrNotFound, "B loads A's image bytes by its ID")
+		_, err = tx.SetMediaDescription(ctx, aMedia, "defaced", "x/y")
+		require.ErrorIs(t, err, store.ErrNotFound, "B describes A's image")
+		n, err := tx.ForgetEndUserMedia(ctx, "Ua")
+		require.NoError(t, err)
+		require.Zero(t, n, "B forgets A's end user's images")
+		// The same file ID arriving in B is B's own file, never A's row.
+		img := []byte("GIF89a of b")
+		sum := sha256.Sum256(img)
+		mine, err := tx.AddMedia(ctx, store.Media{ConversationID: b.conversation.ID, EndUserRef: "Ub", Source: store.SourceSlack,
+			SourceID: "Fa", MimeType: "image/gif", SHA256: sum[:], Data: img})
+		require.NoError(t, err)
+		require.NotEqual(t, aMedia, mine.ID)
+		require.Equal(t, b.tenant.ID, mine.TenantID)
 		msgs, err := tx.ListMessages(ctx, a.conversation.ID)
 		require.NoError(t, err)
 		require.Empty(t, msgs)

@@ -73,6 +73,9 @@ type Message struct {
 	ThreadTS string
 	// Kind is KindAppMention or KindDirect.
 	Kind string
+	// Files are the files shared with the message (a file_share message in
+	// a DM, or an app_mention with attachments).
+	Files []File
 }
 
 // ThreadRoot is the ts of the thread the reply belongs in: the thread's root
@@ -112,6 +115,8 @@ type wireEvent struct {
 	Text        string `json:"text"`
 	TS          string `json:"ts"`
 	ThreadTS    string `json:"thread_ts"`
+
+	Files []wireFile `json:"files"` // subtype file_share, or an app_mention with attachments
 }
 
 // ParseEvent decodes an Events API payload (the webhook body, or the payload of
@@ -178,7 +183,7 @@ func toMessage(env *Envelope, e *wireEvent) (*Message, string) {
 		return nil, IgnoredEdit
 	case e.Subtype == "message_deleted":
 		return nil, IgnoredDeletion
-	case e.Subtype != "":
+	case e.Subtype != "" && e.Subtype != "file_share": // file_share: a message with files
 		return nil, IgnoredSubtype
 	case env.BotUserID != "" && e.User == env.BotUserID:
 		return nil, IgnoredOwnMessage
@@ -201,7 +206,7 @@ func toMessage(env *Envelope, e *wireEvent) (*Message, string) {
 	if team == "" {
 		team = e.Team
 	}
-	return &Message{
+	msg := &Message{
 		TeamID:      team,
 		ChannelID:   e.Channel,
 		ChannelType: chType,
@@ -210,7 +215,13 @@ func toMessage(env *Envelope, e *wireEvent) (*Message, string) {
 		TS:          e.TS,
 		ThreadTS:    e.ThreadTS,
 		Kind:        kind,
-	}, ""
+	}
+	for _, f := range e.Files {
+		if f.ID != "" {
+			msg.Files = append(msg.Files, f.file())
+		}
+	}
+	return msg, ""
 }
 
 // channelTypeFromID guesses the conversation type from its ID prefix.

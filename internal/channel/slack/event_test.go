@@ -135,7 +135,7 @@ func TestParseIgnored(t *testing.T) {
 		{"own user", fakeslack.DirectMessage("T1", "D1", fakeslack.DefaultBotUserID, "echo", ts, "", "Ev1"), slack.IgnoredOwnMessage},
 		{"edit", fakeslack.MessageChanged("T1", "D1", "im", "U1", "edited", ts, "Ev1"), slack.IgnoredEdit},
 		{"deletion", fakeslack.MessageDeleted("T1", "D1", "im", ts, "Ev1"), slack.IgnoredDeletion},
-		{"other subtype", fakeslack.DirectMessage("T1", "D1", "U1", "here's a file", ts, "", "Ev1", fakeslack.WithSubtype("file_share")), slack.IgnoredSubtype},
+		{"other subtype", fakeslack.DirectMessage("T1", "D1", "U1", "/me waves", ts, "", "Ev1", fakeslack.WithSubtype("me_message")), slack.IgnoredSubtype},
 		{"channel_join", fakeslack.ChannelMessage("T1", "C1", "U1", "<@U1> has joined the channel", ts, "", "Ev1", fakeslack.WithSubtype("channel_join")), slack.IgnoredSubtype},
 		{"channel message", fakeslack.ChannelMessage("T1", "C1", "U1", "<@UBOT> hi", ts, "", "Ev1"), slack.IgnoredNotDM},
 		{"mpim message", fakeslack.ChannelMessage("T1", "G1", "U1", "hi all", ts, "", "Ev1", fakeslack.WithEventField("channel_type", "mpim")), slack.IgnoredNotDM},

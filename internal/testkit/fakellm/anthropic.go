@@ -33,6 +33,35 @@ type anBlock struct {
 	ToolUseID string          `json:"tool_use_id"`
 	Content   json.RawMessage `json:"content"`
 	IsError   bool            `json:"is_error"`
+	Source    *anSource       `json:"source"`
+}
+
+// anSource is an image block's source; the client sends base64 only.
+type anSource struct {
+	Type      string `json:"type"`
+	MediaType string `json:"media_type"`
+	Data      string `json:"data"`
+}
+
+// image decodes an image block (nil when it is not a valid base64 image).
+func (b anBlock) image() (Image, string) {
+	switch {
+	case b.Source == nil:
+		return Image{}, "source: Field required"
+	case b.Source.Type != "base64":
+		return Image{}, fmt.Sprintf("source.type: the fake accepts 'base64' sources only (got %q)", b.Source.Type)
+	case !knownImageType(b.Source.MediaType):
+		return Image{}, fmt.Sprintf("source.media_type: Input should be 'image/jpeg', 'image/png', 'image/gif' or 'image/webp' (got %q)", b.Source.MediaType)
+	}
+	data, err := decodeBase64(b.Source.Data)
+	if err != nil {
+		return Image{}, "source.data: invalid base64 data"
+	}
+	img := Image{MimeType: b.Source.MediaType, Data: data}
+	if msg := checkImage(img); msg != "" {
+		return Image{}, "source: " + msg
+	}
+	return img, ""
 }
 
 type anTool struct {
@@ -76,6 +105,10 @@ func (s *Server) serveAnthropic(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	if msg := validateAnthropic(in, blocks); msg != "" {
+		s.anthropicError(w, Fail(http.StatusBadRequest, msg))
+		return
+	}
+	if msg := s.blindRefusal(req); msg != "" {
 		s.anthropicError(w, Fail(http.StatusBadRequest, msg))
 		return
 	}
@@ -140,6 +173,10 @@ func parseAnthropic(req *Request, in anRequest) ([][]anBlock, error) {
 			switch b.Type {
 			case "tool_use":
 				msg.ToolCalls = append(msg.ToolCalls, ToolCall{ID: b.ID, Name: b.Name, Arguments: b.Input})
+			case "image":
+				if img, bad := b.image(); bad == "" { // an invalid one is refused by validateAnthropic
+					msg.Images = append(msg.Images, img)
+				}
 			case "tool_result":
 				inner, err := anthropicBlocks(b.Content)
 				if err != nil {
@@ -198,6 +235,13 @@ func validateAnthropic(in anRequest, blocks [][]anBlock) string {
 					return fmt.Sprintf("messages.%d.content.%d.input: Input should be a valid dictionary", i, j)
 				}
 				toolUses[b.ID] = true
+			case "image":
+				if m.Role != "user" {
+					return fmt.Sprintf("messages.%d.content.%d: image blocks are only allowed in user messages", i, j)
+				}
+				if _, bad := b.image(); bad != "" {
+					return fmt.Sprintf("messages.%d.content.%d.image.%s", i, j, bad)
+				}
 			case "tool_result":
 				if m.Role != "user" || !prevToolUses[b.ToolUseID] {
 					return fmt.Sprintf("messages.%d.content.%d: unexpected `tool_use_id` found in `tool_result` blocks: %s. Each `tool_result` block must have a corresponding `tool_use` block in the previous message.", i, j, b.ToolUseID)

@@ -76,6 +76,7 @@ type Message struct {
 	ToolCallID  string       // OpenAI/Ollama role "tool": the call this answers
 	ToolName    string       // Ollama role "tool": tool_name
 	ToolResults []ToolResult // Anthropic: tool_result blocks of a user message
+	Images      []Image      // images sent with the message, in order
 }
 
 // ToolResult is an Anthropic tool_result block.
@@ -163,6 +164,7 @@ type Server struct {
 	mu           sync.Mutex
 	handler      Handler
 	reqs         []Request
+	blind        map[string]bool // models that refuse images (SetBlind)
 	embedHandler Handler
 	embeds       []Request
 }

@@ -23,6 +23,7 @@ type olMessage struct {
 	ToolCalls  []olToolCall `json:"tool_calls,omitempty"`
 	ToolName   string       `json:"tool_name,omitempty"`
 	ToolCallID string       `json:"tool_call_id,omitempty"`
+	Images     []string     `json:"images,omitempty"` // base64, no data: prefix
 }
 
 type olToolCall struct {
@@ -53,6 +54,10 @@ func (s *Server) serveOllama(w http.ResponseWriter, r *http.Request) {
 		ollamaError(w, Fail(http.StatusBadRequest, msg))
 		return
 	}
+	if msg := s.blindRefusal(req); msg != "" {
+		ollamaError(w, Fail(http.StatusBadRequest, msg))
+		return
+	}
 
 	rep := h(req)
 	if !s.wait(r, rep.Delay, rep.Hang) {
@@ -80,6 +85,11 @@ func parseOllama(req *Request, in olRequest) {
 			continue
 		}
 		msg := Message{Role: m.Role, Content: m.Content, ToolName: m.ToolName, ToolCallID: m.ToolCallID}
+		for _, raw := range m.Images {
+			if data, err := decodeBase64(raw); err == nil { // an invalid one is refused by validateOllama
+				msg.Images = append(msg.Images, Image{MimeType: sniff(data), Data: data})
+			}
+		}
 		for _, c := range m.ToolCalls {
 			msg.ToolCalls = append(msg.ToolCalls, ToolCall{ID: c.ID, Name: c.Function.Name, Arguments: c.Function.Arguments})
 		}
@@ -112,6 +122,15 @@ func validateOllama(in olRequest) string {
 			var obj map[string]any
 			if json.Unmarshal(c.Function.Arguments, &obj) != nil {
 				return fmt.Sprintf("messages[%d].tool_calls: arguments must be a JSON object", i)
+			}
+		}
+		for j, raw := range m.Images {
+			data, err := decodeBase64(raw)
+			if err != nil {
+				return fmt.Sprintf("messages[%d].images[%d]: illegal base64 data: %v", i, j, err)
+			}
+			if sniff(data) == "" {
+				return fmt.Sprintf("messages[%d].images[%d]: image: unknown format", i, j)
 			}
 		}
 	}

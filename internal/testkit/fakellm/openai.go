@@ -81,6 +81,10 @@ func (s *Server) serveOpenAI(w http.ResponseWriter, r *http.Request) {
 		openAIError(w, Fail(http.StatusBadRequest, msg))
 		return
 	}
+	if msg := s.blindRefusal(req); msg != "" {
+		openAIError(w, Fail(http.StatusBadRequest, msg))
+		return
+	}
 
 	rep := h(req)
 	if !s.wait(r, rep.Delay, rep.Hang) {
@@ -100,15 +104,18 @@ func parseOpenAI(req *Request, in oaRequest) error {
 	req.Stream = in.Stream
 	var system []string
 	for i, m := range in.Messages {
-		text, err := openAIText(m.Content)
+		text, images, err := openAIContent(m.Content)
 		if err != nil {
 			return fmt.Errorf("messages[%d].content: %w", i, err)
+		}
+		if len(images) > 0 && m.Role != "user" {
+			return fmt.Errorf("messages[%d].content: Image URLs are only allowed for messages with role 'user', but this message with role '%s' contains an image URL", i, m.Role)
 		}
 		if m.Role == "system" || m.Role == "developer" {
 			system = append(system, text)
 			continue
 		}
-		msg := Message{Role: m.Role, Content: text, ToolCallID: m.ToolCallID}
+		msg := Message{Role: m.Role, Content: text, ToolCallID: m.ToolCallID, Images: images}
 		for _, c := range m.ToolCalls {
 			msg.ToolCalls = append(msg.ToolCalls, ToolCall{ID: c.ID, Name: c.Function.Name, Arguments: json.RawMessage(c.Function.Arguments)})
 		}
@@ -121,27 +128,55 @@ func parseOpenAI(req *Request, in oaRequest) error {
 	return nil
 }
 
-// openAIText reads content that is a string, null, or an array of parts.
-func openAIText(raw json.RawMessage) (string, error) {
+// openAIContent reads content that is a string, null, or an array of parts
+// (text, and image_url parts whose url is a base64 data URL).
+func openAIContent(raw json.RawMessage) (string, []Image, error) {
 	if len(raw) == 0 || string(raw) == "null" {
-		return "", nil
+		return "", nil, nil
 	}
 	var s string
 	if json.Unmarshal(raw, &s) == nil {
-		return s, nil
+		return s, nil, nil
 	}
 	var parts []struct {
-		Type string `json:"type"`
-		Text string `json:"text"`
+		Type     string `json:"type"`
+		Text     string `json:"text"`
+		ImageURL *struct {
+			URL    string `json:"url"`
+			Detail string `json:"detail"`
+		} `json:"image_url"`
 	}
 	if err := json.Unmarshal(raw, &parts); err != nil {
-		return "", err
+		return "", nil, err
 	}
 	var b strings.Builder
-	for _, p := range parts {
-		b.WriteString(p.Text)
+	var images []Image
+	for i, p := range parts {
+		switch p.Type {
+		case "text":
+			b.WriteString(p.Text)
+		case "image_url":
+			if p.ImageURL == nil || p.ImageURL.URL == "" {
+				return "", nil, fmt.Errorf("[%d].image_url.url: Field required", i)
+			}
+			switch p.ImageURL.Detail {
+			case "", "auto", "low", "high":
+			default:
+				return "", nil, fmt.Errorf("[%d].image_url.detail: Input should be 'auto', 'low' or 'high'", i)
+			}
+			img, err := parseDataURL(p.ImageURL.URL)
+			if err != nil {
+				return "", nil, fmt.Errorf("[%d].image_url: %w", i, err)
+			}
+			if msg := checkImage(img); msg != "" {
+				return "", nil, fmt.Errorf("[%d].image_url: %s", i, msg)
+			}
+			images = append(images, img)
+		default:
+			return "", nil, fmt.Errorf("[%d].type: Invalid value: '%s'. Supported values are: 'text', 'image_url', 'input_audio', 'refusal', 'audio', and 'file'.", i, p.Type)
+		}
 	}
-	return b.String(), nil
+	return b.String(), images, nil
 }
 
 // validateOpenAI checks what the API rejects and clients commonly get wrong.

@@ -13,7 +13,7 @@ func words(s string) int { return len(strings.Fields(s)) }
 func inputTokens(r Request) int {
 	n := words(r.System)
 	for _, m := range r.Messages {
-		n += words(m.Content)
+		n += words(m.Content) + ImageTokens*len(m.Images)
 		for _, c := range m.ToolCalls {
 			n += argWords(c.Arguments)
 		}

@@ -2,8 +2,9 @@
 // that speaks the real wire format, for tests in any package.
 //
 // It serves auth.test, chat.postMessage, conversations.replies,
-// oauth.v2.access and apps.connections.open under URL() (which ends in /api/),
-// plus a Socket Mode WebSocket. Requests may be form-encoded or JSON, with the
+// oauth.v2.access, files.info and apps.connections.open under URL() (which
+// ends in /api/), uploaded files at their private URLs (files.go), plus a
+// Socket Mode WebSocket. Requests may be form-encoded or JSON, with the
 // token in the form or as a Bearer header, as slack-go sends them; answers are
 // {"ok":true,...} or {"ok":false,"error":"..."}. Failures can be injected per
 // method, including a post that Slack stores but whose response is lost.
@@ -52,6 +53,7 @@ type Server struct {
 	closed     bool
 	pingPeriod time.Duration
 	onPost     func(Posted)
+	files      map[string]File // by ID (files.go)
 }
 
 // Workspace is a registered Slack workspace (team) with its bot.
@@ -131,6 +133,7 @@ func New(t testing.TB) *Server {
 	mux := http.NewServeMux()
 	mux.HandleFunc("/api/", s.serveAPI)
 	mux.HandleFunc("/socket", s.serveSocket)
+	mux.HandleFunc("/files-pri/", s.serveFile)
 	s.srv = httptest.NewServer(mux)
 	t.Cleanup(s.Close)
 	return s
@@ -412,6 +415,8 @@ func (s *Server) serveAPI(w http.ResponseWriter, r *http.Request) {
 		h = s.conversationsReplies
 	case "oauth.v2.access":
 		h = s.oauthV2Access
+	case "files.info":
+		h = s.filesInfo
 	case "apps.connections.open":
 		h = func(req request) (int, map[string]any) { return s.appsConnectionsOpen(req, r) }
 	default:
