@@ -97,6 +97,10 @@ type RespondInput struct {
 	// answer without calling tools.
 	FinalAnswer bool   `json:"final_answer,omitempty"`
 	EndUserRef  string `json:"end_user_ref,omitempty"` // whose long-term memory is recalled
+	// Escalation says which of the agent's escalation rules apply to this
+	// call (EscalationOn, EscalationCooldown, EscalationOff); "" in
+	// histories recorded before escalation existed: none.
+	Escalation string `json:"escalation,omitempty"`
 }
 
 // Agent statuses a respond may report instead of an answer.
@@ -122,6 +126,11 @@ type RespondOutput struct {
 	// WindowTokens is the token budget of the conversation's window for the
 	// agent's model chain; the workflow caps the window it keeps by it.
 	WindowTokens int `json:"window_tokens,omitempty"`
+	// Handoff is set when one of the agent's escalation triggers fired on
+	// the user's message: no model was asked.
+	Handoff *Handoff `json:"handoff,omitempty"`
+	// MaxFailedTurns is the agent's rule (0: none, or escalation is off).
+	MaxFailedTurns int `json:"max_failed_turns,omitempty"`
 }
 
 // Application error types a respond fails with when retrying cannot help.
@@ -153,6 +162,9 @@ type ToolInput struct {
 type ToolOutput struct {
 	Content string `json:"content"`
 	IsError bool   `json:"is_error,omitempty"`
+	// Handoff is the reason of a valid escalate_to_human call: the workflow
+	// hands the conversation to people.
+	Handoff string `json:"handoff,omitempty"`
 }
 
 // Delivery kinds.
@@ -160,6 +172,8 @@ const (
 	KindReply       = "reply"
 	KindNotice      = "notice"      // a message about the service, not an answer
 	KindUnavailable = "unavailable" // "the model is down, I'll answer later"
+	KindHandoff     = "handoff"     // "a person will take over"
+	KindStaff       = "staff"       // a support person's reply, relayed (recorded with role "staff")
 )
 
 // DeliverInput posts a message into the conversation's thread and records it.
@@ -176,6 +190,9 @@ type DeliverInput struct {
 	Provider       string       `json:"provider,omitempty"`
 	Model          string       `json:"model,omitempty"`
 	ReceivedAt     time.Time    `json:"received_at"`
+	// Author names the support person of a KindStaff message: the user sees
+	// "Author: text", and the record keeps the text with its author.
+	Author string `json:"author,omitempty"`
 }
 
 // DeliverOutput lists the channel's IDs of the posted parts.

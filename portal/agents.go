@@ -113,7 +113,7 @@ func (p *Portal) designer(agent *store.Agent, in agents.Input, channel string) d
 	if in.Escalation.MaxFailedTurns > 0 {
 		d.MaxFailed = strconv.Itoa(in.Escalation.MaxFailedTurns)
 	}
-	for _, name := range p.d.Tools.Names() {
+	for _, name := range p.d.Tools.Selectable() {
 		t, _ := p.d.Tools.Get(name)
 		d.Tools = append(d.Tools, toolOption{Name: name, Title: t.Title, Description: t.Description})
 	}
@@ -226,7 +226,7 @@ func (p *Portal) agentCreate(c *gin.Context) {
 		a, err = p.d.Designer.Create(c.Request.Context(), viewerOf(c).Principal, tenant.ID, in)
 	} else {
 		check := in // Validate normalises its input; the form shows what was typed
-		err = agents.Validate(&check, p.d.Tools.Names())
+		err = agents.Validate(&check, p.d.Tools.Selectable())
 	}
 	if fields := formErrors(err, extra); len(fields) > 0 {
 		p.designerError(c, tenant, nil, in, keywords, maxFailed, fields)
@@ -354,7 +354,7 @@ func (p *Portal) agentUpdate(c *gin.Context) {
 		a, err = p.d.Designer.Update(c.Request.Context(), viewerOf(c).Principal, tenant.ID, cur.ID, in)
 	} else {
 		check := in // Validate normalises its input; the form shows what was typed
-		err = agents.Validate(&check, p.d.Tools.Names())
+		err = agents.Validate(&check, p.d.Tools.Selectable())
 	}
 	if fields := formErrors(err, extra); len(fields) > 0 {
 		p.designerError(c, tenant, &cur, in, keywords, maxFailed, fields)

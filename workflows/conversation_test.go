@@ -94,6 +94,7 @@ func newEnv(t *testing.T) (*testsuite.TestWorkflowEnvironment, *fakeActs) {
 	env.RegisterActivityWithOptions(f.SetStatus, activityName("SetStatus"))
 	env.RegisterActivityWithOptions(f.Remember, activityName("Remember"))
 	env.RegisterActivityWithOptions(f.Summarize, activityName("Summarize"))
+	registerEsc(env, &fakeEsc{}) // escalation off: StartEscalation starts nothing
 	return env, f
 }
 

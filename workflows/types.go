@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/konstruct/konstruct/activities"
+	"github.com/konstruct/konstruct/internal/escalation"
 )
 
 // Names shared with clients.
@@ -30,6 +31,9 @@ type Inbound struct {
 	// OverLimit is set when the webhook found the sender over a rate limit:
 	// the message is recorded and the user told when to try again.
 	OverLimit *OverLimit `json:"over_limit,omitempty"`
+	// Staff is set for a staff action on the conversation's escalation
+	// (received as SignalStaff), queued in order with the messages.
+	Staff *escalation.StaffAction `json:"staff,omitempty"`
 }
 
 // OverLimit describes the rate limit a message exceeded.
@@ -101,6 +105,9 @@ type State struct {
 	// WindowTokens caps History by estimated tokens (0: by count only); set
 	// from what Respond reports for the agent's model chain.
 	WindowTokens int `json:"window_tokens,omitempty"`
+	// Escalation is the handoff state machine (escalation.go); nil until the
+	// conversation is first handed to people.
+	Escalation *EscalationState `json:"escalation,omitempty"`
 }
 
 // seenCap bounds the duplicate-event memory; Slack retries within minutes.

@@ -32,7 +32,7 @@ func (a *App) services() *Services {
 		Accounts: &accounts.Service{Store: a.Store, Logger: a.Logger},
 		Invitations: &invitations.Service{Store: a.Store, Mail: sender, PublicURL: a.Config.PublicURL,
 			TTL: a.Config.InvitationTTL, Logger: a.Logger},
-		Designer: &designer.Service{Store: a.Store, KnownTools: a.Tools.Names(), Secrets: a.Secrets, Slack: a.Slack, Tools: a.Tools},
+		Designer: &designer.Service{Store: a.Store, KnownTools: a.Tools.Selectable(), Secrets: a.Secrets, Slack: a.Slack, Tools: a.Tools},
 	}
 }
 
