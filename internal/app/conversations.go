@@ -13,6 +13,7 @@ import (
 	"github.com/konstruct/konstruct/activities"
 	"github.com/konstruct/konstruct/api/webhooks"
 	"github.com/konstruct/konstruct/internal/channel/slack"
+	"github.com/konstruct/konstruct/internal/escalation"
 	"github.com/konstruct/konstruct/internal/knowledge"
 	"github.com/konstruct/konstruct/internal/llm"
 	"github.com/konstruct/konstruct/internal/memory"
@@ -65,9 +66,26 @@ func (a *App) slackWebhook() *webhooks.Slack {
 			ChannelRatePerMinute: a.Config.ChannelRatePerMinute,
 			Metrics:              webhooks.NewMetrics(a.Metrics),
 			Logger:               a.Logger.With("component", "slack"),
+			Escalations:          a.escalationService(),
 		}
+		a.slackButtons = &webhooks.SlackInteractions{SigningSecret: a.Config.SlackSigningSecret, Routes: a.slack.Routes,
+			Escalations: a.slack.Escalations, Metrics: a.slack.Metrics, Logger: a.slack.Logger}
 	})
 	return a.slack
+}
+
+// slackInteractions builds the receiver of Slack's button clicks (handoff
+// messages' Take it and Resolve), sharing the events webhook's routes.
+func (a *App) slackInteractions() *webhooks.SlackInteractions {
+	a.slackWebhook()
+	return a.slackButtons
+}
+
+// escalationService records staff actions for conversation workflows
+// (through the inbox) and reads escalations, for the API, the portal and
+// the Slack webhooks.
+func (a *App) escalationService() *escalation.Service {
+	return &escalation.Service{Store: a.Store, Wake: a.Inbox().Wake}
 }
 
 // RunSlackSocketMode receives Slack events over Socket Mode when an app token
@@ -126,6 +144,8 @@ func (a *App) Worker() worker.Worker {
 		Memory:        memory.New(a.Store, pool, memory.Config{Models: a.Config.EmbeddingModels}, a.Logger.With("component", "memory")),
 		DefaultModels: a.Config.DefaultModels, Metrics: activities.NewMetrics(a.Metrics),
 		Logger: a.Logger.With("component", "activities"),
+		Links: activities.Links{PublicURL: a.Config.PublicURL, TemporalUIURL: a.Config.TemporalUIURL,
+			Namespace: a.Config.TemporalNamespace},
 	}
 	w := workers.NewConversationWorker(a.Temporal, a.Config.TemporalTaskQueue, acts, workers.Options{})
 	workers.RegisterKnowledge(w, a.knowledgeActivities(pool))

@@ -337,3 +337,29 @@ func (s *Service) UpdateSettings(ctx context.Context, actor authz.Principal, ten
 	})
 	return out, err
 }
+
+// SLA statuses of an escalation's first response.
+const (
+	SLAWaiting = "waiting" // nobody answered yet; still within the first-response time
+	SLAOverdue = "overdue" // nobody answered yet; past it (staff were paged again)
+	SLAMet     = "met"     // a person answered (or it ended) within it
+	SLAMissed  = "missed"  // the first answer came late, or never
+)
+
+// SLAStatus says how an escalation stands against its first-response time.
+func SLAStatus(h store.Handoff, now time.Time) string {
+	due := h.FirstResponseDueAt
+	answered := h.FirstResponseAt
+	if answered == nil && h.State == store.EscalationResolved {
+		answered = h.EndedAt // resolved without a written reply: people handled it
+	}
+	switch {
+	case answered != nil && (due == nil || !answered.After(*due)):
+		return SLAMet
+	case answered != nil || h.EndedAt != nil:
+		return SLAMissed
+	case due != nil && now.After(*due):
+		return SLAOverdue
+	}
+	return SLAWaiting
+}
