@@ -35,12 +35,12 @@ type Slack struct {
 	Store                *store.Store
 	Limiter              *ratelimit.Limiter
 	Wake                 func() // tells the dispatcher an event is waiting (optional)
-	Escalations          *escalation.Service // staff replies in handoff threads (nil: none)
 	Settings             workflows.Settings
 	TenantRatePerMinute  int // defaults for tenants without their own
 	ChannelRatePerMinute int
 	Metrics              *Metrics
 	Logger               *slog.Logger
+	Escalations          *escalation.Service // staff replies in handoff threads (nil: none)
 	Now                  func() time.Time
 }
 
