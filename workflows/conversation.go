@@ -10,7 +10,6 @@ import (
 	"go.temporal.io/sdk/workflow"
 
 	"github.com/konstruct/konstruct/activities"
-	"github.com/konstruct/konstruct/internal/escalation"
 	"github.com/konstruct/konstruct/internal/store"
 )
 
@@ -71,15 +70,6 @@ func Conversation(ctx workflow.Context, in ConversationInput) error {
 			var m Inbound
 			sig.Receive(ctx, &m)
 			s.enqueue(m)
-		}
-	})
-	// Staff actions (escalation.go) queue with the messages, in arrival order.
-	staff := workflow.GetSignalChannel(ctx, SignalStaff)
-	workflow.Go(ctx, func(ctx workflow.Context) {
-		for {
-			var a escalation.StaffAction
-			staff.Receive(ctx, &a)
-			s.enqueue(Inbound{EventID: a.EventID, ReceivedAt: a.ReceivedAt, Staff: &a})
 		}
 	})
 

@@ -20,9 +20,6 @@ import (
 // before; from version 1 the escalation state machine below applies.
 const changeEscalation = "escalation"
 
-// SignalStaff carries a staff action (escalation.StaffAction).
-const SignalStaff = escalation.SignalStaff
-
 // Modes of a conversation: the single-writer state machine
 // ai → waiting_for_human → human → ai. Only the workflow changes it; while
 // it is not ModeAI, no model is asked about the user's messages.

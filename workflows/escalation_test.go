@@ -110,8 +110,22 @@ func escEnv(t *testing.T) (*testsuite.TestWorkflowEnvironment, *fakeActs, *fakeE
 	return env, f, e
 }
 
-func staffMsg(id, escID, kind, text string) escalation.StaffAction {
-	return escalation.StaffAction{EventID: id, EscalationID: escID, Kind: kind, Text: text, Source: escalation.SourcePortal}
+// staffMsg is a staff action's signal, as the inbox sends it.
+func staffMsg(id, escID, kind, text string) escalation.Signal {
+	return escalation.Signal{EventID: id, Staff: &escalation.StaffAction{EventID: id, EscalationID: escID, Kind: kind,
+		Text: text, Source: escalation.SourcePortal}}
+}
+
+// A staff action's signal decodes as the Inbound the workflow reads.
+func TestStaffSignalIsAnInbound(t *testing.T) {
+	at := time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC)
+	sig := escalation.Signal{EventID: "portal:1", ReceivedAt: at, Staff: &escalation.StaffAction{EventID: "portal:1",
+		EscalationID: "e", Kind: escalation.ActionReply, Text: "hi", Author: "Jane", Source: escalation.SourcePortal, ReceivedAt: at}}
+	raw, err := json.Marshal(sig)
+	require.NoError(t, err)
+	var in Inbound
+	require.NoError(t, json.Unmarshal(raw, &in))
+	require.Equal(t, Inbound{EventID: "portal:1", ReceivedAt: at, Staff: sig.Staff}, in)
 }
 
 // The whole round trip: a trigger hands off (the user is told, staff are
@@ -123,14 +137,14 @@ func TestEscalationRoundTrip(t *testing.T) {
 	env.RegisterDelayedCallback(func() { env.SignalWorkflow(SignalMessage, msg("e1", "let me talk to a human")) }, time.Second)
 	env.RegisterDelayedCallback(func() { env.SignalWorkflow(SignalMessage, msg("e2", "hello? human?")) }, 2*time.Second)
 	env.RegisterDelayedCallback(func() {
-		env.SignalWorkflow(SignalStaff, staffMsg("s1", "esc-1", escalation.ActionReply, "Hi, Jane here. Refunded."))
-		env.SignalWorkflow(SignalStaff, staffMsg("s1", "esc-1", escalation.ActionReply, "Hi, Jane here. Refunded.")) // redelivered
+		env.SignalWorkflow(SignalMessage, staffMsg("s1", "esc-1", escalation.ActionReply, "Hi, Jane here. Refunded."))
+		env.SignalWorkflow(SignalMessage, staffMsg("s1", "esc-1", escalation.ActionReply, "Hi, Jane here. Refunded.")) // redelivered
 	}, time.Minute)
 	env.RegisterDelayedCallback(func() { env.SignalWorkflow(SignalMessage, msg("e3", "thanks")) }, 2*time.Minute)
-	env.RegisterDelayedCallback(func() { env.SignalWorkflow(SignalStaff, staffMsg("s2", "esc-1", escalation.ActionResolve, "")) }, 3*time.Minute)
+	env.RegisterDelayedCallback(func() { env.SignalWorkflow(SignalMessage, staffMsg("s2", "esc-1", escalation.ActionResolve, "")) }, 3*time.Minute)
 	env.RegisterDelayedCallback(func() { env.SignalWorkflow(SignalMessage, msg("e4", "one more: human please")) }, 4*time.Minute)
 	env.RegisterDelayedCallback(func() {
-		env.SignalWorkflow(SignalStaff, staffMsg("s3", "esc-1", escalation.ActionReply, "late, ignored"))
+		env.SignalWorkflow(SignalMessage, staffMsg("s3", "esc-1", escalation.ActionReply, "late, ignored"))
 	}, 5*time.Minute)
 	env.ExecuteWorkflow(ConversationWorkflow, input())
 	require.NoError(t, env.GetWorkflowError())
@@ -204,12 +218,12 @@ func TestStaffReplyStopsTheSLA(t *testing.T) {
 	e.sla = [2]time.Duration{10 * time.Minute, 30 * time.Minute}
 	env.RegisterDelayedCallback(func() { env.SignalWorkflow(SignalMessage, msg("e1", "human")) }, time.Second)
 	env.RegisterDelayedCallback(func() {
-		env.SignalWorkflow(SignalStaff, staffMsg("s1", "esc-1", escalation.ActionClaim, ""))
+		env.SignalWorkflow(SignalMessage, staffMsg("s1", "esc-1", escalation.ActionClaim, ""))
 	}, 5*time.Minute)
 	// Days later (far past the idle timeout of an hour), still owned by people.
 	env.RegisterDelayedCallback(func() {
 		require.False(t, env.IsWorkflowCompleted(), "a conversation people own does not close when idle")
-		env.SignalWorkflow(SignalStaff, staffMsg("s2", "esc-1", escalation.ActionResolve, ""))
+		env.SignalWorkflow(SignalMessage, staffMsg("s2", "esc-1", escalation.ActionResolve, ""))
 	}, 72*time.Hour)
 	env.ExecuteWorkflow(ConversationWorkflow, input())
 	require.NoError(t, env.GetWorkflowError())

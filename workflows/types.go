@@ -32,7 +32,8 @@ type Inbound struct {
 	// the message is recorded and the user told when to try again.
 	OverLimit *OverLimit `json:"over_limit,omitempty"`
 	// Staff is set for a staff action on the conversation's escalation
-	// (received as SignalStaff), queued in order with the messages.
+	// instead of a user's message (escalation.Signal), queued in order with
+	// the messages.
 	Staff *escalation.StaffAction `json:"staff,omitempty"`
 }
 

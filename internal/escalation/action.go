@@ -14,8 +14,20 @@ import (
 	"github.com/konstruct/konstruct/internal/store"
 )
 
-// SignalStaff is the conversation workflow's signal for staff actions.
-const SignalStaff = "staff"
+// SignalMessage is the conversation workflow's signal (workflows.SignalMessage).
+// Staff actions travel on it, in one queue with the user's messages, so the
+// workflow handles them in the order they arrived — the same order on every
+// replay of a workflow task — and their effects (turn numbers, delivery
+// keys) come out the same each time.
+const SignalMessage = "message"
+
+// Signal is the signal payload of a staff action: the fields of
+// workflows.Inbound it sets (a workflows test keeps the shapes in step).
+type Signal struct {
+	EventID    string       `json:"event_id"`
+	ReceivedAt time.Time    `json:"received_at"`
+	Staff      *StaffAction `json:"staff"`
+}
 
 // Staff action kinds.
 const (
@@ -32,8 +44,8 @@ const (
 )
 
 // StaffAction is what a staff member did to an escalation. It is recorded in
-// the inbox and handed to the conversation workflow as SignalStaff, in order
-// with the conversation's messages. Its JSON shape is part of the workflow's
+// the inbox and handed to the conversation workflow on its message signal,
+// in order with the conversation's messages. Its JSON shape is part of the workflow's
 // replay contract.
 type StaffAction struct {
 	EventID      string    `json:"event_id"` // dedupes a repeated delivery
@@ -76,7 +88,8 @@ func (h InboxHandler) Deliver(ctx context.Context, ev store.InboxEvent) error {
 	if se.WorkflowID == "" || se.Action.EscalationID == "" {
 		return inbox.Permanent(fmt.Errorf("escalation: inbox event %d names no workflow or escalation", ev.ID))
 	}
-	err := h.Client.SignalWorkflow(ctx, se.WorkflowID, "", SignalStaff, se.Action)
+	a := se.Action
+	err := h.Client.SignalWorkflow(ctx, se.WorkflowID, "", SignalMessage, Signal{EventID: a.EventID, ReceivedAt: a.ReceivedAt, Staff: &a})
 	var notFound *serviceerror.NotFound
 	var invalid *serviceerror.InvalidArgument
 	if errors.As(err, &notFound) || errors.As(err, &invalid) {
