@@ -111,7 +111,7 @@ func TestRecordEscalationHistory(t *testing.T) {
 		return fakellm.Text("echo: " + r.LastUserText())
 	})
 	tn := p.NewTenant("History", platform.AgentSpec{Name: "Hal", Escalation: map[string]any{"keywords": []string{"agent"}}})
-	setSupport(t, p, tn, "C0SUPPORT", 3, 3600)
+	setSupport(t, p, tn, "C0SUPPORT", 5, 3600)
 	ts := platform.NewTS()
 	body, _ := tn.Mention("C0HIST", "U0ALICE", "hello", ts, "")
 	postOK(t, p, body)
