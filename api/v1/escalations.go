@@ -16,34 +16,40 @@ import (
 )
 
 type escalationJSON struct {
-	ID                 string               `json:"id"`
-	TenantID           string               `json:"tenant_id"`
-	ConversationID     string               `json:"conversation_id"`
-	AgentID            string               `json:"agent_id"`
-	WorkflowID         string               `json:"workflow_id"`
-	WorkflowURL        string               `json:"workflow_url"`
-	State              string               `json:"state"`
-	Trigger            string               `json:"trigger"`
-	Reason             string               `json:"reason"`
-	Summary            string               `json:"summary"`
-	SummarySource      string               `json:"summary_source"`
-	Context            store.HandoffContext `json:"context"`
-	Channel            string               `json:"channel"`
-	UserRef            string               `json:"user_ref"`
-	Slack              *escalationSlackJSON `json:"slack"`
-	NotifyError        string               `json:"notify_error"`
-	Assignee           string               `json:"assignee"`
-	ResolvedBy         string               `json:"resolved_by"`
-	CreatedAt          string               `json:"created_at"`
-	ClaimedAt          *string              `json:"claimed_at"`
-	FirstResponseAt    *string              `json:"first_response_at"`
-	EndedAt            *string              `json:"ended_at"`
-	WaitingSeconds     int64                `json:"waiting_seconds"`
-	FirstResponseDueAt *string              `json:"first_response_due_at"`
-	HandBackDueAt      *string              `json:"hand_back_due_at"`
-	PageCount          int                  `json:"page_count"`
-	SLA                string               `json:"sla"`
-	Messages           []messageJSON        `json:"messages,omitempty"`
+	ID                 string                `json:"id"`
+	TenantID           string                `json:"tenant_id"`
+	ConversationID     string                `json:"conversation_id"`
+	AgentID            string                `json:"agent_id"`
+	WorkflowID         string                `json:"workflow_id"`
+	WorkflowURL        string                `json:"workflow_url"`
+	State              string                `json:"state"`
+	Trigger            string                `json:"trigger"`
+	Reason             string                `json:"reason"`
+	Summary            string                `json:"summary"`
+	SummarySource      string                `json:"summary_source"`
+	Context            escalationContextJSON `json:"context"`
+	Channel            string                `json:"channel"`
+	UserRef            string                `json:"user_ref"`
+	Slack              *escalationSlackJSON  `json:"slack"`
+	NotifyError        string                `json:"notify_error"`
+	Assignee           string                `json:"assignee"`
+	ResolvedBy         string                `json:"resolved_by"`
+	CreatedAt          string                `json:"created_at"`
+	ClaimedAt          *string               `json:"claimed_at"`
+	FirstResponseAt    *string               `json:"first_response_at"`
+	EndedAt            *string               `json:"ended_at"`
+	WaitingSeconds     int64                 `json:"waiting_seconds"`
+	FirstResponseDueAt *string               `json:"first_response_due_at"`
+	HandBackDueAt      *string               `json:"hand_back_due_at"`
+	PageCount          int                   `json:"page_count"`
+	SLA                string                `json:"sla"`
+	Messages           []messageJSON         `json:"messages,omitempty"`
+}
+
+// escalationContextJSON is the context pack's structured part, every list present.
+type escalationContextJSON struct {
+	Tools   []store.HandoffTool   `json:"tools"`
+	Sources []store.HandoffSource `json:"sources"`
 }
 
 type escalationSlackJSON struct {
@@ -56,7 +62,7 @@ func (a *API) escalationOut(h store.Handoff, now time.Time) escalationJSON {
 	out := escalationJSON{ID: h.ID.String(), TenantID: h.TenantID.String(), ConversationID: h.ConversationID.String(),
 		AgentID: h.AgentID.String(), WorkflowID: h.WorkflowID, WorkflowURL: WorkflowURL(a.TemporalUIURL, a.Namespace, h.WorkflowID),
 		State: h.State, Trigger: h.Trigger, Reason: h.Reason, Summary: h.Summary, SummarySource: h.SummarySource,
-		Context: h.Context, Channel: h.Channel, UserRef: h.UserRef, NotifyError: h.NotifyError, Assignee: h.Assignee,
+		Context: escalationContextJSON{Tools: h.Context.Tools, Sources: h.Context.Sources}, Channel: h.Channel, UserRef: h.UserRef, NotifyError: h.NotifyError, Assignee: h.Assignee,
 		ResolvedBy: h.ResolvedBy, CreatedAt: ts(h.CreatedAt), ClaimedAt: tsPtr(h.ClaimedAt), FirstResponseAt: tsPtr(h.FirstResponseAt),
 		EndedAt: tsPtr(h.EndedAt), WaitingSeconds: int64(h.WaitingTime(now).Seconds()),
 		FirstResponseDueAt: tsPtr(h.FirstResponseDueAt), HandBackDueAt: tsPtr(h.HandBackDueAt), PageCount: h.PageCount,
