@@ -11,9 +11,11 @@ import (
 	"github.com/google/uuid"
 	"github.com/stretchr/testify/require"
 
+	slackpkg "github.com/konstruct/konstruct/internal/channel/slack"
 	"github.com/konstruct/konstruct/internal/escalation"
 	"github.com/konstruct/konstruct/internal/store"
 	"github.com/konstruct/konstruct/internal/testkit/apitest"
+	"github.com/konstruct/konstruct/internal/testkit/fakeslack"
 )
 
 func escalationsPath(tenantID uuid.UUID) string { return tenantPath(tenantID) + "/escalations" }
@@ -227,4 +229,51 @@ func TestSupportSettings(t *testing.T) {
 	s.Do(t, http.MethodGet, tenantPath(ten.ID)+"/audit?type=support.update", admin.Token, nil).Expect(t, http.StatusOK).JSON(t, &audit)
 	require.Len(t, audit.Events, 1, "refused changes are not recorded")
 	require.Equal(t, "C0SUPPORT", audit.Events[0].Data["slack_channel_id"])
+}
+
+// The interactivity webhook verifies Slack's signature before it looks at
+// the body; a signed click on a handoff's button is recorded once for the
+// escalation's conversation, whatever Slack repeats.
+func TestSlackButtonClicks(t *testing.T) {
+	t.Parallel()
+	s := apitest.Start(t, apitest.Options{Env: map[string]string{"MAX_BODY_BYTES": "8192"}})
+	ten := s.CreateTenant(t, "Buttons")
+	admin := s.NewUser(t, ten.ID, store.RoleCustomerAdmin)
+	ag := s.CreateAgent(t, admin.Token, ten.ID, "Ada")
+	ch := s.ConnectSlack(t, admin.Token, ten.ID, ag.ID)
+	h := seedHandoff(t, s, ten.ID, ag.ID)
+	secret := s.App.Config.SlackSigningSecret
+
+	post := func(body []byte, signWith string, at time.Time) *apitest.Response {
+		req := fakeslack.NewInteractionRequest(signWith, body, at)
+		real := s.NewRequest(t, http.MethodPost, fakeslack.InteractionsPath, "", body)
+		for k, v := range req.Header {
+			real.Header[k] = v
+		}
+		return s.Send(t, real)
+	}
+	click := fakeslack.ButtonClick(ch.ExternalID, "U0STAFF", "jane", "C0SUPPORT", "1700000000.000100",
+		slackpkg.ActionResolve, h.ID.String(), "1700000099.000001")
+	post(click, "wrong-secret", time.Now()).ExpectError(t, http.StatusUnauthorized, "unauthorized", "")
+	post(click, secret, time.Now().Add(-10*time.Minute)).ExpectError(t, http.StatusUnauthorized, "unauthorized", "")
+	unsigned := s.NewRequest(t, http.MethodPost, fakeslack.InteractionsPath, "", click)
+	unsigned.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+	s.Send(t, unsigned).ExpectError(t, http.StatusUnauthorized, "unauthorized", "")
+	require.Empty(t, staffEvents(t, s, ten.ID), "nothing from an unsigned click")
+
+	post([]byte("payload=%7Bnot-json"), secret, time.Now()).ExpectError(t, http.StatusBadRequest, "malformed_interaction", "")
+	post([]byte("payload="+strings.Repeat("x", 9000)), secret, time.Now()).ExpectError(t, http.StatusRequestEntityTooLarge, "body_too_large", "")
+	bad := fakeslack.ButtonClick(ch.ExternalID, "U0STAFF", "jane", "C0SUPPORT", "1", slackpkg.ActionResolve, "not-a-uuid", "2")
+	post(bad, secret, time.Now()).ExpectError(t, http.StatusBadRequest, "malformed_action", "")
+	other := fakeslack.ButtonClick("T0NOBODY", "U0STAFF", "jane", "C0SUPPORT", "1", slackpkg.ActionResolve, h.ID.String(), "3")
+	post(other, secret, time.Now()).Expect(t, http.StatusOK)
+
+	post(click, secret, time.Now()).Expect(t, http.StatusOK)
+	post(click, secret, time.Now()).Expect(t, http.StatusOK) // Slack's retry of the same click
+	evs := staffEvents(t, s, ten.ID)
+	require.Len(t, evs, 1)
+	require.Equal(t, escalation.StaffAction{EventID: evs[0].Action.EventID, EscalationID: h.ID.String(), Kind: escalation.ActionResolve,
+		Author: "jane", AuthorRef: "slack:" + ch.ExternalID + ":U0STAFF", Source: escalation.SourceSlack,
+		ReceivedAt: evs[0].Action.ReceivedAt}, evs[0].Action)
+	require.Equal(t, h.WorkflowID, evs[0].WorkflowID)
 }
