@@ -47,6 +47,8 @@ func (p *Portal) funcs() template.FuncMap {
 			return name
 		},
 		"invitationState": func(i store.Invitation, now time.Time) string { return i.State(now) },
+		"duration":        duration,
+		"escState":        escalationStateLabel,
 	}
 }
 

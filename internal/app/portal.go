@@ -42,7 +42,7 @@ func (a *App) portal(svc *Services) api.Mount {
 	p, err := portal.New(portal.Deps{
 		Config: a.Config, Logger: a.Logger, Store: a.Store, Auth: a.Auth, Authz: a.Authz, Tools: a.Tools,
 		Accounts: svc.Accounts, Invitations: svc.Invitations, Designer: svc.Designer,
-		Knowledge: a.Knowledge,
+		Knowledge: a.Knowledge, Escalations: a.escalationService(),
 	})
 	if err != nil {
 		panic("app: portal: " + err.Error())
