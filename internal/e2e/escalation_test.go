@@ -144,6 +144,20 @@ func TestEscalationByKeywordStaffRepliesAndResolve(t *testing.T) {
 	require.Equal(t, handoff.TS, esc.Slack.TS)
 	llmBefore := len(p.LLM.Requests())
 
+	// A staff member takes it with the handoff's button.
+	take := fakeslack.ButtonClick(tn.TeamID, "U0STAFF", "jane", "C0SUPPORT", handoff.TS, "escalation_claim", esc.ID, platform.NewTS())
+	status, respBody := p.PostInteraction(take)
+	require.Equal(t, http.StatusOK, status, respBody)
+	p.Slack.WaitFor(t, "the claim announced in the thread", replyTimeout, func(all []fakeslack.Posted) bool {
+		for _, m := range all {
+			if m.ThreadTS == handoff.TS && strings.Contains(m.Text, "*jane* took this conversation") {
+				return true
+			}
+		}
+		return false
+	})
+	require.Equal(t, "human", getEscalation(t, p, tn, esc.ID).State)
+
 	// The user writes while people own the conversation: relayed, not answered.
 	body, _ = tn.Mention("C0CHAT", "U0ALICE", "are you there?", platform.NewTS(), root)
 	postOK(t, p, body)
@@ -159,7 +173,7 @@ func TestEscalationByKeywordStaffRepliesAndResolve(t *testing.T) {
 	// A staff reply in the handoff thread, delivered twice by Slack.
 	reply, _ := tn.ThreadReply("C0SUPPORT", "U0STAFF", "Hi, I'm Jane. Your refund is on its way.", platform.NewTS(), handoff.TS)
 	postOK(t, p, reply)
-	status, _ := p.PostEvent(reply, 1)
+	status, _ = p.PostEvent(reply, 1)
 	require.Equal(t, http.StatusOK, status)
 	chat = p.Slack.WaitForMessages(t, "C0CHAT", 3, replyTimeout)
 	require.Equal(t, "Jane Doe: Hi, I'm Jane. Your refund is on its way.", chat[2].Text)
@@ -205,7 +219,7 @@ func TestEscalationByKeywordStaffRepliesAndResolve(t *testing.T) {
 
 	// Resolve with the handoff's button: signed like an event.
 	click := fakeslack.ButtonClick(tn.TeamID, "U0STAFF", "jane", "C0SUPPORT", handoff.TS, "escalation_resolve", esc.ID, platform.NewTS())
-	status, respBody := p.PostInteraction(click)
+	status, respBody = p.PostInteraction(click)
 	require.Equal(t, http.StatusOK, status, respBody)
 	chat = p.Slack.WaitForMessages(t, "C0CHAT", 6, replyTimeout)
 	require.Equal(t, "Glad that was sorted! Anything else I can do?", chat[5].Text, "the agent speaks first")
@@ -253,7 +267,7 @@ func TestEscalationByKeywordStaffRepliesAndResolve(t *testing.T) {
 	}
 	require.Len(t, staff, 3, "%q", staff)
 	require.Equal(t, "Jane Doe: Hi, I'm Jane. Your refund is on its way.", staff[0])
-	require.Equal(t, []string{"escalation.started", "escalation.notified", "escalation.user_message", "escalation.staff_message",
+	require.Equal(t, []string{"escalation.started", "escalation.notified", "escalation.claimed", "escalation.user_message", "escalation.staff_message",
 		"escalation.staff_message", "escalation.user_message", "escalation.staff_message", "escalation.resolved",
 		"escalation.handed_back"}, escalationAudit(t, p, tn))
 }
