@@ -1,6 +1,7 @@
 package webhooks
 
 import (
+	"context"
 	"errors"
 	"io"
 	"log/slog"
@@ -74,7 +75,24 @@ func (h *SlackInteractions) interactions(c *gin.Context) {
 			"the body is not a Slack interaction (a form with a JSON payload field)").Wrap(err))
 		return
 	}
-	ctx := c.Request.Context()
+	outcome, err := h.Handle(c.Request.Context(), in)
+	h.Metrics.outcome("slack_interactions", outcome)
+	switch outcome {
+	case OutcomeMalformed:
+		apiutil.Error(c, err)
+	case OutcomeUnavailable:
+		h.Logger.ErrorContext(c.Request.Context(), "could not record a slack button click", "err", err)
+		apiutil.Error(c, apperr.Unavailable("the click could not be recorded; try again").Wrap(err))
+	default:
+		c.Status(http.StatusOK)
+	}
+}
+
+// Handle records the clicks of one parsed interaction. Both the HTTP
+// endpoint and Socket Mode call it. OutcomeUnavailable (with its error)
+// means the click must be delivered again; OutcomeMalformed that it never
+// can be recorded.
+func (h *SlackInteractions) Handle(ctx context.Context, in slack.Interaction) (string, error) {
 	outcome := OutcomeIgnored
 	for _, click := range in.Clicks {
 		kind := map[string]string{slack.ActionClaim: escalation.ActionClaim, slack.ActionResolve: escalation.ActionResolve}[click.ActionID]
@@ -84,8 +102,7 @@ func (h *SlackInteractions) interactions(c *gin.Context) {
 		cctx := logging.With(ctx, slog.String("slack_team", click.TeamID), slog.String("escalation_id", click.Value))
 		route, found, err := h.Routes.Lookup(cctx, store.ChannelSlack, click.TeamID)
 		if err != nil {
-			h.unavailable(c, err)
-			return
+			return OutcomeUnavailable, err
 		}
 		if !found || !route.TenantActive {
 			h.Logger.InfoContext(cctx, "slack button from a workspace no active tenant has connected; ignoring")
@@ -94,27 +111,26 @@ func (h *SlackInteractions) interactions(c *gin.Context) {
 		recorded, err := h.Escalations.SlackButton(cctx, route.TenantID, click.Value, kind, click.TeamID, click.UserID,
 			click.UserName, click.ActionTS)
 		if apperr.From(err).Status == http.StatusBadRequest {
-			h.Metrics.outcome("slack_interactions", OutcomeMalformed)
-			apiutil.Error(c, err)
-			return
+			return OutcomeMalformed, err
 		}
 		if err != nil {
-			h.unavailable(c, err)
-			return
+			return OutcomeUnavailable, err
 		}
 		if recorded {
 			outcome = OutcomeAccepted
 			h.Logger.InfoContext(cctx, "slack button recorded", "action", kind, "user", click.UserID)
 		}
 	}
-	h.Metrics.outcome("slack_interactions", outcome)
-	c.Status(http.StatusOK)
+	return outcome, nil
 }
 
-// unavailable answers a click that could not be recorded (Postgres down):
-// Slack shows the user an error and they can click again.
-func (h *SlackInteractions) unavailable(c *gin.Context, err error) {
-	h.Metrics.outcome("slack_interactions", OutcomeUnavailable)
-	h.Logger.ErrorContext(c.Request.Context(), "could not record a slack button click", "err", err)
-	apiutil.Error(c, apperr.Unavailable("the click could not be recorded; try again").Wrap(err))
+// SocketHandler adapts Handle for Socket Mode: an error leaves the envelope
+// unacknowledged, so Slack redelivers it (a malformed click is dropped).
+func (h *SlackInteractions) SocketHandler(ctx context.Context, in slack.Interaction) error {
+	outcome, err := h.Handle(ctx, in)
+	h.Metrics.outcome("slack_interactions_socket", outcome)
+	if outcome == OutcomeUnavailable {
+		return err
+	}
+	return nil
 }

@@ -98,6 +98,7 @@ func (a *App) RunSlackSocketMode(ctx context.Context) error {
 	}
 	log := a.Logger.With("component", "slack-socket")
 	sm := slack.NewSocketMode(a.Config.SlackAppToken, a.Config.SlackAPIURL, a.slackWebhook().SocketHandler, log)
+	sm.OnInteraction(a.slackInteractions().SocketHandler) // handoff buttons
 	backoff := time.Second
 	for {
 		log.InfoContext(ctx, "receiving Slack events over Socket Mode")

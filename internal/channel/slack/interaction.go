@@ -45,8 +45,15 @@ func ParseInteraction(body []byte) (Interaction, error) {
 	if raw == "" {
 		return Interaction{}, fmt.Errorf("slack: parse interaction: %w", ErrNoPayload)
 	}
+	return ParseInteractionPayload([]byte(raw))
+}
+
+// ParseInteractionPayload decodes the JSON of an interaction: the payload
+// field of a request to the interactivity URL, or the payload of a Socket
+// Mode "interactive" envelope.
+func ParseInteractionPayload(raw []byte) (Interaction, error) {
 	var cb slackapi.InteractionCallback
-	if err := json.Unmarshal([]byte(raw), &cb); err != nil {
+	if err := json.Unmarshal(raw, &cb); err != nil {
 		return Interaction{}, fmt.Errorf("slack: parse interaction payload: %w", err)
 	}
 	out := Interaction{Type: string(cb.Type)}

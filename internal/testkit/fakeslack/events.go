@@ -350,7 +350,14 @@ const InteractionsPath = "/webhooks/slack/interactions"
 // channel: application/x-www-form-urlencoded, its payload field the
 // block_actions JSON. actionTS identifies the click.
 func ButtonClick(teamID, userID, userName, channel, messageTS, actionID, value, actionTS string) []byte {
-	payload := mustJSON(obj{
+	payload := ButtonClickPayload(teamID, userID, userName, channel, messageTS, actionID, value, actionTS)
+	return []byte(url.Values{"payload": {string(payload)}}.Encode())
+}
+
+// ButtonClickPayload is the block_actions JSON of ButtonClick, as Socket
+// Mode delivers it (PushInteractive).
+func ButtonClickPayload(teamID, userID, userName, channel, messageTS, actionID, value, actionTS string) []byte {
+	return mustJSON(obj{
 		{"type", "block_actions"},
 		{"user", obj{{"id", userID}, {"username", userName}, {"name", userName}, {"team_id", teamID}}},
 		{"api_app_id", DefaultAPIAppID},
@@ -372,7 +379,6 @@ func ButtonClick(teamID, userID, userName, channel, messageTS, actionID, value, 
 			{"action_ts", actionTS},
 		}}},
 	})
-	return []byte(url.Values{"payload": {string(payload)}}.Encode())
 }
 
 // NewInteractionRequest builds a signed POST of a ButtonClick body to
