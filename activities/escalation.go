@@ -649,7 +649,7 @@ func (a *Conversation) RelayToStaff(ctx context.Context, in RelayInput) error {
 		if h, err = tx.GetHandoff(ctx, escID); err != nil {
 			return err
 		}
-		return tx.AppendAudit(ctx, escalationAudit(h, "user:"+in.User.Author, store.AuditEscalationUserMessage,
+		return tx.AppendAudit(ctx, escalationAudit(h, "end_user:"+in.User.Author, store.AuditEscalationUserMessage,
 			"user:"+strconv.Itoa(in.Turn), map[string]any{"turn": in.Turn, "text": summary(in.User.Text, 500)}))
 	})
 	if errors.Is(err, store.ErrNotFound) {

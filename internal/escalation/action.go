@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"strings"
 	"time"
 
 	"go.temporal.io/api/serviceerror"
@@ -87,6 +88,10 @@ func (h InboxHandler) Deliver(ctx context.Context, ev store.InboxEvent) error {
 	}
 	if se.WorkflowID == "" || se.Action.EscalationID == "" {
 		return inbox.Permanent(fmt.Errorf("escalation: inbox event %d names no workflow or escalation", ev.ID))
+	}
+	if !strings.HasPrefix(se.WorkflowID, "conversation/"+ev.TenantID.String()+"/") {
+		// The payload's conversation is the row's tenant's, or it is not sent.
+		return inbox.Permanent(fmt.Errorf("escalation: inbox event %d names workflow %s in a row of %s", ev.ID, se.WorkflowID, ev.TenantID))
 	}
 	a := se.Action
 	err := h.Client.SignalWorkflow(ctx, se.WorkflowID, "", SignalMessage, Signal{EventID: a.EventID, ReceivedAt: a.ReceivedAt, Staff: &a})
