@@ -34,6 +34,7 @@ type Conversation struct {
 	Tools         *tools.Registry
 	HTTPTools     *httptool.Client // runs the HTTP tools operators declare; nil: none
 	Memory        *memory.Service  // nil: no long-term memory
+	Links         Links            // where handoffs point staff (portal, Temporal Web UI)
 	DefaultModels []string
 	Metrics       *Metrics
 	Logger        *slog.Logger
@@ -145,12 +146,19 @@ func (a *Conversation) Respond(ctx context.Context, in RespondInput) (RespondOut
 	if agent.Status != store.AgentActive {
 		return RespondOutput{AgentStatus: AgentInactive}, nil
 	}
+	rules := escalationRules(in, agent)
+	if h := handoffFor(in, rules); h != nil {
+		// A trigger fired on the user's message: a person takes over, and
+		// no model is asked.
+		a.Logger.InfoContext(ctx, "escalation triggered by the user's message", "trigger", h.Trigger, "turn", in.Turn)
+		return RespondOutput{AgentStatus: AgentActive, Handoff: h, MaxFailedTurns: rules.MaxFailedTurns}, nil
+	}
 
 	var toolDefs []llm.ToolDef
 	allowed := slices.Clone(agent.Tools)
 	var specs []ToolSpec
 	for _, name := range agent.Tools {
-		if t, ok := a.Tools.Get(name); ok {
+		if t, ok := a.Tools.Get(name); ok && !t.Automatic {
 			toolDefs = append(toolDefs, llm.ToolDef{Name: t.Name, Description: t.Description, Parameters: t.Parameters})
 			specs = append(specs, specOf(t))
 		}
@@ -165,6 +173,15 @@ func (a *Conversation) Respond(ctx context.Context, in RespondInput) (RespondOut
 		toolDefs = append(toolDefs, llm.ToolDef{Name: t.Name, Description: t.Description, Parameters: t.Parameters})
 		specs = append(specs, specOf(t))
 		allowed = append(allowed, t.Name)
+	}
+	if in.Escalation == EscalationOn && rules.Enabled && !slices.Contains(allowed, tools.EscalateToHumanTool) {
+		// Offered with the agent's escalation (not in the cooldown after a
+		// hand-back, nor in the agent's follow-up to it).
+		if t, ok := a.Tools.Get(tools.EscalateToHumanTool); ok {
+			toolDefs = append(toolDefs, llm.ToolDef{Name: t.Name, Description: t.Description, Parameters: t.Parameters})
+			specs = append(specs, specOf(t))
+			allowed = append(allowed, t.Name)
+		}
 	}
 	chain := agent.Models
 	if len(chain) == 0 {
@@ -191,7 +208,8 @@ func (a *Conversation) Respond(ctx context.Context, in RespondInput) (RespondOut
 	}
 	out := RespondOutput{AgentStatus: AgentActive, Text: resp.Content, Tools: allowed, ToolSpecs: specs, Provider: resp.Provider,
 		Model: resp.Model, InputTokens: resp.Usage.InputTokens, OutputTokens: resp.Usage.OutputTokens,
-		CostMicroUSD: resp.CostMicroUSD, Fallbacks: max(len(resp.Attempts)-1, 0), WindowTokens: budget.WindowTokens()}
+		CostMicroUSD: resp.CostMicroUSD, Fallbacks: max(len(resp.Attempts)-1, 0), WindowTokens: budget.WindowTokens(),
+		MaxFailedTurns: rules.MaxFailedTurns}
 	for _, tc := range resp.ToolCalls {
 		out.ToolCalls = append(out.ToolCalls, ToolCall{ID: tc.ID, Name: tc.Name, Arguments: tc.Arguments})
 	}
@@ -285,7 +303,7 @@ func (a *Conversation) Deliver(ctx context.Context, in DeliverInput) (DeliverOut
 		if err != nil {
 			return DeliverOutput{}, err
 		}
-		parts := outlet.Split(in.Text)
+		parts := outlet.Split(outboundText(in))
 		conn, claims, err := a.claimParts(ctx, tenantID, convID, outlet, in, turnKey, len(parts))
 		if err != nil {
 			return DeliverOutput{}, err
@@ -320,7 +338,11 @@ func (a *Conversation) Deliver(ctx context.Context, in DeliverInput) (DeliverOut
 			return nil
 		}
 		role := "assistant"
-		if in.Kind != KindReply {
+		switch in.Kind {
+		case KindReply:
+		case KindStaff:
+			role = "staff"
+		default:
 			role = "system"
 		}
 		ext := ""
@@ -328,7 +350,7 @@ func (a *Conversation) Deliver(ctx context.Context, in DeliverInput) (DeliverOut
 			ext = out.ExternalIDs[0]
 		}
 		_, err := tx.AddMessage(ctx, store.Message{ConversationID: convID, Turn: in.Turn, Role: role, Content: in.Text,
-			ExternalID: ext, Provider: in.Provider, Model: in.Model, IdempotencyKey: turnKey + ":" + in.Kind})
+			Author: in.Author, ExternalID: ext, Provider: in.Provider, Model: in.Model, IdempotencyKey: turnKey + ":" + in.Kind})
 		return err
 	})
 	if err != nil {

@@ -214,6 +214,8 @@ func (a *Conversation) runTool(ctx context.Context, in ToolInput) (ToolOutput, e
 	out := ToolOutput{Content: res.Content}
 	if err != nil {
 		out = ToolOutput{Content: err.Error(), IsError: true}
+	} else if t.Name == tools.EscalateToHumanTool {
+		out.Handoff, _ = tools.EscalationReason(in.Call.Arguments)
 	}
 	if aerr := a.Store.WithTenant(ctx, inv.TenantID, func(tx *store.Tx) error {
 		return a.auditTool(ctx, tx, inv, in, t, res, toolOutcome(err), out.Content, time.Since(start), attempts)

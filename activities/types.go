@@ -111,6 +111,10 @@ type RespondInput struct {
 	// Media are the stored images (FetchMedia) of this turn's message, given
 	// to the model with it; earlier turns' images are only markers in History.
 	Media []string `json:"media,omitempty"`
+	// Escalation says which of the agent's escalation rules apply to this
+	// call (EscalationOn, EscalationCooldown, EscalationOff); "" in
+	// histories recorded before escalation existed: none.
+	Escalation string `json:"escalation,omitempty"`
 }
 
 // Agent statuses a respond may report instead of an answer.
@@ -136,6 +140,11 @@ type RespondOutput struct {
 	// WindowTokens is the token budget of the conversation's window for the
 	// agent's model chain; the workflow caps the window it keeps by it.
 	WindowTokens int `json:"window_tokens,omitempty"`
+	// Handoff is set when one of the agent's escalation triggers fired on
+	// the user's message: no model was asked.
+	Handoff *Handoff `json:"handoff,omitempty"`
+	// MaxFailedTurns is the agent's rule (0: none, or escalation is off).
+	MaxFailedTurns int `json:"max_failed_turns,omitempty"`
 }
 
 // Application error types a respond fails with when retrying cannot help.
@@ -167,6 +176,9 @@ type ToolInput struct {
 type ToolOutput struct {
 	Content string `json:"content"`
 	IsError bool   `json:"is_error,omitempty"`
+	// Handoff is the reason of a valid escalate_to_human call: the workflow
+	// hands the conversation to people.
+	Handoff string `json:"handoff,omitempty"`
 }
 
 // Delivery kinds.
@@ -177,7 +189,9 @@ const (
 	// KindTemplate sends the channel's approved template instead of Text
 	// (WhatsApp, outside the 24-hour window); Text is what is recorded.
 	KindTemplate = "template"
-	KindMedia    = "media" // about the files of the message: not read, or no model can see
+	KindMedia    = "media"   // about the files of the message: not read, or no model can see
+	KindHandoff  = "handoff" // "a person will take over"
+	KindStaff    = "staff"   // a support person's reply, relayed (recorded with role "staff")
 )
 
 // DeliverInput posts a message into the conversation's thread and records it.
@@ -197,6 +211,9 @@ type DeliverInput struct {
 	// ReplyTo is the channel's ID of the message answered (WhatsApp quotes
 	// it: context.message_id); empty in histories recorded before it.
 	ReplyTo string `json:"reply_to,omitempty"`
+	// Author names the support person of a KindStaff message: the user sees
+	// "Author: text", and the record keeps the text with its author.
+	Author string `json:"author,omitempty"`
 }
 
 // DeliverOutput lists the channel's IDs of the posted parts.

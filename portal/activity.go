@@ -36,7 +36,7 @@ var activityTypes = []activityTypeOption{
 	{"tool.call", "Tool calls"},
 	{"knowledge.", "Knowledge base"},
 	{"memory.", "Memory"},
-	{"handoff.", "Handoffs"},
+	{"escalation.", "Escalations"},
 	{"agent.", "Agent changes"},
 	{"channel.", "Channels"},
 	{"user.,invitation.", "Team"},
@@ -277,8 +277,8 @@ func activityWhat(e store.AuditEvent) string {
 			store.AuditKnowledgeDelete: "deleted", store.AuditKnowledgeRetry: "retried"}[e.Action]
 		return verb + " the knowledge document " + firstOf(str(d, "title"), str(d, "name"), str(d, "filename"), e.TargetID)
 	}
-	if strings.HasPrefix(e.Action, store.AuditHandoffPrefix) {
-		return "handoff: " + strings.TrimPrefix(e.Action, store.AuditHandoffPrefix)
+	if strings.HasPrefix(e.Action, store.AuditEscalationPrefix) {
+		return describeEscalation(e)
 	}
 	return describe(e)
 }
@@ -290,4 +290,33 @@ func firstOf(ss ...string) string {
 		}
 	}
 	return ""
+}
+
+// describeEscalation puts a handoff step into words.
+func describeEscalation(e store.AuditEvent) string {
+	d := e.Data
+	switch e.Action {
+	case store.AuditEscalationStarted:
+		return "handed the conversation to a person (" + strings.ReplaceAll(str(d, "trigger"), "_", " ") + "): " + str(d, "reason")
+	case store.AuditEscalationNotified:
+		return "posted the handoff in Slack channel " + str(d, "slack_channel_id")
+	case store.AuditEscalationNotifyFailed:
+		return "could not post the handoff in Slack: " + str(d, "problem")
+	case store.AuditEscalationPaged:
+		return "paged the support team again: nobody had answered for " + num(number(d, "waited_seconds")) + " s"
+	case store.AuditEscalationUserMessage:
+		return "relayed the user's message to the support team"
+	case store.AuditEscalationStaffMessage:
+		return firstOf(str(d, "author"), "a staff member") + " replied to the user (" + str(d, "source") + ")"
+	case store.AuditEscalationClaimed:
+		return firstOf(str(d, "author"), "a staff member") + " took the conversation"
+	case store.AuditEscalationResolved:
+		return firstOf(str(d, "by"), "a staff member") + " resolved the escalation"
+	case store.AuditEscalationHandedBack:
+		if str(d, "reason") == "sla" {
+			return "handed the conversation back to the agent: nobody answered in time"
+		}
+		return "handed the conversation back to the agent"
+	}
+	return e.Action
 }

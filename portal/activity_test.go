@@ -31,7 +31,10 @@ func TestActivityWhat(t *testing.T) {
 		{ev(store.AuditEmbeddingCall, "", `{"outcome":"failed","error_kind":"unavailable"}`), "could not embed text (unavailable)"},
 		{ev(store.AuditToolCall, "current_time", `{"tool":"current_time","outcome":"ok","duration_ms":4}`), "used the tool current_time (ok, 4 ms)"},
 		{ev(store.AuditKnowledgeDelete, "x", `{"title":"Returns policy"}`), "deleted the knowledge document Returns policy"},
-		{ev("handoff.escalate", "", `{}`), "handoff: escalate"},
+		{ev(store.AuditEscalationStarted, "", `{"trigger":"user_request","reason":"The user asked to talk to a person."}`),
+			"handed the conversation to a person (user request): The user asked to talk to a person."},
+		{ev(store.AuditEscalationStaffMessage, "", `{"author":"Jane","source":"slack"}`), "Jane replied to the user (slack)"},
+		{ev(store.AuditEscalationHandedBack, "", `{"reason":"sla"}`), "handed the conversation back to the agent: nobody answered in time"},
 		{ev("agent.create", "", `{"name":"Ada"}`), "created the agent Ada"},
 		{ev("tool.declare", "", `{}`), "tool.declare"},
 	} {

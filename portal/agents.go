@@ -13,6 +13,7 @@ import (
 	"github.com/konstruct/konstruct/internal/agents"
 	"github.com/konstruct/konstruct/internal/apperr"
 	"github.com/konstruct/konstruct/internal/designer"
+	"github.com/konstruct/konstruct/internal/escalation"
 	"github.com/konstruct/konstruct/internal/store"
 )
 
@@ -96,6 +97,8 @@ type designerData struct {
 	Preview       string
 	Channel       string
 	Limits        map[string]int
+	Rules         escalation.Rules // the escalation rules as they apply (defaults filled in)
+	Cooldown      string
 }
 
 func (p *Portal) designer(agent *store.Agent, in agents.Input, channel string) designerData {
@@ -114,7 +117,12 @@ func (p *Portal) designer(agent *store.Agent, in agents.Input, channel string) d
 	if in.Escalation.MaxFailedTurns > 0 {
 		d.MaxFailed = strconv.Itoa(in.Escalation.MaxFailedTurns)
 	}
-	for _, name := range p.d.Tools.Names() {
+	d.Rules = escalation.RulesOf(in.Escalation)
+	if agent == nil && in.Escalation.Enabled == nil {
+		d.Rules.Enabled = true // a new agent hands over to people unless the operator says no
+	}
+	d.Cooldown = strconv.Itoa(int(d.Rules.Cooldown.Minutes()))
+	for _, name := range p.d.Tools.Selectable() {
 		t, _ := p.d.Tools.Get(name)
 		d.Tools = append(d.Tools, toolOption{Name: name, Title: t.Title, Description: t.Description})
 	}
@@ -181,6 +189,20 @@ func parseAgentForm(c *gin.Context) (agents.Input, string, string, apperr.Fields
 	}
 	in.Escalation.HandoffMessage = strings.TrimSpace(c.PostForm("esc_handoff_message"))
 	in.Escalation.NotifyChannel = strings.TrimSpace(c.PostForm("esc_notify_channel"))
+	// The switches are checkboxes: absent means off, but only when the form
+	// had them (esc_switches), so an older form leaves the rules as they were.
+	if c.PostForm("esc_switches") == "1" {
+		on := func(name string) *bool { v := c.PostForm(name) == "on"; return &v }
+		in.Escalation.Enabled, in.Escalation.UserRequest, in.Escalation.OnError = on("esc_enabled"), on("esc_user_request"), on("esc_on_error")
+		if v := strings.TrimSpace(c.PostForm("esc_cooldown_minutes")); v != "" {
+			n, err := strconv.Atoi(v)
+			if err != nil || n < 0 || n > 1440 {
+				errs.Add("esc_cooldown_minutes", "must be a whole number of minutes from 0 to 1440")
+			} else {
+				in.Escalation.CooldownMinutes = &n
+			}
+		}
+	}
 	return in, keywords, maxFailed, errs
 }
 
@@ -200,6 +222,8 @@ func formErrors(err error, extra apperr.Fields) apperr.Fields {
 				out.Add("esc_keywords", "use at most 50 keywords, each 1 to 100 characters")
 			case strings.HasPrefix(f.Message, "max_failed_turns"):
 				out.Add("esc_max_failed_turns", "must be a whole number from 0 to 100")
+			case strings.HasPrefix(f.Message, "cooldown_minutes"):
+				out.Add("esc_cooldown_minutes", "must be a whole number of minutes from 0 to 1440")
 			case strings.HasPrefix(f.Message, "handoff_message"):
 				out.Add("esc_handoff_message", "must be at most 1000 characters")
 			case strings.HasPrefix(f.Message, "notify_channel"):
@@ -229,7 +253,7 @@ func (p *Portal) agentCreate(c *gin.Context) {
 		a, err = p.d.Designer.Create(c.Request.Context(), viewerOf(c).Principal, tenant.ID, in)
 	} else {
 		check := in // Validate normalises its input; the form shows what was typed
-		err = agents.Validate(&check, p.d.Tools.Names())
+		err = agents.Validate(&check, p.d.Tools.Selectable())
 	}
 	if fields := formErrors(err, extra); len(fields) > 0 {
 		p.designerError(c, tenant, nil, in, keywords, maxFailed, fields)
@@ -358,7 +382,7 @@ func (p *Portal) agentUpdate(c *gin.Context) {
 		a, err = p.d.Designer.Update(c.Request.Context(), viewerOf(c).Principal, tenant.ID, cur.ID, in)
 	} else {
 		check := in // Validate normalises its input; the form shows what was typed
-		err = agents.Validate(&check, p.d.Tools.Names())
+		err = agents.Validate(&check, p.d.Tools.Selectable())
 	}
 	if fields := formErrors(err, extra); len(fields) > 0 {
 		p.designerError(c, tenant, &cur, in, keywords, maxFailed, fields)

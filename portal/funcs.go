@@ -11,6 +11,7 @@ import (
 
 	v1 "github.com/konstruct/konstruct/api/v1"
 	"github.com/konstruct/konstruct/internal/accounts"
+	"github.com/konstruct/konstruct/internal/escalation"
 	"github.com/konstruct/konstruct/internal/store"
 )
 
@@ -47,6 +48,9 @@ func (p *Portal) funcs() template.FuncMap {
 			return name
 		},
 		"invitationState": func(i store.Invitation, now time.Time) string { return i.State(now) },
+		"duration":        duration,
+		"escState":        escalationStateLabel,
+		"escRules":        escalation.RulesOf,
 	}
 }
 

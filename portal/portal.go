@@ -29,6 +29,7 @@ import (
 	"github.com/konstruct/konstruct/internal/authz"
 	"github.com/konstruct/konstruct/internal/config"
 	"github.com/konstruct/konstruct/internal/designer"
+	"github.com/konstruct/konstruct/internal/escalation"
 	"github.com/konstruct/konstruct/internal/invitations"
 	"github.com/konstruct/konstruct/internal/knowledge"
 	"github.com/konstruct/konstruct/internal/store"
@@ -47,6 +48,7 @@ type Deps struct {
 	Invitations *invitations.Service
 	Designer    *designer.Service
 	Knowledge   *knowledge.Service
+	Escalations *escalation.Service // nil: one on Store (staff actions wait for the inbox's next poll)
 	// SessionStore overrides the Postgres session store (tests).
 	SessionStore scs.Store
 }
@@ -72,6 +74,9 @@ func New(d Deps) (*Portal, error) {
 	}
 	if d.Tools == nil {
 		d.Tools = tools.Builtin()
+	}
+	if d.Escalations == nil {
+		d.Escalations = &escalation.Service{Store: d.Store}
 	}
 	p := &Portal{d: d}
 	var err error
@@ -180,6 +185,12 @@ func (p *Portal) routes() []route {
 		r(get, t+"/conversations", read(authz.ObjConversations), p.conversationList),
 		r(get, t+"/conversations/:conversation_id", read(authz.ObjConversations), p.conversationShow),
 
+		r(get, t+"/escalations", read(authz.ObjEscalations), p.escalationList),
+		r(get, t+"/escalations/:escalation_id", read(authz.ObjEscalations), p.escalationShow),
+		r(get, t+"/escalations/:escalation_id/live", read(authz.ObjEscalations), p.escalationLive),
+		r(post, t+"/escalations/:escalation_id/messages", write(authz.ObjEscalations), p.escalationReply),
+		r(post, t+"/escalations/:escalation_id/resolve", write(authz.ObjEscalations), p.escalationResolve),
+
 		r(get, t+"/knowledge", read(authz.ObjKnowledge), p.knowledgeList),
 		r(post, t+"/knowledge", write(authz.ObjKnowledge), p.knowledgeUpload),
 		r(get, t+"/knowledge/status", read(authz.ObjKnowledge), p.knowledgeStatus),
@@ -204,6 +215,7 @@ func (p *Portal) routes() []route {
 		r(get, t+"/usage", read(authz.ObjUsage), p.usage),
 		r(get, t+"/settings", read(authz.ObjSettings), p.settings),
 		r(post, t+"/settings", write(authz.ObjTenant), p.settingsUpdate),
+		r(post, t+"/settings/support", write(authz.ObjSettings), p.supportUpdate),
 		r(get, t+"/activity", read(authz.ObjSettings), p.activity),
 	}
 }

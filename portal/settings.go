@@ -15,8 +15,13 @@ func (p *Portal) settings(c *gin.Context) {
 	if !ok {
 		return
 	}
-	p.render(c, http.StatusOK, "settings", &Page{Title: "Settings", Section: "settings", Tenant: tenant,
-		Form: &Form{Values: map[string]string{"name": tenant.Name}}})
+	support, err := p.supportSettings(c, tenant.ID)
+	if err != nil {
+		p.fail(c, err)
+		return
+	}
+	p.render(c, http.StatusOK, "settings", &Page{Title: "Settings", Section: "settings", Tenant: tenant, Data: support,
+		Form: &Form{Values: mergeValues(map[string]string{"name": tenant.Name}, supportForm(support.Settings))}})
 }
 
 func (p *Portal) settingsUpdate(c *gin.Context) {
@@ -29,8 +34,13 @@ func (p *Portal) settingsUpdate(c *gin.Context) {
 	var fields apperr.Fields
 	switch {
 	case errors.As(err, &fields):
-		p.render(c, http.StatusUnprocessableEntity, "settings", &Page{Title: "Settings", Section: "settings", Tenant: tenant,
-			Form: &Form{Values: map[string]string{"name": name}, Errors: fields}})
+		support, serr := p.supportSettings(c, tenant.ID)
+		if serr != nil {
+			p.fail(c, serr)
+			return
+		}
+		p.render(c, http.StatusUnprocessableEntity, "settings", &Page{Title: "Settings", Section: "settings", Tenant: tenant, Data: support,
+			Form: &Form{Values: mergeValues(supportForm(support.Settings), map[string]string{"name": name}), Errors: fields}})
 	case err != nil:
 		p.fail(c, err)
 	default:
@@ -99,6 +109,8 @@ func describe(e store.AuditEvent) string {
 		return "connected a " + channelLabel(str(d, "kind")) + " channel"
 	case "channel.disconnect":
 		return "disconnected the " + channelLabel(str(d, "kind")) + " channel " + str(d, "external_id")
+	case "support.update":
+		return "changed the support settings (Slack channel " + firstOf(str(d, "slack_channel_id"), "none") + ")"
 	}
 	return e.Action
 }

@@ -47,6 +47,11 @@ func samplePages(t *testing.T) map[string]any {
 	usage := store.UsageTotals{Calls: 12, InputTokens: 12345, OutputTokens: 678, CostMicroUSD: 1234567}
 	day := store.UsageRow{Day: now.Truncate(24 * time.Hour), UsageTotals: usage}
 	ch := store.ChannelConnection{ID: uuid.New(), TenantID: tid, AgentID: aid, Kind: store.ChannelSlack, ExternalID: "T0123", DisplayName: evil, Status: "active", CreatedAt: now}
+	due := now.Add(15 * time.Minute)
+	handoff := store.Handoff{ID: uuid.New(), TenantID: tid, ConversationID: conv.ID, AgentID: aid, WorkflowID: evil, State: store.EscalationWaiting,
+		Trigger: store.TriggerKeyword, Reason: evil, Summary: evil, SummarySource: "transcript", Channel: store.ChannelSlack, UserRef: evil,
+		NotifyError: evil, Assignee: evil, Context: store.HandoffContext{Tools: []store.HandoffTool{{Name: evil, Calls: 2, Outcomes: evil}},
+			Sources: []store.HandoffSource{{Citation: evil, DocumentID: &aid}, {Citation: evil}}}, CreatedAt: now, FirstResponseDueAt: &due, PageCount: 1}
 	p := &Portal{d: Deps{Tools: tools.Builtin(), Config: config.Config{DefaultModels: []string{"openai/gpt-4o-mini"}}}}
 	d := p.designer(&agent, agents.Input{Name: agent.Name, Role: agent.Role, Models: agent.Models, Tools: agent.Tools,
 		Escalation: agent.Escalation}, store.ChannelWhatsApp)
@@ -72,7 +77,10 @@ func samplePages(t *testing.T) map[string]any {
 		"channels":           &channelListData{Channels: []store.ChannelConnection{ch}, AgentNames: map[string]string{aid.String(): agent.Name}, Agents: []store.Agent{agent}},
 		"team":               &teamData{Members: []store.User{user}, Invitations: []store.Invitation{inv, expired}, Roles: []string{"a"}, Admins: 1, TTLHours: 72},
 		"usage":              &usageData{Days: 30, Periods: []int{7, 30}, Totals: usage, ByDay: []store.UsageRow{day}, ByModel: []store.UsageRow{{Provider: "openai", Model: evil, UsageTotals: usage}}, ByAgent: []store.UsageRow{{AgentID: &aid, AgentName: evil, UsageTotals: usage}}, MaxCost: 1, Chart: layoutChart([]store.UsageRow{day, day}, 1234567, 12)},
-		"settings":           nil,
+		"settings":           &supportData{Settings: store.SupportSettings{SlackTeamID: "T0123", SlackChannelID: "C0SUPPORT", FirstResponse: 15 * time.Minute, HandBack: 2 * time.Hour, Saved: true}, Workspaces: []store.ChannelConnection{ch}},
+		"escalations/list":   &escalationListData{Rows: []escRow{{Handoff: handoff, AgentName: evil, SLA: "overdue", Waiting: 3 * time.Minute}}, Counts: store.HandoffCounts{Waiting: 1}, Filter: "open"},
+		"escalations/show": &escalationShowData{Row: escRow{Handoff: handoff, AgentName: evil, SLA: "waiting", Waiting: time.Minute}, Conversation: conv,
+			Messages: []store.Message{{ID: uuid.New(), Turn: 1, Role: "user", Content: evil, Author: evil, CreatedAt: now}, {ID: uuid.New(), Turn: 2, Role: "staff", Content: evil, Author: evil, CreatedAt: now}, {Turn: 2, Role: "system", Content: evil}}},
 		"activity": &activityData{Events: []activityEvent{{AuditEvent: store.AuditEvent{Action: "agent.create", CreatedAt: now}, Who: evil, What: evil},
 			{AuditEvent: store.AuditEvent{Action: store.AuditLLMCall, WorkflowID: evil, CreatedAt: now}, Who: evil, What: evil, Details: evil}},
 			Agents: []store.Agent{agent}, Types: activityTypes, From: evil, To: evil, Type: evil, AgentID: evil, ConversationID: evil,

@@ -1,6 +1,7 @@
 package workflows
 
 import (
+	"cmp"
 	"errors"
 	"fmt"
 	"time"
@@ -73,6 +74,7 @@ func Conversation(ctx workflow.Context, in ConversationInput) error {
 	})
 
 	if workflow.GetVersion(ctx, changeIdleTimer, workflow.DefaultVersion, 1) == workflow.DefaultVersion {
+		c.legacyLoop = true
 		return c.loopTimerPerWait(ctx, drain)
 	}
 	return c.loop(ctx, drain)
@@ -103,7 +105,7 @@ func (c *conversation) loop(ctx workflow.Context, drain func()) error {
 			}
 			since := workflow.Now(ctx).Sub(last)
 			switch {
-			case busy || len(s.Pending) > 0:
+			case busy || len(s.Pending) > 0 || s.withPeople(): // people own it: it stays open until they hand it back
 				wait = idleTimeout
 			case since < idleTimeout:
 				wait = idleTimeout - since
@@ -114,9 +116,22 @@ func (c *conversation) loop(ctx workflow.Context, drain func()) error {
 			}
 		}
 	})
+	c.armSLA(ctx) // a run continued as new while waiting for a person keeps its SLA
 	for {
-		if err := workflow.Await(ctx, func() bool { return len(s.Pending) > 0 || idle }); err != nil {
+		if err := workflow.Await(ctx, func() bool { return len(s.Pending) > 0 || idle || len(c.slaDue) > 0 }); err != nil {
 			return fmt.Errorf("conversation: wait: %w", err)
+		}
+		if len(s.Pending) == 0 && len(c.slaDue) > 0 {
+			// An SLA timer fired (messages go first: a staff reply among
+			// them meets the SLA).
+			ev := c.slaDue[0]
+			c.slaDue = c.slaDue[1:]
+			busy = true
+			if err := c.slaStep(ctx, ev); err != nil {
+				return err
+			}
+			busy, last = false, workflow.Now(ctx)
+			continue
 		}
 		if len(s.Pending) == 0 {
 			// Idle. A message may have been signalled in the same workflow
@@ -179,6 +194,12 @@ func (c *conversation) continueAsNew(ctx workflow.Context, drain func()) error {
 type conversation struct {
 	in ConversationInput
 	s  *State
+
+	legacyLoop bool // the run is on loopTimerPerWait: no escalation
+	escChecked bool
+	escVersion workflow.Version
+	slaCancel  workflow.CancelFunc // the SLA timers of an escalation waiting for a person
+	slaDue     []slaEvent          // SLA timers that fired, to handle in the loop
 }
 
 // open records the conversation the first time this run needs it, and seeds
@@ -210,6 +231,9 @@ func (c *conversation) turn(ctx workflow.Context, m Inbound) error {
 		}
 		return err
 	}
+	if m.Staff != nil {
+		return c.staffAction(ctx, m)
+	}
 	if m.DeliveryFailure != nil || m.Unsupported != "" || m.RecordOnly {
 		if workflow.GetVersion(ctx, changeWhatsApp, workflow.DefaultVersion, 1) >= 1 {
 			return c.whatsApp(ctx, m)
@@ -226,6 +250,11 @@ func (c *conversation) turn(ctx workflow.Context, m Inbound) error {
 			c.s.LastLimitNotice = now
 		}
 		return c.deliver(ctx, m, activities.KindNotice, text, user, "", "")
+	}
+
+	mode := c.respondMode(ctx) // escalation (escalation.go): "" in runs from before it
+	if mode != "" && c.s.withPeople() {
+		return c.relay(ctx, m) // people own the conversation: no model
 	}
 
 	var media turnMedia
@@ -252,9 +281,12 @@ func (c *conversation) turn(ctx workflow.Context, m Inbound) error {
 	toolsVersion := workflow.Version(-2)
 	for call := 0; ; call++ {
 		final := toolsVersion >= 1 && call >= c.in.Settings.MaxToolRounds
-		out, err := c.respond(ctx, m, call, user, window, final, media.ids)
+		out, err := c.respond(ctx, m, call, user, window, final, media.ids, mode)
 		user = nil // recorded by the first call
 		if err != nil {
+			if errors.Is(err, errHandedOff) {
+				return nil
+			}
 			var notice *userNotice
 			if errors.As(err, &notice) {
 				return c.deliver(ctx, m, activities.KindNotice, notice.text, nil, "", "")
@@ -267,6 +299,13 @@ func (c *conversation) turn(ctx workflow.Context, m Inbound) error {
 		case activities.AgentDeleted:
 			return c.deliver(ctx, m, activities.KindNotice, "This assistant no longer exists. Ask an administrator to connect this workspace to another assistant.", nil, "", "")
 		}
+		if out.Handoff != nil {
+			// A trigger fired on the user's message; no model was asked.
+			if started, err := c.escalate(ctx, m, out.Handoff.Trigger, out.Handoff.Reason); err != nil || started {
+				return err
+			}
+			continue // the rules changed meanwhile: the model answers after all
+		}
 		if len(out.ToolCalls) == 0 || call >= c.in.Settings.MaxToolRounds {
 			text := out.Text
 			if text == "" {
@@ -277,6 +316,9 @@ func (c *conversation) turn(ctx workflow.Context, m Inbound) error {
 			}
 			c.rememberWindow(ctx, activities.Message{Role: "assistant", Content: text, Turn: c.s.Turn})
 			c.rememberTurn(ctx, m, text)
+			if mode != "" {
+				return c.afterReply(ctx, m, mode, text, out.MaxFailedTurns)
+			}
 			return nil
 		}
 		// The model asked for tools: run them (in order), then ask again with
@@ -301,6 +343,11 @@ func (c *conversation) turn(ctx workflow.Context, m Inbound) error {
 			if err != nil {
 				return err
 			}
+			if reason, ok := toolHandoff(tc, res); ok && mode == activities.EscalationOn {
+				if started, err := c.escalate(ctx, m, store.TriggerTool, reason); err != nil || started {
+					return err
+				}
+			}
 			window = append(window, activities.Message{Role: "tool", Content: res.Content, ToolCallID: tc.ID})
 		}
 	}
@@ -314,10 +361,10 @@ func (n *userNotice) Error() string { return n.text }
 // respond asks the model chain, telling the user when no model has answered
 // for Settings.UnavailableNotice, and keeps trying (with backoff, on durable
 // timers) until a provider returns — the turn then completes as usual.
-func (c *conversation) respond(ctx workflow.Context, m Inbound, call int, user *activities.UserMessage, window []activities.Message, final bool, media []string) (activities.RespondOutput, error) {
+func (c *conversation) respond(ctx workflow.Context, m Inbound, call int, user *activities.UserMessage, window []activities.Message, final bool, media []string, mode string) (activities.RespondOutput, error) {
 	in := activities.RespondInput{TenantID: c.in.TenantID, AgentID: c.in.AgentID, ConversationID: c.s.ConversationID,
 		WorkflowID: workflow.GetInfo(ctx).WorkflowExecution.ID, Channel: c.in.Channel, Turn: c.s.Turn, Call: call,
-		User: user, History: window, FinalAnswer: final, EndUserRef: m.UserID, Media: media}
+		User: user, History: window, FinalAnswer: final, EndUserRef: m.UserID, Media: media, Escalation: mode}
 	opts := localOptions(c.in.Settings.LLMCallTimeout)
 	opts.ScheduleToCloseTimeout = c.in.Settings.UnavailableNotice
 	var out activities.RespondOutput
@@ -325,6 +372,9 @@ func (c *conversation) respond(ctx workflow.Context, m Inbound, call int, user *
 	if err == nil {
 		c.noteBudget(ctx, out)
 		return out, nil
+	}
+	if handled, herr := c.escalateOnFailure(ctx, m, mode, err); herr != nil || handled {
+		return out, cmp.Or(herr, errHandedOff)
 	}
 	if n := noticeFor(err); n != nil {
 		return out, n
@@ -380,12 +430,18 @@ func limitNotice(o *OverLimit) string {
 
 // deliver posts text into the thread (and records user, when given).
 func (c *conversation) deliver(ctx workflow.Context, m Inbound, kind, text string, user *activities.UserMessage, provider, model string) error {
-	in := activities.DeliverInput{TenantID: c.in.TenantID, ConversationID: c.s.ConversationID,
-		WorkflowID: workflow.GetInfo(ctx).WorkflowExecution.ID, Channel: c.in.Channel, Address: c.in.Address,
-		Turn: c.s.Turn, Kind: kind, Text: text, User: user, Provider: provider, Model: model, ReceivedAt: m.ReceivedAt}
+	in := activities.DeliverInput{Kind: kind, Text: text, User: user, Provider: provider, Model: model, ReceivedAt: m.ReceivedAt}
 	if c.in.Channel == store.ChannelWhatsApp {
 		in.ReplyTo = m.TS // the reply quotes the message it answers
 	}
+	return c.send(ctx, in)
+}
+
+// send delivers in (its conversation, channel, address and turn filled in
+// here) through the Deliver activity.
+func (c *conversation) send(ctx workflow.Context, in activities.DeliverInput) error {
+	in.TenantID, in.ConversationID, in.WorkflowID = c.in.TenantID, c.s.ConversationID, workflow.GetInfo(ctx).WorkflowExecution.ID
+	in.Channel, in.Address, in.Turn = c.in.Channel, c.in.Address, c.s.Turn
 	return c.deliverInput(ctx, in)
 }
 

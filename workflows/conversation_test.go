@@ -99,6 +99,7 @@ func newEnv(t *testing.T) (*testsuite.TestWorkflowEnvironment, *fakeActs) {
 	env.RegisterActivityWithOptions(f.Remember, activityName("Remember"))
 	env.RegisterActivityWithOptions(f.Summarize, activityName("Summarize"))
 	env.RegisterActivityWithOptions(f.FetchMedia, activityName("FetchMedia"))
+	registerEsc(env, &fakeEsc{}) // escalation off: StartEscalation starts nothing
 	return env, f
 }
 

@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/konstruct/konstruct/activities"
+	"github.com/konstruct/konstruct/internal/escalation"
 )
 
 // Names shared with clients.
@@ -38,6 +39,10 @@ type Inbound struct {
 	// DeliveryFailure is not a user's message: Meta reported a message of
 	// this conversation as failed after accepting it (a status webhook).
 	DeliveryFailure *activities.DeliveryFailure `json:"delivery_failure,omitempty"`
+	// Staff is set for a staff action on the conversation's escalation
+	// instead of a user's message (escalation.Signal), queued in order with
+	// the messages.
+	Staff *escalation.StaffAction `json:"staff,omitempty"`
 }
 
 // OverLimit describes the rate limit a message exceeded.
@@ -109,6 +114,9 @@ type State struct {
 	// WindowTokens caps History by estimated tokens (0: by count only); set
 	// from what Respond reports for the agent's model chain.
 	WindowTokens int `json:"window_tokens,omitempty"`
+	// Escalation is the handoff state machine (escalation.go); nil until the
+	// conversation is first handed to people.
+	Escalation *EscalationState `json:"escalation,omitempty"`
 }
 
 // seenCap bounds the duplicate-event memory; Slack retries within minutes.

@@ -52,6 +52,11 @@ type messageJSON struct {
 	CreatedAt      string `json:"created_at"`
 }
 
+func messageOut(m store.Message) messageJSON {
+	return messageJSON{ID: m.ID.String(), ConversationID: m.ConversationID.String(), Turn: m.Turn, Role: m.Role,
+		Content: m.Content, Author: m.Author, Provider: m.Provider, Model: m.Model, CreatedAt: ts(m.CreatedAt)}
+}
+
 func (a *API) listConversations(c *gin.Context) error {
 	tenantID, err := pathID(c, "tenant_id", "tenant")
 	if err != nil {
@@ -127,8 +132,7 @@ func (a *API) listMessages(c *gin.Context) error {
 			return list[i].Role == "user" && list[j].Role != "user"
 		})
 		for _, m := range list {
-			out = append(out, messageJSON{ID: m.ID.String(), ConversationID: m.ConversationID.String(), Turn: m.Turn,
-				Role: m.Role, Content: m.Content, Author: m.Author, Provider: m.Provider, Model: m.Model, CreatedAt: ts(m.CreatedAt)})
+			out = append(out, messageOut(m))
 		}
 		return err
 	})

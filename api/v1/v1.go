@@ -17,6 +17,7 @@ import (
 	"github.com/konstruct/konstruct/internal/auth"
 	"github.com/konstruct/konstruct/internal/authz"
 	"github.com/konstruct/konstruct/internal/designer"
+	"github.com/konstruct/konstruct/internal/escalation"
 	"github.com/konstruct/konstruct/internal/invitations"
 	"github.com/konstruct/konstruct/internal/knowledge"
 	"github.com/konstruct/konstruct/internal/store"
@@ -33,6 +34,7 @@ type API struct {
 	Invitations   *invitations.Service
 	Designer      *designer.Service
 	Knowledge     *knowledge.Service
+	Escalations   *escalation.Service
 	TemporalUIURL string
 	Namespace     string
 	Logger        *slog.Logger
@@ -106,6 +108,15 @@ func (a *API) Register(reg *authz.Registry, g *gin.RouterGroup) {
 	h(http.MethodDelete, "/tenants/:tenant_id/knowledge/:document_id", authz.Write(authz.ObjKnowledge), a.deleteDocument)
 	h(http.MethodPost, "/tenants/:tenant_id/knowledge/:document_id/retry", authz.Write(authz.ObjKnowledge), a.retryDocument)
 	h(http.MethodDelete, "/tenants/:tenant_id/end-users/:user_ref/memory", authz.Write(authz.ObjMemory), a.forgetEndUser)
+
+	// Escalations: operators may reply and resolve; the support settings
+	// (where handoffs are posted, the SLA) are the admins'.
+	h(http.MethodGet, "/tenants/:tenant_id/escalations", authz.Read(authz.ObjEscalations), a.listEscalations)
+	h(http.MethodGet, "/tenants/:tenant_id/escalations/:escalation_id", authz.Read(authz.ObjEscalations), a.getEscalation)
+	h(http.MethodPost, "/tenants/:tenant_id/escalations/:escalation_id/messages", authz.Write(authz.ObjEscalations), a.replyToEscalation)
+	h(http.MethodPost, "/tenants/:tenant_id/escalations/:escalation_id/resolve", authz.Write(authz.ObjEscalations), a.resolveEscalation)
+	h(http.MethodGet, "/tenants/:tenant_id/support-settings", authz.Read(authz.ObjSettings), a.getSupportSettings)
+	h(http.MethodPut, "/tenants/:tenant_id/support-settings", authz.Write(authz.ObjSettings), a.putSupportSettings)
 }
 
 // pathID parses a UUID path parameter; a malformed one names nothing (404).

@@ -17,6 +17,7 @@ import (
 	"github.com/konstruct/konstruct/internal/apperr"
 	"github.com/konstruct/konstruct/internal/authz"
 	"github.com/konstruct/konstruct/internal/channel/slack"
+	"github.com/konstruct/konstruct/internal/escalation"
 	"github.com/konstruct/konstruct/internal/logging"
 	"github.com/konstruct/konstruct/internal/ratelimit"
 	"github.com/konstruct/konstruct/internal/store"
@@ -39,6 +40,7 @@ type Slack struct {
 	ChannelRatePerMinute int
 	Metrics              *Metrics
 	Logger               *slog.Logger
+	Escalations          *escalation.Service // staff replies in handoff threads (nil: none)
 	Now                  func() time.Time
 }
 
@@ -61,6 +63,7 @@ const (
 	OutcomeMalformed     = "malformed"
 	OutcomeTooLarge      = "too_large"
 	OutcomeNotConfigured = "not_configured"
+	OutcomeStaffReply    = "staff_reply" // a reply in an escalation's handoff thread
 )
 
 func (h *Slack) now() time.Time {
@@ -164,6 +167,9 @@ func (h *Slack) Handle(ctx context.Context, env slack.Envelope) (string, error) 
 		h.Logger.InfoContext(ctx, "slack event for a suspended tenant or disabled connection; ignoring")
 		return OutcomeSuspended, nil
 	}
+	if outcome, handled, err := h.staffReply(ctx, route, msg); handled || err != nil {
+		return outcome, err
+	}
 
 	in := workflows.ConversationInput{
 		TenantID: route.TenantID.String(), AgentID: route.AgentID.String(), Channel: store.ChannelSlack,
@@ -219,6 +225,38 @@ func slackMedia(files []slack.File) []activities.MediaRef {
 		out = append(out, ref)
 	}
 	return out
+}
+
+// staffReply takes a message in a thread that is an escalation's handoff:
+// a staff member's reply for the end user (the bot's own posts never get
+// here; ParseEvent drops them). A message in another channel thread that
+// does not mention the bot is ignored; one that mentions it, outside a
+// handoff thread, is a conversation as before (handled is false).
+func (h *Slack) staffReply(ctx context.Context, route Route, msg *slack.Message) (string, bool, error) {
+	if msg.ThreadTS == "" || msg.ThreadTS == msg.TS || msg.Kind == slack.KindDirect {
+		return "", false, nil
+	}
+	if h.Escalations == nil {
+		if msg.Kind == slack.KindThreadReply {
+			return OutcomeIgnored, true, nil
+		}
+		return "", false, nil
+	}
+	found, recorded, err := h.Escalations.SlackReply(ctx, route.TenantID, msg.TeamID, msg.ChannelID, msg.ThreadTS, msg.TS, msg.UserID, msg.Text)
+	switch {
+	case err != nil:
+		h.Logger.ErrorContext(ctx, "could not record a reply in a handoff thread; asking Slack to retry", "err", err)
+		return OutcomeUnavailable, true, err
+	case found && recorded:
+		return OutcomeStaffReply, true, nil
+	case found:
+		// The same reply's other event (app_mention and message), or the
+		// escalation is over: nothing more to do.
+		return OutcomeDuplicate, true, nil
+	case msg.Kind == slack.KindThreadReply:
+		return OutcomeIgnored, true, nil // an ordinary thread of the workspace
+	}
+	return "", false, nil
 }
 
 // overLimit counts the message against its tenant's and channel's limits.

@@ -7,6 +7,7 @@ import (
 	"bytes"
 	_ "embed"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"slices"
 	"strings"
@@ -67,7 +68,12 @@ func ParseEscalation(raw []byte) (store.Escalation, error) {
 	var e store.Escalation
 	if err := json.Unmarshal(raw, &e); err != nil {
 		// The schema passed, so this is an integer written as 2.0 or 2e0.
-		return store.Escalation{}, apperr.Invalid("escalation", "max_failed_turns: must be written as a whole number, such as 2").Wrap(err)
+		field := "max_failed_turns"
+		var typeErr *json.UnmarshalTypeError
+		if errors.As(err, &typeErr) && typeErr.Field != "" {
+			field = typeErr.Field
+		}
+		return store.Escalation{}, apperr.Invalid("escalation", field+": must be written as a whole number, such as 2").Wrap(err)
 	}
 	// Postgres jsonb cannot hold \u0000; refuse it here rather than fail there.
 	for _, k := range e.Keywords {

@@ -1,6 +1,7 @@
 package agents
 
 import (
+	"encoding/json"
 	"errors"
 	"strings"
 	"testing"
@@ -64,6 +65,25 @@ func TestParseEscalation(t *testing.T) {
 	e, err = ParseEscalation(nil)
 	require.NoError(t, err)
 	require.Empty(t, e.Keywords)
+
+	// The switches added with escalation itself; documents without them stay valid.
+	e, err = ParseEscalation([]byte(`{"enabled":true,"user_request":false,"on_error":true,"cooldown_minutes":30}`))
+	require.NoError(t, err)
+	require.True(t, *e.Enabled)
+	require.False(t, *e.UserRequest)
+	require.Equal(t, 30, *e.CooldownMinutes)
+	raw, err := json.Marshal(e)
+	require.NoError(t, err)
+	require.JSONEq(t, `{"enabled":true,"user_request":false,"on_error":true,"cooldown_minutes":30}`, string(raw))
+	for doc, want := range map[string]string{
+		`{"cooldown_minutes":2000}`: "cooldown_minutes",
+		`{"cooldown_minutes":2.0}`:  "cooldown_minutes: must be written as a whole number",
+		`{"enabled":"yes"}`:         "enabled",
+	} {
+		_, err := ParseEscalation([]byte(doc))
+		require.Error(t, err, doc)
+		require.Contains(t, apperr.From(err).Message, want, doc)
+	}
 }
 
 func TestSystemPrompt(t *testing.T) {

@@ -64,6 +64,8 @@ type App struct {
 	routesMu  sync.Mutex
 	inbox     *inbox.Dispatcher // built once: the HTTP server and RunInbox share it
 	inboxOnce sync.Once
+
+	slackButtons *webhooks.SlackInteractions // built with slack, under slackOnce
 }
 
 // New connects to Postgres and Redis (failing fast with a clear error when
@@ -173,6 +175,7 @@ func (a *App) HTTPServer() *api.Server {
 		V1: &v1.API{
 			Store: a.Store, Auth: a.Auth, Accounts: svc.Accounts, Invitations: svc.Invitations, Designer: svc.Designer,
 			Knowledge: a.Knowledge, TemporalUIURL: a.Config.TemporalUIURL, Namespace: a.Config.TemporalNamespace, Logger: a.Logger,
+			Escalations: a.escalationService(),
 		},
 	}, a.mounts(svc)...)
 }

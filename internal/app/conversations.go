@@ -14,6 +14,7 @@ import (
 	"github.com/konstruct/konstruct/api/webhooks"
 	"github.com/konstruct/konstruct/internal/channel/slack"
 	"github.com/konstruct/konstruct/internal/channel/whatsapp"
+	"github.com/konstruct/konstruct/internal/escalation"
 	"github.com/konstruct/konstruct/internal/knowledge"
 	"github.com/konstruct/konstruct/internal/llm"
 	"github.com/konstruct/konstruct/internal/mail"
@@ -68,7 +69,10 @@ func (a *App) slackWebhook() *webhooks.Slack {
 			ChannelRatePerMinute: a.Config.ChannelRatePerMinute,
 			Metrics:              a.webhookMetrics(),
 			Logger:               a.Logger.With("component", "slack"),
+			Escalations:          a.escalationService(),
 		}
+		a.slackButtons = &webhooks.SlackInteractions{SigningSecret: a.Config.SlackSigningSecret, Routes: a.slack.Routes,
+			Escalations: a.slack.Escalations, Metrics: a.slack.Metrics, Logger: a.slack.Logger}
 	})
 	return a.slack
 }
@@ -110,6 +114,20 @@ func (a *App) whatsAppWebhook() *webhooks.WhatsApp {
 	}
 }
 
+// slackInteractions builds the receiver of Slack's button clicks (handoff
+// messages' Take it and Resolve), sharing the events webhook's routes.
+func (a *App) slackInteractions() *webhooks.SlackInteractions {
+	a.slackWebhook()
+	return a.slackButtons
+}
+
+// escalationService records staff actions for conversation workflows
+// (through the inbox) and reads escalations, for the API, the portal and
+// the Slack webhooks.
+func (a *App) escalationService() *escalation.Service {
+	return &escalation.Service{Store: a.Store, Wake: a.Inbox().Wake}
+}
+
 // RunSlackSocketMode receives Slack events over Socket Mode when an app token
 // is configured, feeding the same path as the webhook. A refused token or a
 // Slack outage is logged and retried with backoff — it must not take the
@@ -120,6 +138,7 @@ func (a *App) RunSlackSocketMode(ctx context.Context) error {
 	}
 	log := a.Logger.With("component", "slack-socket")
 	sm := slack.NewSocketMode(a.Config.SlackAppToken, a.Config.SlackAPIURL, a.slackWebhook().SocketHandler, log)
+	sm.OnInteraction(a.slackInteractions().SocketHandler) // handoff buttons
 	backoff := time.Second
 	for {
 		log.InfoContext(ctx, "receiving Slack events over Socket Mode")
@@ -175,6 +194,8 @@ func (a *App) Worker() worker.Worker {
 		DefaultModels: a.Config.DefaultModels, Metrics: activities.NewMetrics(a.Metrics),
 		Logger:        a.Logger.With("component", "activities"),
 		MediaMaxBytes: a.Config.MediaMaxBytes,
+		Links: activities.Links{PublicURL: a.Config.PublicURL, TemporalUIURL: a.Config.TemporalUIURL,
+			Namespace: a.Config.TemporalNamespace},
 	}
 	// Files are downloaded with the pooled client (30 s a request: 5 MB
 	// from Slack or Meta takes a fraction of that).

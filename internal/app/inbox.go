@@ -8,6 +8,7 @@ import (
 
 	"github.com/konstruct/konstruct/api"
 	"github.com/konstruct/konstruct/api/webhooks"
+	"github.com/konstruct/konstruct/internal/escalation"
 	"github.com/konstruct/konstruct/internal/inbox"
 	"github.com/konstruct/konstruct/internal/store"
 	"github.com/konstruct/konstruct/workflows"
@@ -19,8 +20,9 @@ func (a *App) Inbox() *inbox.Dispatcher {
 	a.inboxOnce.Do(func() {
 		conv := webhooks.ConversationHandler{Sender: workflows.Starter{Client: a.Temporal, TaskQueue: a.Config.TemporalTaskQueue}}
 		a.inbox = inbox.New(a.Store, map[string]inbox.Handler{
-			store.SourceSlack:    conv,
-			store.SourceWhatsApp: conv,
+			store.SourceSlack:      conv,
+			store.SourceWhatsApp:   conv,
+			store.SourceEscalation: escalation.InboxHandler{Client: a.Temporal},
 		}, inbox.Options{
 			Lease:   a.Config.InboxLease,
 			Metrics: inbox.NewMetrics(a.Metrics),

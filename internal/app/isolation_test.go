@@ -1,6 +1,7 @@
 package app_test
 
 import (
+	"context"
 	"net/http"
 	"net/url"
 	"strings"
@@ -8,6 +9,8 @@ import (
 
 	"github.com/google/uuid"
 	"github.com/stretchr/testify/require"
+
+	"github.com/konstruct/konstruct/internal/store"
 )
 
 // Two tenants: nothing of tenant A (agents, users, conversations, channels,
@@ -26,6 +29,7 @@ func TestTenantBCannotReachTenantA(t *testing.T) {
 	apiB := h.api("bob@b.test", "Str0ng-Passphrase!")
 
 	agentA, convA, chanA, userA, invA := sa.Agents[0].ID, sa.Conversations[0].ID, sa.Channel.ID, sa.Operator.ID, sa.Invitation.ID
+	escA := sa.Escalation.ID.String()
 	secrets := []string{tenantA.String(), agentA.String(), "Alpha Ltd", "Sam", "Grace Hopper", "grace@alpha.test", "linus@alpha.test", "Katherine Johnson"}
 	noLeak := func(t *testing.T, body string) {
 		t.Helper()
@@ -39,6 +43,8 @@ func TestTenantBCannotReachTenantA(t *testing.T) {
 		homeA, homeA + "/agents", homeA + "/agents/" + agentA.String(), homeA + "/agents/" + agentA.String() + "/edit",
 		homeA + "/conversations", homeA + "/conversations/" + convA.String(), homeA + "/channels", homeA + "/users",
 		homeA + "/usage", homeA + "/settings", homeA + "/activity", homeA + "/activity?format=csv",
+		homeA + "/escalations", homeA + "/escalations/" + escA, homeA + "/escalations/" + escA + "/live",
+		homeB + "/escalations/" + escA, homeB + "/escalations/" + escA + "/live",
 		// A's IDs under B's own tenant: not found either (RLS hides them).
 		homeB + "/agents/" + agentA.String(), homeB + "/agents/" + agentA.String() + "/edit",
 		homeB + "/conversations/" + convA.String(),
@@ -64,6 +70,11 @@ func TestTenantBCannotReachTenantA(t *testing.T) {
 		{homeA + "/invitations/" + invA.String() + "/resend", nil},
 		{homeA + "/invitations/" + invA.String() + "/revoke", nil},
 		{homeA + "/settings", url.Values{"name": {"Owned"}}},
+		{homeA + "/settings/support", url.Values{"slack_channel_id": {"C0MOLE"}, "first_response_minutes": {"1"}, "hand_back_minutes": {"2"}}},
+		{homeA + "/escalations/" + escA + "/messages", url.Values{"text": {"from B"}}},
+		{homeA + "/escalations/" + escA + "/resolve", nil},
+		{homeB + "/escalations/" + escA + "/messages", url.Values{"text": {"from B"}}},
+		{homeB + "/escalations/" + escA + "/resolve", nil},
 		{homeB + "/agents/" + agentA.String(), url.Values{"name": {"Hijacked"}}},
 		{homeB + "/agents/" + agentA.String() + "/delete", nil},
 		{homeB + "/channels/" + chanA.String() + "/delete", nil},
@@ -98,6 +109,14 @@ func TestTenantBCannotReachTenantA(t *testing.T) {
 		{"GET", "/api/v1/tenants/" + tenantA.String() + "/conversations/" + convA.String() + "/messages"},
 		{"GET", "/api/v1/tenants/" + tenantA.String() + "/audit"},
 		{"GET", "/api/v1/tenants/" + tenantA.String() + "/audit?format=csv"},
+		{"GET", "/api/v1/tenants/" + tenantA.String() + "/escalations"},
+		{"GET", "/api/v1/tenants/" + tenantA.String() + "/escalations/" + escA},
+		{"POST", "/api/v1/tenants/" + tenantA.String() + "/escalations/" + escA + "/messages"},
+		{"POST", "/api/v1/tenants/" + tenantA.String() + "/escalations/" + escA + "/resolve"},
+		{"GET", "/api/v1/tenants/" + tenantA.String() + "/support-settings"},
+		{"GET", "/api/v1/tenants/" + tenantB.String() + "/escalations/" + escA},
+		{"POST", "/api/v1/tenants/" + tenantB.String() + "/escalations/" + escA + "/messages"},
+		{"POST", "/api/v1/tenants/" + tenantB.String() + "/escalations/" + escA + "/resolve"},
 		// A's IDs in B's tenant.
 		{"GET", "/api/v1/tenants/" + tenantB.String() + "/agents/" + agentA.String()},
 		{"DELETE", "/api/v1/tenants/" + tenantB.String() + "/agents/" + agentA.String()},
@@ -113,13 +132,16 @@ func TestTenantBCannotReachTenantA(t *testing.T) {
 		}
 		if c.method == "POST" {
 			payload = map[string]any{"email": "mole@b.test", "role": "customer_admin"}
+			if strings.Contains(c.path, "/escalations/") {
+				payload = map[string]any{"text": "from B"}
+			}
 		}
 		status := apiB.call(c.method, c.path, payload, &body)
 		require.Equal(t, http.StatusNotFound, status, "%s %s: %s", c.method, c.path, body)
 		noLeak(t, body)
 	}
 	// B's own lists hold none of A's things.
-	for _, path := range []string{"/users", "/invitations", "/agents", "/conversations", "/channels"} {
+	for _, path := range []string{"/users", "/invitations", "/agents", "/conversations", "/channels", "/escalations"} {
 		var raw map[string]any
 		require.Equal(t, http.StatusOK, apiB.call("GET", "/api/v1/tenants/"+tenantB.String()+path, nil, &raw), path)
 		s := strings.ToLower(strings.Join(flatten(raw), " "))
@@ -128,13 +150,19 @@ func TestTenantBCannotReachTenantA(t *testing.T) {
 		}
 	}
 	for _, path := range []string{homeB + "/agents", homeB + "/conversations", homeB + "/users", homeB + "/channels", homeB + "/activity", homeB,
+		homeB + "/escalations", homeB + "/escalations?state=all", homeB + "/settings",
 		homeB + "/activity?format=csv", homeB + "/activity?conversation_id=" + convA.String()} {
 		p := b.get(path)
 		require.Equal(t, http.StatusOK, p.Status, path)
 		noLeak(t, p.Body)
 	}
 
-	// A is untouched.
+	// A is untouched: nothing was recorded for A's escalation.
+	require.NoError(t, h.app.Store.WithTenant(context.Background(), tenantA, func(tx *store.Tx) error {
+		n, err := tx.QueryInt(context.Background(), `SELECT count(*) FROM inbox WHERE source = 'escalation'`)
+		require.Zero(t, n, "B's attempts recorded no staff action for A")
+		return err
+	}))
 	p := a.get(homeA + "/agents/" + agentA.String())
 	require.Equal(t, http.StatusOK, p.Status)
 	require.Contains(t, p.Body, "Sam")

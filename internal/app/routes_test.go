@@ -127,6 +127,16 @@ func TestEveryRouteEveryRole(t *testing.T) {
 					ExternalKey: uuid.NewString(), WorkflowID: "wf-" + uuid.NewString(), UserRef: "U1"})
 				id = cv.ID
 				return err
+			case ":escalation_id":
+				cv, err := tx.EnsureConversation(ctx, store.Conversation{AgentID: agent.ID, Channel: store.ChannelSlack,
+					ExternalKey: uuid.NewString(), WorkflowID: "wf-" + uuid.NewString(), UserRef: "U1"})
+				if err != nil {
+					return err
+				}
+				h, err := tx.CreateHandoff(ctx, store.Handoff{ConversationID: cv.ID, AgentID: agent.ID, WorkflowID: cv.WorkflowID,
+					IdempotencyKey: cv.WorkflowID + ":escalation:1", Trigger: store.TriggerKeyword, Reason: "fixture", Channel: store.ChannelSlack})
+				id = h.ID
+				return err
 			case ":channel_id":
 				ch, err := tx.UpsertChannelConnection(ctx, store.ChannelConnection{AgentID: agent.ID, Kind: store.ChannelSlack,
 					ExternalID: "T" + strings.ToUpper(uuid.NewString()[:8]), Secret: []byte{1}})

@@ -23,6 +23,7 @@ type showcase struct {
 	Conversations []store.Conversation
 	Operator      store.User
 	Invitation    store.Invitation
+	Escalation    store.Handoff // of the escalated conversation, waiting for a person
 }
 
 func seedShowcase(t testing.TB, h *harness, tenantID uuid.UUID, label string) showcase {
@@ -113,6 +114,29 @@ func seedShowcase(t testing.TB, h *harness, tenantID uuid.UUID, label string) sh
 					return err
 				}
 			}
+		}
+		// The escalated conversation waits for a person: its handoff, as
+		// StartEscalation and NotifyStaff record it.
+		esc := s.Conversations[2]
+		due, back := time.Now().Add(-3*time.Minute), time.Now().Add(100*time.Minute)
+		if s.Escalation, err = tx.CreateHandoff(ctx, store.Handoff{ConversationID: esc.ID, AgentID: esc.AgentID, WorkflowID: esc.WorkflowID,
+			IdempotencyKey: esc.WorkflowID + ":escalation:1", Trigger: store.TriggerKeyword,
+			Reason: "The user's message contains the keyword “refund”.", Channel: store.ChannelSlack, UserRef: esc.UserRef,
+			FirstResponseDueAt: &due, HandBackDueAt: &back}); err != nil {
+			return err
+		}
+		if err = tx.SetHandoffContext(ctx, s.Escalation.ID, esc.UserRef+" is waiting for order #4521 and wants a refund if it is late.",
+			"model", store.HandoffContext{Tools: []store.HandoffTool{{Name: "current_time", Calls: 1, Outcomes: "ok"}}}); err != nil {
+			return err
+		}
+		if err = tx.SetHandoffSlack(ctx, s.Escalation.ID, s.Channel.ExternalID, "C0SUPPORT", "1700000000.000200"); err != nil {
+			return err
+		}
+		if _, err = tx.Exec(ctx, `UPDATE escalations SET created_at = now() - interval '18 minutes' WHERE id = $1`, s.Escalation.ID); err != nil {
+			return err
+		}
+		if s.Escalation, err = tx.GetHandoff(ctx, s.Escalation.ID); err != nil {
+			return err
 		}
 		if s.Operator, err = tx.CreateUser(ctx, store.User{Email: "grace@" + label + ".test", Name: "Grace Hopper",
 			PasswordHash: "x", Role: store.RoleCustomerOperator}); err != nil {

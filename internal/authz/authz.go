@@ -39,6 +39,7 @@ const (
 	ObjSettings      = "settings"      //
 	ObjKnowledge     = "knowledge"     // knowledge-base documents and search
 	ObjMemory        = "memory"        // end users' long-term memory (forgetting them)
+	ObjEscalations   = "escalations"   // conversations handed to people: replying, resolving
 	ObjPlatform      = "platform"      // platform-wide views (all agents, all users)
 
 	ActRead  = "read"

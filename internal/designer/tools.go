@@ -12,8 +12,9 @@ import (
 
 	"github.com/konstruct/konstruct/internal/apperr"
 	"github.com/konstruct/konstruct/internal/authz"
+	"github.com/konstruct/konstruct/internal/escalation"
 	"github.com/konstruct/konstruct/internal/store"
-
+	"github.com/konstruct/konstruct/internal/tools"
 	"github.com/konstruct/konstruct/internal/tools/httptool"
 )
 
@@ -55,8 +56,12 @@ func (s *Service) AgentTools(ctx context.Context, tenantID, agentID uuid.UUID) (
 	var out []AgentTool
 	if s.Tools != nil {
 		for _, t := range s.Tools.List() {
+			enabled := slices.Contains(ag.Tools, t.Name)
+			if t.Name == tools.EscalateToHumanTool {
+				enabled = escalation.RulesOf(ag.Escalation).Enabled // offered with the agent's escalation
+			}
 			out = append(out, AgentTool{Kind: ToolBuiltin, Name: t.Name, Title: t.Title, Description: t.Description,
-				Parameters: t.Parameters, SideEffects: t.SideEffects, Enabled: slices.Contains(ag.Tools, t.Name)})
+				Parameters: t.Parameters, SideEffects: t.SideEffects, Enabled: enabled})
 		}
 	}
 	for i := range decls {

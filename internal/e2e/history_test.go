@@ -5,6 +5,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
@@ -90,6 +91,52 @@ func TestRecordClosedConversationHistory(t *testing.T) {
 	require.NoError(t, workflows.Replay(hist))
 	if os.Getenv("KONSTRUCT_UPDATE_HISTORY") == "1" {
 		path := filepath.Join("..", "..", "workflows", "testdata", closedHistoryFile)
+		require.NoError(t, os.WriteFile(path, hist, 0o644))
+		t.Logf("wrote %s (%d bytes)", path, len(hist))
+	}
+}
+
+// escalationHistoryFile is a conversation handed to people (a keyword), whose
+// first-response timer pages staff, answered over REST and resolved, after
+// which the agent follows up: the escalation change (workflow.GetVersion
+// "escalation") with its signal, timers and activities.
+const escalationHistoryFile = "conversation_v4_escalation.json"
+
+func TestRecordEscalationHistory(t *testing.T) {
+	p := platform.Start(t, platform.Options{})
+	p.LLM.SetHandler(func(r fakellm.Request) fakellm.Reply {
+		if strings.Contains(r.System, "human support colleague") {
+			return fakellm.Text("The user wants a person.")
+		}
+		return fakellm.Text("echo: " + r.LastUserText())
+	})
+	tn := p.NewTenant("History", platform.AgentSpec{Name: "Hal", Escalation: map[string]any{"keywords": []string{"agent"}}})
+	setSupport(t, p, tn, "C0SUPPORT", 5, 3600)
+	ts := platform.NewTS()
+	body, _ := tn.Mention("C0HIST", "U0ALICE", "hello", ts, "")
+	postOK(t, p, body)
+	p.Slack.WaitForMessages(t, "C0HIST", 1, replyTimeout)
+	body, _ = tn.Mention("C0HIST", "U0ALICE", "agent please", platform.NewTS(), ts)
+	postOK(t, p, body)
+	p.Slack.WaitForMessages(t, "C0HIST", 2, replyTimeout)
+	handoff := p.Slack.WaitForMessages(t, "C0SUPPORT", 2, replyTimeout)[0]
+	p.Slack.WaitForThread(t, "C0SUPPORT", handoff.TS, 3, replyTimeout) // the page
+	esc := escalations(t, p, tn)[0]
+	body, _ = tn.Mention("C0HIST", "U0ALICE", "hello?", platform.NewTS(), ts)
+	postOK(t, p, body)
+	p.MustDo(http.MethodPost, "/api/v1/tenants/"+tn.ID+"/escalations/"+esc.ID+"/messages", p.AdminToken,
+		map[string]string{"text": "Here I am."}, http.StatusAccepted, nil)
+	p.Slack.WaitForMessages(t, "C0HIST", 3, replyTimeout)
+	p.MustDo(http.MethodPost, "/api/v1/tenants/"+tn.ID+"/escalations/"+esc.ID+"/resolve", p.AdminToken, nil, http.StatusAccepted, nil)
+	p.Slack.WaitForMessages(t, "C0HIST", 4, replyTimeout)
+
+	c := testkit.NewTemporal(t)
+	id := workflows.ConversationID(tn.ID, "slack", workflows.SlackKey(tn.TeamID, "C0HIST", ts))
+	hist, err := workflows.FetchHistory(context.Background(), c, id, "")
+	require.NoError(t, err)
+	require.NoError(t, workflows.Replay(hist))
+	if os.Getenv("KONSTRUCT_UPDATE_HISTORY") == "1" {
+		path := filepath.Join("..", "..", "workflows", "testdata", escalationHistoryFile)
 		require.NoError(t, os.WriteFile(path, hist, 0o644))
 		t.Logf("wrote %s (%d bytes)", path, len(hist))
 	}

@@ -40,6 +40,18 @@ type Escalation struct {
 	HandoffMessage string `json:"handoff_message,omitempty"`
 	// Where support staff are notified (a Slack channel ID), if anywhere.
 	NotifyChannel string `json:"notify_channel,omitempty"`
+	// Enabled switches escalation on or off; absent, it is on when a rule
+	// (keywords, max_failed_turns) is set, as documents written before the
+	// switch existed meant.
+	Enabled *bool `json:"enabled,omitempty"`
+	// UserRequest: the user asking for a person hands off (absent: yes).
+	UserRequest *bool `json:"user_request,omitempty"`
+	// OnError: a model chain that stays unavailable or refuses, or the
+	// budget's hard stop, hands off (absent: yes).
+	OnError *bool `json:"on_error,omitempty"`
+	// CooldownMinutes after a conversation came back from people, during
+	// which only the user asking again hands it off (absent: 10).
+	CooldownMinutes *int `json:"cooldown_minutes,omitempty"`
 }
 
 // DefaultKBTopK is how many chunks kb_search returns unless the agent says.

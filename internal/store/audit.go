@@ -28,8 +28,7 @@ const (
 	AuditKnowledgeReplace = "knowledge.replace"
 	AuditKnowledgeDelete  = "knowledge.delete"
 	AuditKnowledgeRetry   = "knowledge.retry"
-	// AuditHandoffPrefix starts the action of each handoff step ("handoff.escalate", ...).
-	AuditHandoffPrefix = "handoff."
+	// The handoff steps are AuditEscalation* (escalations.go).
 )
 
 // Idempotency keys of the agent's events: a retried activity computes the

@@ -17,6 +17,9 @@ const (
 	SourceSlack    = "slack"
 	SourceWhatsApp = "whatsapp"
 	SourceStripe   = "stripe"
+	// SourceEscalation: staff actions on an escalation (a reply or a
+	// resolution from Slack, the portal or the API) for its conversation.
+	SourceEscalation = "escalation"
 )
 
 // InboxEvent is one verified webhook event, recorded before it is

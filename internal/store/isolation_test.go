@@ -83,6 +83,7 @@ type seeded struct {
 	agent        store.Agent
 	channel      store.ChannelConnection
 	conversation store.Conversation
+	handoff      store.Handoff
 }
 
 // seed writes one row of every tenant-scoped table for a new tenant.
@@ -174,6 +175,19 @@ func seed(t testing.TB, ctx context.Context, s *store.Store, label string) seede
 		if err = tx.AppendAudit(ctx, store.AuditEvent{Actor: "test", Action: store.AuditLLMCall,
 			AgentID: &out.agent.ID, ConversationID: &out.conversation.ID, WorkflowID: out.conversation.WorkflowID,
 			IdempotencyKey: store.AuditKeyLLM(out.conversation.WorkflowID, 1, 0)}); err != nil {
+			return err
+		}
+		out.handoff, err = tx.CreateHandoff(ctx, store.Handoff{ConversationID: out.conversation.ID, AgentID: out.agent.ID,
+			WorkflowID: out.conversation.WorkflowID, IdempotencyKey: out.conversation.WorkflowID + ":escalation:1",
+			Trigger: store.TriggerKeyword, Reason: "asked for " + label, Channel: store.ChannelSlack, UserRef: "U" + label})
+		if err != nil {
+			return err
+		}
+		if err = tx.SetHandoffSlack(ctx, out.handoff.ID, out.channel.ExternalID, "C0SUPPORT", "1700000000.000100"); err != nil {
+			return err
+		}
+		if _, err = tx.PutSupportSettings(ctx, store.SupportSettings{SlackTeamID: out.channel.ExternalID, SlackChannelID: "C0SUPPORT",
+			FirstResponse: time.Minute, HandBack: time.Hour}); err != nil {
 			return err
 		}
 		if _, err = tx.RecordInbound(ctx, store.InboxEvent{Source: store.SourceSlack, EventID: "Ev-" + label,
@@ -322,6 +336,24 @@ func TestTenantIsolationInEveryTable(t *testing.T) {
 		require.NoError(t, err)
 		require.Len(t, agents, 1)
 		require.Equal(t, b.agent.ID, agents[0].ID)
+		// Escalations: A's handoff is not found by its ID, and a thread in
+		// the same channel and ts is B's own.
+		_, err = tx.GetHandoff(ctx, a.handoff.ID)
+		require.ErrorIs(t, err, store.ErrNotFound)
+		_, err = tx.EndHandoff(ctx, a.handoff.ID, store.EscalationResolved, "b")
+		require.ErrorIs(t, err, store.ErrNotFound, "B cannot end A's escalation")
+		th, err := tx.HandoffByThread(ctx, "C0SUPPORT", "1700000000.000100")
+		require.NoError(t, err, "B finds its own handoff thread")
+		require.Equal(t, b.handoff.ID, th.ID)
+		hs, err := tx.ListHandoffs(ctx, store.HandoffFilter{})
+		require.NoError(t, err)
+		require.Len(t, hs, 1)
+		require.Equal(t, b.tenant.ID, hs[0].TenantID)
+		_, err = tx.EndHandoff(ctx, hs[0].ID, store.EscalationResolved, "b")
+		require.NoError(t, err)
+		settings, err := tx.GetSupportSettings(ctx)
+		require.NoError(t, err)
+		require.Equal(t, b.channel.ExternalID, settings.SlackTeamID)
 		events, err := tx.ListAuditEvents(ctx, store.AuditFilter{AgentID: &a.agent.ID})
 		require.NoError(t, err)
 		require.Empty(t, events, "B lists A's audit events by A's agent ID")

@@ -9,7 +9,7 @@ import (
 
 // Builtin returns the registry of tools that ship with Konstruct.
 func Builtin() *Registry {
-	r, err := NewRegistry(CurrentTime(time.Now))
+	r, err := NewRegistry(CurrentTime(time.Now), EscalateToHuman())
 	if err != nil {
 		panic(err) // the built-in schemas are constants; a test compiles them
 	}

@@ -62,7 +62,11 @@ type Tool struct {
 	Timeout     time.Duration   // one attempt; 0 = DefaultTimeout
 	MaxAttempts int             // retry policy; 0 = DefaultMaxAttempts
 	SideEffects bool            // true: runs as its own activity, exactly once per Invocation
-	Run         func(ctx context.Context, inv Invocation, args json.RawMessage) (Result, error)
+	// Automatic tools are offered by the platform when a feature is on
+	// (escalate_to_human, with the agent's escalation), never chosen in the
+	// Agent Designer's tool list.
+	Automatic bool
+	Run       func(ctx context.Context, inv Invocation, args json.RawMessage) (Result, error)
 
 	schema *jsonschema.Schema
 }
@@ -239,6 +243,18 @@ func (r *Registry) Names() []string {
 		out = append(out, n)
 	}
 	sort.Strings(out)
+	return out
+}
+
+// Selectable lists the tools an operator may choose for an agent (every
+// tool but the automatic ones), sorted.
+func (r *Registry) Selectable() []string {
+	out := make([]string, 0, len(r.tools))
+	for _, n := range r.Names() {
+		if !r.tools[n].Automatic {
+			out = append(out, n)
+		}
+	}
 	return out
 }
 

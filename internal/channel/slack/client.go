@@ -70,6 +70,11 @@ type Outbound struct {
 	// part); it is attached as message metadata so FindByKey can find it after
 	// a retry. "" attaches no metadata.
 	Key string
+	// Blocks are Block Kit blocks shown instead of Text (which stays the
+	// notification's fallback).
+	Blocks Blocks
+	// Broadcast also shows a thread reply in the channel ("Also send to #channel").
+	Broadcast bool
 }
 
 // PostMessage posts msg with chat.postMessage and returns its ts. The Key is
@@ -89,6 +94,12 @@ func (c *Client) PostMessage(ctx context.Context, token string, msg Outbound) (s
 			EventType:    ReplyEventType,
 			EventPayload: map[string]any{"key": msg.Key},
 		}))
+	}
+	if len(msg.Blocks) > 0 {
+		opts = append(opts, slackapi.MsgOptionBlocks(msg.Blocks...))
+	}
+	if msg.Broadcast && msg.ThreadTS != "" {
+		opts = append(opts, slackapi.MsgOptionBroadcast())
 	}
 	_, ts, err := c.api(token).PostMessageContext(ctx, msg.Channel, opts...)
 	if err != nil {
@@ -136,6 +147,64 @@ func (c *Client) FindByKey(ctx context.Context, token, channel, threadTS, key st
 		params.Cursor = cursor
 	}
 	return "", false, nil
+}
+
+// UpdateMessage replaces the text and blocks of message ts in channel
+// (chat.update), e.g. a handoff whose buttons no longer apply.
+func (c *Client) UpdateMessage(ctx context.Context, token, channel, ts, text string, blocks Blocks) error {
+	opts := []slackapi.MsgOption{slackapi.MsgOptionText(text, false)}
+	if len(blocks) > 0 {
+		opts = append(opts, slackapi.MsgOptionBlocks(blocks...))
+	}
+	if _, _, _, err := c.api(token).UpdateMessageContext(ctx, channel, ts, opts...); err != nil {
+		return wrapErr("chat.update", err)
+	}
+	return nil
+}
+
+// FindInChannel looks through the newest messages at the top level of
+// channel (conversations.history with include_all_metadata, at most
+// findPageSize*findMaxPages of them) for one carrying the reply metadata
+// with key: FindByKey for a message posted outside a thread.
+func (c *Client) FindInChannel(ctx context.Context, token, channel, key string) (string, bool, error) {
+	const method = "conversations.history"
+	api := c.api(token)
+	params := slackapi.GetConversationHistoryParameters{ChannelID: channel, Limit: findPageSize, IncludeAllMetadata: true}
+	for range findMaxPages {
+		r, err := api.GetConversationHistoryContext(ctx, &params)
+		if err != nil {
+			return "", false, wrapErr(method, err)
+		}
+		for i := range r.Messages {
+			md := r.Messages[i].Metadata
+			if md.EventType != ReplyEventType {
+				continue
+			}
+			if k, ok := md.EventPayload["key"].(string); ok && k == key {
+				return r.Messages[i].Timestamp, true, nil
+			}
+		}
+		if !r.HasMore || r.ResponseMetaData.NextCursor == "" {
+			return "", false, nil
+		}
+		params.Cursor = r.ResponseMetaData.NextCursor
+	}
+	return "", false, nil
+}
+
+// UserName returns how a workspace member is called: their display name,
+// else their real name, else their user name (users.info).
+func (c *Client) UserName(ctx context.Context, token, userID string) (string, error) {
+	u, err := c.api(token).GetUserInfoContext(ctx, userID)
+	if err != nil {
+		return "", wrapErr("users.info", err)
+	}
+	for _, n := range []string{u.Profile.DisplayName, u.Profile.RealName, u.RealName, u.Name} {
+		if n != "" {
+			return n, nil
+		}
+	}
+	return userID, nil
 }
 
 // AuthInfo is what auth.test says about a token.

@@ -17,6 +17,10 @@ const (
 const (
 	KindAppMention = "app_mention"
 	KindDirect     = "message.im"
+	// KindThreadReply is a message in a thread of a channel the bot is in
+	// (message.channels, message.groups) that does not mention it: a staff
+	// reply when the thread is an escalation's handoff, otherwise ignored.
+	KindThreadReply = "message.thread"
 )
 
 // Reasons an event_callback carries no Message (Envelope.IgnoredReason).
@@ -29,7 +33,7 @@ const (
 	IgnoredEdit             = "message edited"
 	IgnoredDeletion         = "message deleted"
 	IgnoredSubtype          = "message subtype not handled"
-	IgnoredNotDM            = "message outside a DM (channels are covered by app_mention)"
+	IgnoredNotDM            = "message outside a DM and a thread (channels are covered by app_mention)"
 	IgnoredMentionInDM      = "app_mention in a DM (covered by message.im)"
 	IgnoredEmpty            = "message without user, channel or ts"
 )
@@ -71,7 +75,7 @@ type Message struct {
 	Text     string
 	TS       string
 	ThreadTS string
-	// Kind is KindAppMention or KindDirect.
+	// Kind is KindAppMention, KindDirect or KindThreadReply.
 	Kind string
 	// Files are the files shared with the message (a file_share message in
 	// a DM, or an app_mention with attachments).
@@ -183,7 +187,9 @@ func toMessage(env *Envelope, e *wireEvent) (*Message, string) {
 		return nil, IgnoredEdit
 	case e.Subtype == "message_deleted":
 		return nil, IgnoredDeletion
-	case e.Subtype != "" && e.Subtype != "file_share": // file_share: a message with files
+	case e.Subtype != "" && e.Subtype != "file_share" && e.Subtype != "thread_broadcast":
+		// file_share: a message with files; thread_broadcast: a thread
+		// reply also sent to the channel is a reply.
 		return nil, IgnoredSubtype
 	case env.BotUserID != "" && e.User == env.BotUserID:
 		return nil, IgnoredOwnMessage
@@ -195,7 +201,13 @@ func toMessage(env *Envelope, e *wireEvent) (*Message, string) {
 		chType = channelTypeFromID(e.Channel)
 	}
 	if kind == KindDirect && chType != "im" {
-		return nil, IgnoredNotDM
+		// A reply in a channel's thread: what staff write in an
+		// escalation's handoff thread. A message that starts a thread, or
+		// is the root itself, is the channel's business.
+		if e.ThreadTS == "" || e.ThreadTS == e.TS {
+			return nil, IgnoredNotDM
+		}
+		kind = KindThreadReply
 	}
 	// Slack documents that DMs are not dispatched as app_mention; if one ever
 	// is, message.im already carries it and answering both would reply twice.

@@ -174,3 +174,26 @@ func TestParseMalformed(t *testing.T) {
 	var syntax *json.SyntaxError
 	require.ErrorAs(t, err, &syntax, "the JSON error is wrapped")
 }
+
+// A reply in a channel's thread that does not mention the bot is a thread
+// reply (a staff reply when the thread is a handoff's), even when also sent
+// to the channel; a message starting a thread, or a bot's, is not.
+func TestParseThreadReply(t *testing.T) {
+	const root, ts = "1700000000.000100", "1700000001.000200"
+	env := parse(t, fakeslack.ChannelMessage("T1", "C0SUPPORT", "U0STAFF", "<@UBOT> on it", ts, root, "Ev1", fakeslack.WithBotUserID("UBOT")))
+	require.Equal(t, &slack.Message{TeamID: "T1", ChannelID: "C0SUPPORT", ChannelType: "channel", UserID: "U0STAFF",
+		Text: "on it", TS: ts, ThreadTS: root, Kind: slack.KindThreadReply}, env.Event, "the bot's mention is stripped")
+
+	env = parse(t, fakeslack.ChannelMessage("T1", "C0SUPPORT", "U0STAFF", "also to the channel", ts, root, "Ev2",
+		fakeslack.WithSubtype("thread_broadcast")))
+	require.NotNil(t, env.Event)
+	require.Equal(t, slack.KindThreadReply, env.Event.Kind)
+
+	for name, body := range map[string][]byte{
+		"thread root": fakeslack.ChannelMessage("T1", "C0SUPPORT", "U0STAFF", "new topic", root, root, "Ev3"),
+		"no thread":   fakeslack.ChannelMessage("T1", "C0SUPPORT", "U0STAFF", "new topic", ts, "", "Ev4"),
+		"bot relay":   fakeslack.ChannelMessage("T1", "C0SUPPORT", "UBOT", "relayed", ts, root, "Ev5", fakeslack.WithBotID("B1")),
+	} {
+		require.Nil(t, parse(t, body).Event, name)
+	}
+}

@@ -30,6 +30,16 @@ type SocketMode struct {
 	client  *socketmode.Client
 	handler EventHandler
 	log     *slog.Logger
+	// interactions takes "interactive" envelopes (button clicks); nil
+	// acknowledges and drops them.
+	interactions func(ctx context.Context, in Interaction) error
+}
+
+// OnInteraction hands "interactive" envelopes (button clicks) to fn, which
+// must be set before Run. An envelope is acknowledged when fn returns nil;
+// an error leaves it unacknowledged, so Slack redelivers it.
+func (s *SocketMode) OnInteraction(fn func(ctx context.Context, in Interaction) error) {
+	s.interactions = fn
 }
 
 // NewSocketMode returns a Socket Mode ingress for the app-level token (xapp-…)
@@ -101,7 +111,16 @@ func (s *SocketMode) dispatch(ctx context.Context, evt socketmode.Event, sem cha
 			return
 		}
 		s.log.Warn("slack socket mode: unreadable message", "err", bad.Cause)
-	case socketmode.EventTypeSlashCommand, socketmode.EventTypeInteractive:
+	case socketmode.EventTypeInteractive:
+		if evt.Request == nil {
+			return
+		}
+		if s.interactions == nil {
+			s.ack(ctx, evt.Request.EnvelopeID)
+			return
+		}
+		s.interact(ctx, evt.Request.EnvelopeID, evt.Request.Payload, sem, wg)
+	case socketmode.EventTypeSlashCommand:
 		// Not used by Konstruct; acknowledge so that Slack does not retry.
 		if evt.Request != nil {
 			s.ack(ctx, evt.Request.EnvelopeID)
@@ -143,6 +162,31 @@ func (s *SocketMode) handle(ctx context.Context, envelopeID string, payload json
 		if err := s.handler(ctx, env, payload); err != nil {
 			s.log.Warn("slack socket mode: handler failed; not acknowledged",
 				"envelope_id", envelopeID, "event_id", env.EventID, "err", err)
+			return
+		}
+		s.ack(ctx, envelopeID)
+	})
+}
+
+// interact parses one interactive payload and hands it to the interactions
+// handler in its own goroutine (bounded by sem), acknowledging it when the
+// handler succeeds.
+func (s *SocketMode) interact(ctx context.Context, envelopeID string, payload json.RawMessage, sem chan struct{}, wg *sync.WaitGroup) {
+	in, err := ParseInteractionPayload(payload)
+	if err != nil {
+		s.log.Warn("slack socket mode: dropping unparsable interaction", "envelope_id", envelopeID, "err", err)
+		s.ack(ctx, envelopeID)
+		return
+	}
+	select {
+	case sem <- struct{}{}:
+	case <-ctx.Done():
+		return
+	}
+	wg.Go(func() {
+		defer func() { <-sem }()
+		if err := s.interactions(ctx, in); err != nil {
+			s.log.Warn("slack socket mode: interaction not recorded; not acknowledged", "envelope_id", envelopeID, "err", err)
 			return
 		}
 		s.ack(ctx, envelopeID)

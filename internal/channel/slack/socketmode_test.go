@@ -162,3 +162,44 @@ func TestSocketModeInvalidAppToken(t *testing.T) {
 	require.ErrorContains(t, err, "invalid_auth")
 	require.NoError(t, ctx.Err(), "Run gave up on its own")
 }
+
+// A click on a handoff button arrives over Socket Mode as an "interactive"
+// envelope: handed to the interactions handler and acknowledged once it
+// succeeds; a failure leaves it for Slack to redeliver.
+func TestSocketModeInteractions(t *testing.T) {
+	fake := fakeslack.New(t)
+	fake.AddAppToken(appToken)
+	clicks := make(chan slack.ButtonClick, 4)
+	fail := true
+	sm := slack.NewSocketMode(appToken, fake.URL(), func(context.Context, slack.Envelope, []byte) error { return nil },
+		slog.New(slog.NewTextHandler(io.Discard, nil)))
+	sm.OnInteraction(func(_ context.Context, in slack.Interaction) error {
+		clicks <- in.Clicks[0]
+		if fail {
+			fail = false
+			return errors.New("postgres down")
+		}
+		return nil
+	})
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- sm.Run(ctx) }()
+	t.Cleanup(func() { cancel(); <-done })
+	fake.WaitForSocket(t, 1, wait)
+
+	payload := fakeslack.ButtonClickPayload("T1", "U0STAFF", "jane", "C0SUPPORT", "1700000000.000100", slack.ActionResolve, "e1", "1700000001.1")
+	first, err := fake.PushInteractive(payload)
+	require.NoError(t, err)
+	select {
+	case c := <-clicks:
+		require.Equal(t, "e1", c.Value)
+		require.Equal(t, slack.ActionResolve, c.ActionID)
+	case <-time.After(wait):
+		t.Fatal("interaction not handled")
+	}
+	again, err := fake.PushInteractive(payload)
+	require.NoError(t, err)
+	<-clicks
+	fake.WaitForAck(t, again, wait)
+	require.False(t, fake.Acked(first), "a failed interaction stays unacknowledged")
+}

@@ -9,6 +9,7 @@ import (
 	"encoding/json"
 	"net/http"
 	"net/http/httptest"
+	"net/url"
 	"strconv"
 	"strings"
 	"time"
@@ -339,4 +340,55 @@ func mustJSON(v any) []byte {
 		panic("fakeslack: " + err.Error())
 	}
 	return b
+}
+
+// InteractionsPath is Konstruct's interactivity webhook path.
+const InteractionsPath = "/webhooks/slack/interactions"
+
+// ButtonClick is the form body Slack posts to the interactivity Request URL
+// when user clicks the button actionID (with value) on message messageTS of
+// channel: application/x-www-form-urlencoded, its payload field the
+// block_actions JSON. actionTS identifies the click.
+func ButtonClick(teamID, userID, userName, channel, messageTS, actionID, value, actionTS string) []byte {
+	payload := ButtonClickPayload(teamID, userID, userName, channel, messageTS, actionID, value, actionTS)
+	return []byte(url.Values{"payload": {string(payload)}}.Encode())
+}
+
+// ButtonClickPayload is the block_actions JSON of ButtonClick, as Socket
+// Mode delivers it (PushInteractive).
+func ButtonClickPayload(teamID, userID, userName, channel, messageTS, actionID, value, actionTS string) []byte {
+	return mustJSON(obj{
+		{"type", "block_actions"},
+		{"user", obj{{"id", userID}, {"username", userName}, {"name", userName}, {"team_id", teamID}}},
+		{"api_app_id", DefaultAPIAppID},
+		{"token", VerificationToken},
+		{"container", obj{{"type", "message"}, {"message_ts", messageTS}, {"channel_id", channel}, {"is_ephemeral", false}}},
+		{"trigger_id", "1234567890.0987654321." + clientMsgID(actionTS)[:8]},
+		{"team", obj{{"id", teamID}, {"domain", strings.ToLower(teamID)}}},
+		{"enterprise", nil},
+		{"is_enterprise_install", false},
+		{"channel", obj{{"id", channel}, {"name", "support"}}},
+		{"message", obj{{"type", "message"}, {"ts", messageTS}, {"text", "handoff"}}},
+		{"response_url", "https://hooks.slack.com/actions/" + teamID + "/1/" + clientMsgID(actionTS)[:12]},
+		{"actions", []any{obj{
+			{"action_id", actionID},
+			{"block_id", "escalation"},
+			{"text", obj{{"type", "plain_text"}, {"text", actionID}, {"emoji", true}}},
+			{"value", value},
+			{"type", "button"},
+			{"action_ts", actionTS},
+		}}},
+	})
+}
+
+// NewInteractionRequest builds a signed POST of a ButtonClick body to
+// InteractionsPath, as Slack sends it.
+func NewInteractionRequest(secret string, body []byte, now time.Time) *http.Request {
+	r := httptest.NewRequest(http.MethodPost, InteractionsPath, bytes.NewReader(body))
+	for k, v := range SignedRequest(secret, body, now) {
+		r.Header[k] = v
+	}
+	r.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+	r.Header.Set("User-Agent", "Slackbot 1.0 (+https://api.slack.com/robots)")
+	return r
 }

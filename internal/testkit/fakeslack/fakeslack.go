@@ -1,10 +1,11 @@
 // Package fakeslack is an in-process fake of Slack's Web API and Socket Mode
 // that speaks the real wire format, for tests in any package.
 //
-// It serves auth.test, chat.postMessage, conversations.replies,
-// oauth.v2.access, files.info and apps.connections.open under URL() (which
-// ends in /api/), uploaded files at their private URLs (files.go), plus a
-// Socket Mode WebSocket. Requests may be form-encoded or JSON, with the
+// It serves auth.test, chat.postMessage, chat.update, conversations.replies,
+// conversations.history, users.info, oauth.v2.access, files.info and
+// apps.connections.open under URL() (which ends in /api/), uploaded files at
+// their private URLs (files.go), plus a Socket Mode WebSocket. Requests may
+// be form-encoded or JSON, with the
 // token in the form or as a Bearer header, as slack-go sends them; answers are
 // {"ok":true,...} or {"ok":false,"error":"..."}. Failures can be injected per
 // method, including a post that Slack stores but whose response is lost.
@@ -53,7 +54,9 @@ type Server struct {
 	closed     bool
 	pingPeriod time.Duration
 	onPost     func(Posted)
-	files      map[string]File // by ID (files.go)
+	files      map[string]File   // by ID (files.go)
+	users      map[string]string // "team/user" → display name (users.info)
+	outside    map[string]bool   // channels the bot is not a member of (posting: not_in_channel)
 }
 
 // Workspace is a registered Slack workspace (team) with its bot.
@@ -78,6 +81,17 @@ type Posted struct {
 	BotID    string
 	// Metadata is the message metadata posted with it, nil if none.
 	Metadata *Metadata
+	// Blocks are the Block Kit blocks posted with it (raw JSON), nil if none.
+	Blocks json.RawMessage
+	// Broadcast: a thread reply also sent to the channel (reply_broadcast).
+	Broadcast bool
+	// Updates counts chat.update calls on the message.
+	Updates int
+}
+
+// HasButton reports whether the message's blocks hold a button with actionID.
+func (p Posted) HasButton(actionID string) bool {
+	return bytes.Contains(p.Blocks, []byte(`"action_id":"`+actionID+`"`))
 }
 
 // Metadata is Slack message metadata.
@@ -126,6 +140,8 @@ func New(t testing.TB) *Server {
 		codes:      map[string]oauthGrant{},
 		failures:   map[string][]Failure{},
 		calls:      map[string]int{},
+		users:      map[string]string{},
+		outside:    map[string]bool{},
 		baseSec:    time.Now().Unix(),
 		pingPeriod: 2 * time.Second,
 	}
@@ -232,6 +248,53 @@ func (s *Server) AddUserMessage(channel, user, text, ts, threadTS string) string
 	s.messages = append(s.messages, Posted{Channel: channel, TS: ts, ThreadTS: threadTS, Text: text, User: user})
 	s.notifyLocked()
 	return ts
+}
+
+// AddUser names a workspace member for users.info.
+func (s *Server) AddUser(teamID, userID, displayName string) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.users[teamID+"/"+userID] = displayName
+}
+
+// RemoveBot takes the bot out of channel (or, member false, puts it back):
+// chat.postMessage there answers not_in_channel, as Slack does for a
+// channel the bot was never invited to.
+func (s *Server) RemoveBot(channel string, removed bool) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.outside[channel] = removed
+}
+
+// Message returns the message ts of channel, as stored now.
+func (s *Server) Message(channel, ts string) (Posted, bool) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for _, m := range s.messages {
+		if m.Channel == channel && m.TS == ts {
+			return m, true
+		}
+	}
+	return Posted{}, false
+}
+
+// WaitForThread waits until thread threadTS of channel (its root included)
+// holds at least n messages and returns them.
+func (s *Server) WaitForThread(t testing.TB, channel, threadTS string, n int, timeout time.Duration) []Posted {
+	t.Helper()
+	var out []Posted
+	s.waitFor(t, timeout, fmt.Sprintf("%d messages in thread %s of %q", n, threadTS, channel), func() bool {
+		out = s.threadLocked(channel, threadTS)
+		return len(out) >= n
+	})
+	return out
+}
+
+// WaitFor waits until cond, called under the server's lock with every
+// message stored so far, holds.
+func (s *Server) WaitFor(t testing.TB, what string, timeout time.Duration, cond func(all []Posted) bool) {
+	t.Helper()
+	s.waitFor(t, timeout, what, func() bool { return cond(s.messages) })
 }
 
 // FailNext makes the next n calls of method (e.g. "chat.postMessage") answer
@@ -413,6 +476,12 @@ func (s *Server) serveAPI(w http.ResponseWriter, r *http.Request) {
 		h = s.chatPostMessage
 	case "conversations.replies":
 		h = s.conversationsReplies
+	case "conversations.history":
+		h = s.conversationsHistory
+	case "chat.update":
+		h = s.chatUpdate
+	case "users.info":
+		h = s.usersInfo
 	case "oauth.v2.access":
 		h = s.oauthV2Access
 	case "files.info":
@@ -580,6 +649,9 @@ func (s *Server) chatPostMessage(req request) (int, map[string]any) {
 	if utf8.RuneCountInString(text) > maxTextChars {
 		return http.StatusOK, slackErr("msg_too_long")
 	}
+	if s.outside[channel] {
+		return http.StatusOK, slackErr("not_in_channel")
+	}
 	var md *Metadata
 	if raw := p["metadata"]; raw != "" {
 		md = &Metadata{}
@@ -587,15 +659,21 @@ func (s *Server) chatPostMessage(req request) (int, map[string]any) {
 			return http.StatusOK, slackErr("invalid_metadata_format")
 		}
 	}
+	blocks, ok := parseBlocks(p["blocks"])
+	if !ok {
+		return http.StatusOK, slackErr("invalid_blocks")
+	}
 	msg := Posted{
-		TeamID:   w.TeamID,
-		Channel:  channel,
-		TS:       s.nextTSLocked(),
-		ThreadTS: p["thread_ts"],
-		Text:     text,
-		User:     w.BotUserID,
-		BotID:    w.BotID,
-		Metadata: md,
+		TeamID:    w.TeamID,
+		Channel:   channel,
+		TS:        s.nextTSLocked(),
+		ThreadTS:  p["thread_ts"],
+		Text:      text,
+		User:      w.BotUserID,
+		BotID:     w.BotID,
+		Metadata:  md,
+		Blocks:    blocks,
+		Broadcast: p["thread_ts"] != "" && (p["reply_broadcast"] == "true" || p["reply_broadcast"] == "1"),
 	}
 	s.messages = append(s.messages, msg)
 	s.notifyLocked()
@@ -608,6 +686,122 @@ func (s *Server) chatPostMessage(req request) (int, map[string]any) {
 		"ts":      msg.TS,
 		"message": wireMessage(msg, true),
 	}
+}
+
+// parseBlocks checks blocks as Slack does: a JSON array of objects, each
+// with a type (at most 50).
+func parseBlocks(raw string) (json.RawMessage, bool) {
+	if raw == "" {
+		return nil, true
+	}
+	var blocks []map[string]any
+	if err := json.Unmarshal([]byte(raw), &blocks); err != nil || len(blocks) > 50 {
+		return nil, false
+	}
+	for _, b := range blocks {
+		if t, _ := b["type"].(string); t == "" {
+			return nil, false
+		}
+	}
+	return json.RawMessage(raw), true
+}
+
+func (s *Server) chatUpdate(req request) (int, map[string]any) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	w, code := s.workspaceLocked(req.token)
+	if w == nil {
+		return http.StatusOK, slackErr(code)
+	}
+	p := req.params
+	blocks, ok := parseBlocks(p["blocks"])
+	if !ok {
+		return http.StatusOK, slackErr("invalid_blocks")
+	}
+	for i := range s.messages {
+		m := &s.messages[i]
+		if m.Channel != p["channel"] || m.TS != p["ts"] {
+			continue
+		}
+		if m.BotID != w.BotID {
+			return http.StatusOK, slackErr("cant_update_message")
+		}
+		if p["text"] != "" {
+			m.Text = p["text"]
+		}
+		if blocks != nil {
+			m.Blocks = blocks
+		}
+		m.Updates++
+		s.notifyLocked()
+		return http.StatusOK, map[string]any{"ok": true, "channel": m.Channel, "ts": m.TS, "text": m.Text}
+	}
+	return http.StatusOK, slackErr("message_not_found")
+}
+
+// conversationsHistory answers the channel's top-level messages (and thread
+// replies broadcast to it), newest first, paged with a cursor.
+func (s *Server) conversationsHistory(req request) (int, map[string]any) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if w, code := s.workspaceLocked(req.token); w == nil {
+		return http.StatusOK, slackErr(code)
+	}
+	p := req.params
+	if p["channel"] == "" {
+		return http.StatusOK, slackErr("channel_not_found")
+	}
+	var top []Posted
+	for _, m := range s.messages {
+		if m.Channel == p["channel"] && (m.ThreadTS == "" || m.ThreadTS == m.TS || m.Broadcast) {
+			top = append(top, m)
+		}
+	}
+	sort.SliceStable(top, func(i, j int) bool { return tsLess(top[j].TS, top[i].TS) })
+	limit := 100
+	if l, err := strconv.Atoi(p["limit"]); err == nil && l > 0 && l < 1000 {
+		limit = l
+	}
+	offset := 0
+	if c := p["cursor"]; c != "" {
+		raw, err := base64.StdEncoding.DecodeString(c)
+		n, ok := strings.CutPrefix(string(raw), "offset:")
+		if err != nil || !ok {
+			return http.StatusOK, slackErr("invalid_cursor")
+		}
+		if offset, err = strconv.Atoi(n); err != nil || offset < 0 || offset > len(top) {
+			return http.StatusOK, slackErr("invalid_cursor")
+		}
+	}
+	withMD := p["include_all_metadata"] == "1" || p["include_all_metadata"] == "true"
+	end := min(offset+limit, len(top))
+	msgs := make([]map[string]any, 0, end-offset)
+	for _, m := range top[offset:end] {
+		msgs = append(msgs, wireMessage(m, withMD))
+	}
+	next := ""
+	if end < len(top) {
+		next = base64.StdEncoding.EncodeToString([]byte("offset:" + strconv.Itoa(end)))
+	}
+	return http.StatusOK, map[string]any{"ok": true, "messages": msgs, "has_more": next != "",
+		"response_metadata": map[string]any{"next_cursor": next}}
+}
+
+func (s *Server) usersInfo(req request) (int, map[string]any) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	w, code := s.workspaceLocked(req.token)
+	if w == nil {
+		return http.StatusOK, slackErr(code)
+	}
+	id := req.params["user"]
+	name, ok := s.users[w.TeamID+"/"+id]
+	if !ok {
+		return http.StatusOK, slackErr("user_not_found")
+	}
+	return http.StatusOK, map[string]any{"ok": true, "user": map[string]any{
+		"id": id, "team_id": w.TeamID, "name": strings.ToLower(strings.ReplaceAll(name, " ", ".")), "real_name": name,
+		"profile": map[string]any{"display_name": name, "real_name": name}}}
 }
 
 func wireMessage(m Posted, withMetadata bool) map[string]any {
@@ -628,6 +822,12 @@ func wireMessage(m Posted, withMetadata bool) map[string]any {
 	}
 	if withMetadata && m.Metadata != nil {
 		out["metadata"] = m.Metadata
+	}
+	if m.Blocks != nil {
+		out["blocks"] = m.Blocks
+	}
+	if m.Broadcast {
+		out["subtype"] = "thread_broadcast"
 	}
 	return out
 }

@@ -177,7 +177,17 @@ func (s *Server) PushEventRetry(payload []byte, attempt int, reason string) (str
 	return s.push(payload, attempt, reason)
 }
 
+// PushInteractive sends an interaction (ButtonClickPayload) in an
+// "interactive" envelope, and returns its envelope_id.
+func (s *Server) PushInteractive(payload []byte) (string, error) {
+	return s.pushTyped("interactive", payload, 0, "")
+}
+
 func (s *Server) push(payload []byte, attempt int, reason string) (string, error) {
+	return s.pushTyped("events_api", payload, attempt, reason)
+}
+
+func (s *Server) pushTyped(typ string, payload []byte, attempt int, reason string) (string, error) {
 	if !json.Valid(payload) {
 		return "", errors.New("fakeslack: PushEvent: payload is not JSON")
 	}
@@ -194,7 +204,7 @@ func (s *Server) push(payload []byte, attempt int, reason string) (string, error
 	env := map[string]any{
 		"envelope_id":              id,
 		"payload":                  json.RawMessage(payload),
-		"type":                     "events_api",
+		"type":                     typ,
 		"accepts_response_payload": false,
 		"retry_attempt":            attempt,
 		"retry_reason":             reason,

@@ -533,6 +533,8 @@ type AgentSpec struct {
 	Tools        []string `json:"tools,omitempty"`
 	// BusinessFunction is required for an agent answering on WhatsApp.
 	BusinessFunction string `json:"business_function,omitempty"`
+	// Escalation is the agent's escalation rules document.
+	Escalation map[string]any `json:"escalation,omitempty"`
 }
 
 // NewTenant creates a tenant and an agent over the REST API and connects a
@@ -613,6 +615,13 @@ func (p *Platform) trySendTo(i int, req *http.Request) (int, string, error) {
 	return resp.StatusCode, string(b), nil
 }
 
+// PostInteraction signs body (fakeslack.ButtonClick) as Slack would and
+// posts it to the interactivity webhook.
+func (p *Platform) PostInteraction(body []byte) (int, string) {
+	p.t.Helper()
+	return p.send(fakeslack.NewInteractionRequest(p.SigningSecret, body, time.Now()))
+}
+
 // PostRequest posts a prepared (possibly badly signed) events request.
 func (p *Platform) PostRequest(req *http.Request) (int, string) { return p.send(req) }
 
@@ -621,6 +630,14 @@ func (tn Tenant) Mention(channel, user, text, ts, threadTS string) (body []byte,
 	eventID = "Ev" + strings.ToUpper(randHex(6))
 	return fakeslack.AppMention(tn.TeamID, channel, user, "<@"+tn.BotUserID+"> "+text, ts, threadTS, eventID,
 		fakeslack.WithBotUserID(tn.BotUserID)), eventID
+}
+
+// ThreadReply builds the message.channels event of user replying in thread
+// threadTS of channel without mentioning the bot (a staff reply in a
+// handoff thread, say).
+func (tn Tenant) ThreadReply(channel, user, text, ts, threadTS string) (body []byte, eventID string) {
+	eventID = "Ev" + strings.ToUpper(randHex(6))
+	return fakeslack.ChannelMessage(tn.TeamID, channel, user, text, ts, threadTS, eventID, fakeslack.WithBotUserID(tn.BotUserID)), eventID
 }
 
 // NewTS returns a fresh, increasing Slack message timestamp.
