@@ -97,10 +97,10 @@ func limitsOf(p store.Plan, enforced bool) Limits {
 
 // Why a subscribed plan does or does not apply.
 const (
-	ReasonFree     = "free"     // never subscribed
-	ReasonActive   = "active"   // active or trialing
-	ReasonGrace    = "grace"    // past_due, within the grace period
-	ReasonLapsed   = "lapsed"   // past_due past the grace period, unpaid, canceled, paused...: the free plan's limits
+	ReasonFree     = "free"   // never subscribed
+	ReasonActive   = "active" // active or trialing
+	ReasonGrace    = "grace"  // past_due, within the grace period
+	ReasonLapsed   = "lapsed" // past_due past the grace period, unpaid, canceled, paused...: the free plan's limits
 	ReasonIncomple = "incomplete"
 )
 
