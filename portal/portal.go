@@ -27,6 +27,7 @@ import (
 	"github.com/konstruct/konstruct/internal/accounts"
 	"github.com/konstruct/konstruct/internal/auth"
 	"github.com/konstruct/konstruct/internal/authz"
+	"github.com/konstruct/konstruct/internal/billing"
 	"github.com/konstruct/konstruct/internal/config"
 	"github.com/konstruct/konstruct/internal/designer"
 	"github.com/konstruct/konstruct/internal/invitations"
@@ -47,6 +48,7 @@ type Deps struct {
 	Invitations *invitations.Service
 	Designer    *designer.Service
 	Knowledge   *knowledge.Service
+	Billing     *billing.Service // the Billing and Costs pages, banners; nil: billing pages say it is off
 	// SessionStore overrides the Postgres session store (tests).
 	SessionStore scs.Store
 }

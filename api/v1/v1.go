@@ -16,6 +16,7 @@ import (
 	"github.com/konstruct/konstruct/internal/apperr"
 	"github.com/konstruct/konstruct/internal/auth"
 	"github.com/konstruct/konstruct/internal/authz"
+	"github.com/konstruct/konstruct/internal/billing"
 	"github.com/konstruct/konstruct/internal/designer"
 	"github.com/konstruct/konstruct/internal/invitations"
 	"github.com/konstruct/konstruct/internal/knowledge"
@@ -33,6 +34,7 @@ type API struct {
 	Invitations   *invitations.Service
 	Designer      *designer.Service
 	Knowledge     *knowledge.Service
+	Billing       *billing.Service // plans, subscriptions, budgets and usage; nil: those routes answer 503
 	TemporalUIURL string
 	Namespace     string
 	Logger        *slog.Logger
@@ -104,6 +106,14 @@ func (a *API) Register(reg *authz.Registry, g *gin.RouterGroup) {
 	h(http.MethodDelete, "/tenants/:tenant_id/knowledge/:document_id", authz.Write(authz.ObjKnowledge), a.deleteDocument)
 	h(http.MethodPost, "/tenants/:tenant_id/knowledge/:document_id/retry", authz.Write(authz.ObjKnowledge), a.retryDocument)
 	h(http.MethodDelete, "/tenants/:tenant_id/end-users/:user_ref/memory", authz.Write(authz.ObjMemory), a.forgetEndUser)
+
+	// Billing: only those who may change billing (customer and platform
+	// admins) see or act on it; usage is read by operators too.
+	h(http.MethodGet, "/tenants/:tenant_id/billing", authz.Read(authz.ObjBilling), a.getBilling)
+	h(http.MethodPost, "/tenants/:tenant_id/billing/checkout", authz.Write(authz.ObjBilling), a.createCheckout)
+	h(http.MethodPost, "/tenants/:tenant_id/billing/portal", authz.Write(authz.ObjBilling), a.createPortalSession)
+	h(http.MethodPut, "/tenants/:tenant_id/billing/budget", authz.Write(authz.ObjBilling), a.putBudget)
+	h(http.MethodGet, "/tenants/:tenant_id/usage", authz.Read(authz.ObjUsage), a.usage)
 }
 
 // pathID parses a UUID path parameter; a malformed one names nothing (404).

@@ -24,6 +24,7 @@ import (
 	"github.com/konstruct/konstruct/api/webhooks"
 	"github.com/konstruct/konstruct/internal/auth"
 	"github.com/konstruct/konstruct/internal/authz"
+	"github.com/konstruct/konstruct/internal/billing"
 	"github.com/konstruct/konstruct/internal/channel/slack"
 	"github.com/konstruct/konstruct/internal/config"
 	"github.com/konstruct/konstruct/internal/inbox"
@@ -55,10 +56,12 @@ type App struct {
 
 	pool *llm.Pool // built once: the worker's activities and the API's query embeddings share it
 
-	slack     *webhooks.Slack // built once: Socket Mode and the webhook share it
-	slackOnce sync.Once
-	inbox     *inbox.Dispatcher // built once: the HTTP server and RunInbox share it
-	inboxOnce sync.Once
+	slack       *webhooks.Slack // built once: Socket Mode and the webhook share it
+	slackOnce   sync.Once
+	inbox       *inbox.Dispatcher // built once: the HTTP server and RunInbox share it
+	inboxOnce   sync.Once
+	billing     *billing.Service // built once: API, portal, inbox and activities share it
+	billingOnce sync.Once
 }
 
 // New connects to Postgres and Redis (failing fast with a clear error when
@@ -166,7 +169,7 @@ func (a *App) HTTPServer() *api.Server {
 		MaxUploadBytes: a.Config.MaxUploadBytes,
 		V1: &v1.API{
 			Store: a.Store, Auth: a.Auth, Accounts: svc.Accounts, Invitations: svc.Invitations, Designer: svc.Designer,
-			Knowledge: a.Knowledge, TemporalUIURL: a.Config.TemporalUIURL, Namespace: a.Config.TemporalNamespace, Logger: a.Logger,
+			Knowledge: a.Knowledge, Billing: a.Billing(), TemporalUIURL: a.Config.TemporalUIURL, Namespace: a.Config.TemporalNamespace, Logger: a.Logger,
 		},
 	}, a.mounts(svc)...)
 }

@@ -97,11 +97,11 @@ func limitsOf(p store.Plan, enforced bool) Limits {
 
 // Why a subscribed plan does or does not apply.
 const (
-	ReasonFree     = "free"   // never subscribed
-	ReasonActive   = "active" // active or trialing
-	ReasonGrace    = "grace"  // past_due, within the grace period
-	ReasonLapsed   = "lapsed" // past_due past the grace period, unpaid, canceled, paused...: the free plan's limits
-	ReasonIncomple = "incomplete"
+	ReasonFree       = "free"   // never subscribed
+	ReasonActive     = "active" // active or trialing
+	ReasonGrace      = "grace"  // past_due, within the grace period
+	ReasonLapsed     = "lapsed" // past_due past the grace period, unpaid, canceled, paused...: the free plan's limits
+	ReasonIncomplete = "incomplete"
 )
 
 // Effective is the plan whose limits apply to acct now, and why: a paid plan
@@ -130,7 +130,7 @@ func Effective(acct store.BillingAccount, plans []store.Plan, now time.Time, gra
 		}
 		return free, ReasonLapsed
 	case store.SubNone, "incomplete", "incomplete_expired":
-		return free, ReasonIncomple
+		return free, ReasonIncomplete
 	}
 	return free, ReasonLapsed
 }
