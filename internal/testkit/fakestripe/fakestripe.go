@@ -158,7 +158,7 @@ func Invoice(id string, s Subscription, paid bool, attempt int) map[string]any {
 		"amount_due": 4900, "amount_paid": map[bool]int{true: 4900, false: 0}[paid], "currency": "usd", "attempt_count": attempt,
 		"billing_reason": "subscription_cycle", "hosted_invoice_url": "https://invoice.stripe.com/i/acct_test/" + id,
 		"subscription_details": map[string]any{"metadata": map[string]any{"tenant_id": s.TenantID}},
-		"livemode": false,
+		"livemode":             false,
 	}
 }
 
