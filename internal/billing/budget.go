@@ -225,14 +225,21 @@ func (s *Service) AfterUsage(ctx context.Context, tenantID uuid.UUID) error {
 	return nil
 }
 
-// USD formats micro-USD as dollars, with cents or, under a cent, more digits.
+// USD formats micro-USD as dollars: with cents, or under a cent with the
+// digits it takes (at least four: $0.0010, $0.00085).
 func USD(micro int64) string {
-	d := float64(micro) / 1e6
-	switch {
-	case micro == 0:
-		return "$0.00"
-	case d < 0.01 && d > -0.01:
-		return fmt.Sprintf("$%.4f", d)
+	if micro >= 10_000 || micro <= -10_000 {
+		return fmt.Sprintf("$%.2f", float64(micro)/1e6)
 	}
-	return fmt.Sprintf("$%.2f", d)
+	if micro == 0 {
+		return "$0.00"
+	}
+	s := MicroToUSD(micro)
+	for strings.HasSuffix(s, "0") && len(s)-strings.IndexByte(s, '.') > 5 {
+		s = s[:len(s)-1]
+	}
+	if strings.HasPrefix(s, "-") {
+		return "-$" + s[1:]
+	}
+	return "$" + s
 }
