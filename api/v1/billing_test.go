@@ -2,6 +2,7 @@ package v1_test
 
 import (
 	"context"
+	"fmt"
 	"math/rand/v2"
 	"net/http"
 	"strings"
@@ -189,6 +190,10 @@ func TestStripeSubscriptionLifecycle(t *testing.T) {
 	require.NotNil(t, b.GraceEndsAt)
 	require.NotEmpty(t, b.Notices)
 	require.Contains(t, b.Notices[0].Message, "payment")
+	// The customer admin is emailed (logged here: no SMTP in this test) with
+	// the invoice's payment link.
+	require.Contains(t, s.Logs(), "Payment failed for your Konstruct subscription")
+	require.Contains(t, s.Logs(), admin.Email)
 
 	deliver(6)
 	deliver(7) // paid and active again
@@ -326,4 +331,85 @@ func TestBillingCheckoutPortalAndRoles(t *testing.T) {
 	require.NotEmpty(t, out.URL)
 	s.Do(t, http.MethodPost, path+"/portal", admin.Token, nil).Expect(t, http.StatusOK).JSON(t, &out)
 	require.NotEmpty(t, out.URL)
+}
+
+func TestUsageAPI(t *testing.T) {
+	t.Parallel()
+	s := apitest.Start(t, apitest.Options{})
+	ten := s.CreateTenant(t, "Usage")
+	other := s.CreateTenant(t, "Other")
+	op := s.NewUser(t, ten.ID, store.RoleCustomerOperator)
+	otherAdmin := s.NewUser(t, other.ID, store.RoleCustomerAdmin)
+	ag := s.CreateAgent(t, s.AdminToken, ten.ID, "Ada")
+	ctx := context.Background()
+	now := time.Now().UTC()
+	require.NoError(t, s.Store.WithTenant(ctx, ten.ID, func(tx *store.Tx) error {
+		for i, u := range []struct {
+			model    string
+			in, out  int
+			cost     int64
+			daysBack int
+		}{{"gpt-4o-mini", 1000, 100, 210, 0}, {"gpt-4o-mini", 2000, 200, 420, 1}, {"gpt-4o", 500, 50, 1750, 1}, {"gpt-4o", 10, 10, 5, 40}} {
+			if err := tx.AddUsage(ctx, store.Usage{AgentID: &ag.ID, Provider: "openai", Model: u.model, InputTokens: u.in, OutputTokens: u.out,
+				CostMicroUSD: u.cost, IdempotencyKey: fmt.Sprintf("k%d", i)}); err != nil {
+				return err
+			}
+			if _, err := tx.Exec(ctx, `UPDATE llm_usage SET created_at = now() - make_interval(days => $1) WHERE idempotency_key = $2`,
+				u.daysBack, fmt.Sprintf("k%d", i)); err != nil {
+				return err
+			}
+		}
+		return nil
+	}))
+	// The other tenant's usage never shows.
+	require.NoError(t, s.Store.WithTenant(ctx, other.ID, func(tx *store.Tx) error {
+		return tx.AddUsage(ctx, store.Usage{Provider: "openai", Model: "gpt-4o", InputTokens: 99999, CostMicroUSD: 999999, IdempotencyKey: "x"})
+	}))
+	path := tenantPath(ten.ID) + "/usage"
+
+	type usage struct {
+		GroupBy string `json:"group_by"`
+		Totals  struct {
+			Calls        int   `json:"calls"`
+			InputTokens  int64 `json:"input_tokens"`
+			CostMicroUSD int64 `json:"cost_micro_usd"`
+		} `json:"totals"`
+		Rows []struct {
+			Bucket       *string `json:"bucket"`
+			AgentName    *string `json:"agent_name"`
+			Model        string  `json:"model"`
+			Calls        int     `json:"calls"`
+			CostMicroUSD int64   `json:"cost_micro_usd"`
+		} `json:"rows"`
+	}
+	var u usage
+	s.Do(t, http.MethodGet, path, op.Token, nil).Expect(t, http.StatusOK).JSON(t, &u)
+	require.Equal(t, "day", u.GroupBy)
+	require.Equal(t, 3, u.Totals.Calls, "the default range is the last 30 days")
+	require.Equal(t, int64(2380), u.Totals.CostMicroUSD)
+	require.Len(t, u.Rows, 31, "a row per day, the empty ones too")
+	require.Equal(t, int64(210), u.Rows[30].CostMicroUSD)
+	require.Equal(t, int64(2170), u.Rows[29].CostMicroUSD)
+
+	s.Do(t, http.MethodGet, path+"?group_by=model", op.Token, nil).Expect(t, http.StatusOK).JSON(t, &u)
+	require.Len(t, u.Rows, 2)
+	require.Equal(t, "gpt-4o", u.Rows[0].Model, "costliest first")
+	require.Equal(t, int64(1750), u.Rows[0].CostMicroUSD)
+
+	from := now.AddDate(0, 0, -45).Format("2006-01-02")
+	s.Do(t, http.MethodGet, path+"?group_by=agent&from="+from, op.Token, nil).Expect(t, http.StatusOK).JSON(t, &u)
+	require.Len(t, u.Rows, 1)
+	require.Equal(t, "Ada", *u.Rows[0].AgentName)
+	require.Equal(t, 4, u.Rows[0].Calls)
+
+	r := s.Do(t, http.MethodGet, path+"?group_by=model&format=csv", op.Token, nil).Expect(t, http.StatusOK)
+	require.Equal(t, "text/csv; charset=utf-8", r.Header.Get("Content-Type"))
+	require.Equal(t, "provider,model,calls,input_tokens,output_tokens,cost_usd\nopenai,gpt-4o,1,500,50,0.001750\nopenai,gpt-4o-mini,2,3000,300,0.000630\n",
+		string(r.Body))
+
+	s.Do(t, http.MethodGet, path+"?group_by=week", op.Token, nil).ExpectError(t, http.StatusUnprocessableEntity, "validation_failed", "group_by")
+	s.Do(t, http.MethodGet, path+"?from=yesterday", op.Token, nil).ExpectError(t, http.StatusUnprocessableEntity, "validation_failed", "from")
+	s.Do(t, http.MethodGet, path+"?from=2026-05-02&to=2026-05-01", op.Token, nil).ExpectError(t, http.StatusUnprocessableEntity, "validation_failed", "from")
+	s.Do(t, http.MethodGet, path+"?from=2020-01-01&to=2026-01-01", op.Token, nil).ExpectError(t, http.StatusUnprocessableEntity, "validation_failed", "from")
+	s.Do(t, http.MethodGet, path, otherAdmin.Token, nil).ExpectError(t, http.StatusNotFound, "not_found", "")
 }
