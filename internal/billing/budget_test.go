@@ -203,18 +203,27 @@ func TestBudgetAlertsAreEmailedOncePerPeriod(t *testing.T) {
 	}
 }
 
-// BenchmarkReserveSettle measures the path every model call under a
-// hard-stop budget takes around the model: reserve (row locks on the
-// budgets' month rows), then the usage row with the settle.
+// BenchmarkReserveSettle measures the path every model call takes around the
+// model: Admit (with hard-stop budgets: the row locks on their month rows and
+// the reservation) and the usage row with the settle, against the same calls
+// with no budget (Admit finds none) as the baseline.
 func BenchmarkReserveSettle(b *testing.B) {
-	f := newFixture(b)
-	svc := &billing.Service{Store: f.store}
-	f.budget(b, nil, 1<<60, true)
-	f.budget(b, &f.agent, 1<<60, true)
-	b.ResetTimer()
-	i := 0
-	for b.Loop() {
-		i++
-		f.call(b, svc, fmt.Sprintf("bench:%d:llm:0", i), request, 100)
+	for _, bc := range []struct {
+		name    string
+		budgets bool
+	}{{"no-budget", false}, {"two-hard-stop-budgets", true}} {
+		b.Run(bc.name, func(b *testing.B) {
+			f := newFixture(b)
+			svc := &billing.Service{Store: f.store}
+			if bc.budgets {
+				f.budget(b, nil, 1<<60, true)
+				f.budget(b, &f.agent, 1<<60, true)
+			}
+			i := 0
+			for b.Loop() {
+				i++
+				f.call(b, svc, fmt.Sprintf("bench:%d:llm:0", i), request, 100)
+			}
+		})
 	}
 }
