@@ -146,7 +146,9 @@ func (s *Service) Deliver(ctx context.Context, rec store.InboxEvent) error {
 	}
 	if err != nil {
 		var perm permanent
-		if errors.As(err, &perm) {
+		// A payload that does not decode, or a customer already linked to
+		// another tenant, will not apply on any retry.
+		if errors.As(err, &perm) || errors.Is(err, store.ErrConflict) {
 			return inbox.Permanent(err)
 		}
 		return fmt.Errorf("billing: apply %s %s: %w", ev.Type, ev.ID, err)
