@@ -13,6 +13,7 @@ import (
 	"go.temporal.io/sdk/activity"
 	"go.temporal.io/sdk/temporal"
 
+	"github.com/konstruct/konstruct/internal/billing"
 	"github.com/konstruct/konstruct/internal/channel/slack"
 	"github.com/konstruct/konstruct/internal/channel/whatsapp"
 	"github.com/konstruct/konstruct/internal/llm"
@@ -35,6 +36,7 @@ type Conversation struct {
 	HTTPTools     *httptool.Client // runs the HTTP tools operators declare; nil: none
 	Memory        *memory.Service  // nil: no long-term memory
 	Links         Links            // where handoffs point staff (portal, Temporal Web UI)
+	Billing       *billing.Service // budgets and plan allowances, checked before each model call; nil: none
 	DefaultModels []string
 	Metrics       *Metrics
 	Logger        *slog.Logger
@@ -201,9 +203,22 @@ func (a *Conversation) Respond(ctx context.Context, in RespondInput) (RespondOut
 		req.System += "\n\nYou have used every tool call allowed for this message. Do not call any tool now: " +
 			"answer the user with the information you already have, and say what you could not find out."
 	}
+	if req.MaxTokens == 0 {
+		// Every request caps its answer: the budget's estimate counts on it.
+		req.MaxTokens = memory.DefaultOutputTokens
+	}
+	callKey := in.WorkflowID + ":" + strconv.Itoa(in.Turn) + ":llm:" + strconv.Itoa(in.Call)
+	if err := a.admit(ctx, in, tenantID, agentID, convID, callKey, chain, req); err != nil {
+		return RespondOutput{}, err
+	}
 	resp, err := a.LLM.Complete(ctx, chain, req)
 	if err != nil {
 		a.recordFailedCall(ctx, in, tenantID, agentID, convID, err)
+		if a.Billing != nil {
+			if rerr := a.Billing.Release(ctx, tenantID, callKey); rerr != nil {
+				a.Logger.WarnContext(ctx, "budget reservation not released; it lapses on its own", "key", callKey, "error", rerr)
+			}
+		}
 		return RespondOutput{}, classifyLLMError(err)
 	}
 	out := RespondOutput{AgentStatus: AgentActive, Text: resp.Content, Tools: allowed, ToolSpecs: specs, Provider: resp.Provider,
@@ -221,17 +236,61 @@ func (a *Conversation) Respond(ctx context.Context, in RespondInput) (RespondOut
 		if err := tx.AddUsage(ctx, store.Usage{AgentID: &agentID, ConversationID: &convID, Provider: resp.Provider,
 			Model: resp.Model, InputTokens: resp.Usage.InputTokens, OutputTokens: resp.Usage.OutputTokens,
 			CostMicroUSD: resp.CostMicroUSD, LatencyMS: int(latency.Milliseconds()),
-			IdempotencyKey: in.WorkflowID + ":" + strconv.Itoa(in.Turn) + ":llm:" + strconv.Itoa(in.Call)}); err != nil {
+			IdempotencyKey: callKey}); err != nil {
 			return err
+		}
+		if a.Billing != nil {
+			// The usage row carries the actual cost into the budgets; the
+			// estimate reserved before the call is released with it, once.
+			if err := a.Billing.Settle(ctx, tx, callKey); err != nil {
+				return err
+			}
 		}
 		return tx.AppendAudit(ctx, llmCallAudit(in, agentID, convID, resp, latency))
 	})
 	if err != nil {
 		return RespondOutput{}, fmt.Errorf("activities: respond: record usage: %w", err)
 	}
+	if a.Billing != nil {
+		if err := a.Billing.AfterUsage(ctx, tenantID); err != nil {
+			a.Logger.WarnContext(ctx, "budget alerts not checked", "error", err)
+		}
+	}
 	a.Logger.DebugContext(ctx, "model answered", "agent_id", in.AgentID, "turn", in.Turn, "provider", resp.Provider,
 		"model", resp.Model, "input_tokens", resp.Usage.InputTokens, "output_tokens", resp.Usage.OutputTokens)
 	return out, nil
+}
+
+// admit asks billing whether the call may be made (the plan's monthly
+// allowance on the turn's first call, then the budgets, reserving the
+// call's estimated cost). A refusal fails the activity for good with the
+// notice for the user as its details, and is recorded in the audit trail.
+func (a *Conversation) admit(ctx context.Context, in RespondInput, tenantID, agentID, convID uuid.UUID, key string, chain []string, req llm.Request) error {
+	if a.Billing == nil {
+		return nil
+	}
+	refusal, err := a.Billing.Admit(ctx, billing.Call{TenantID: tenantID, AgentID: agentID, ConversationID: convID, Key: key,
+		TurnKey: in.WorkflowID + ":" + strconv.Itoa(in.Turn), FirstOfTurn: in.Call == 0, Chain: chain, Request: req})
+	if err != nil {
+		return fmt.Errorf("activities: respond: %w", err)
+	}
+	if refusal == nil {
+		return nil
+	}
+	typ := ErrBudgetExceeded
+	if refusal.Kind == billing.RefusedAllowance {
+		typ = ErrAllowanceUsed
+	}
+	a.Logger.InfoContext(ctx, "model call refused by billing", "kind", refusal.Kind, "reason", refusal.Reason, "turn", in.Turn)
+	if err := a.Store.WithTenant(ctx, tenantID, func(tx *store.Tx) error {
+		return tx.AppendAudit(ctx, store.AuditEvent{Actor: "agent:" + agentID.String(), Action: "billing.refused",
+			TargetType: "conversation", TargetID: convID.String(), AgentID: &agentID, ConversationID: &convID,
+			WorkflowID: in.WorkflowID, IdempotencyKey: key + ":refused",
+			Data: map[string]any{"kind": refusal.Kind, "reason": refusal.Reason, "notified": refusal.Notice != ""}})
+	}); err != nil {
+		a.Logger.WarnContext(ctx, "billing refusal not audited", "error", err)
+	}
+	return temporal.NewNonRetryableApplicationError(refusal.Reason, typ, refusal, refusal.Notice)
 }
 
 // classifyLLMError decides whether Temporal should retry.

@@ -156,6 +156,10 @@ const (
 	// stop and this call would pass it; the user is told the assistant is
 	// paused (and escalation rules may hand the conversation to a human).
 	ErrBudgetExceeded = "BudgetExceeded"
+	// ErrAllowanceUsed: the plan's monthly messages (or platform tokens) are
+	// used up; the conversation is told once a month (the notice travels as
+	// the error's details, "" when already told) instead of getting a reply.
+	ErrAllowanceUsed = "AllowanceUsed"
 )
 
 // ToolInput runs one tool call.

@@ -18,26 +18,48 @@ import (
 // funcs are the helpers templates may call.
 func (p *Portal) funcs() template.FuncMap {
 	return template.FuncMap{
-		"ago":        ago,
-		"until":      until,
-		"datetime":   datetime,
-		"date":       func(t time.Time) string { return t.UTC().Format("2 Jan 2006") },
-		"num":        num,
-		"usd":        usd,
-		"initials":   initials,
-		"role":       accounts.RoleLabel,
-		"short":      func(s fmt.Stringer) string { return shortID(s.String()) },
-		"join":       strings.Join,
-		"contains":   contains,
-		"deref":      derefTime,
-		"dict":       dict,
-		"pct":        pct,
-		"plural":     plural,
-		"channel":    channelLabel,
-		"truncate":   truncate,
-		"add":        func(a, b int) int { return a + b },
-		"capitalise": capitalise,
-		"add64":      func(a, b int64) int64 { return a + b },
+		"ago":          ago,
+		"until":        until,
+		"datetime":     datetime,
+		"date":         func(t time.Time) string { return t.UTC().Format("2 Jan 2006") },
+		"num":          num,
+		"usd":          usd,
+		"initials":     initials,
+		"role":         accounts.RoleLabel,
+		"short":        func(s fmt.Stringer) string { return shortID(s.String()) },
+		"join":         strings.Join,
+		"contains":     contains,
+		"deref":        derefTime,
+		"dict":         dict,
+		"pct":          pct,
+		"plural":       plural,
+		"channel":      channelLabel,
+		"truncate":     truncate,
+		"add":          func(a, b int) int { return a + b },
+		"capitalise":   capitalise,
+		"add64":        func(a, b int64) int64 { return a + b },
+		"addf":         func(a, b float64) float64 { return a + b },
+		"planFeatures": planFeatures,
+		"dollars": func(cents int) string {
+			if cents%100 == 0 {
+				return "$" + num(cents/100)
+			}
+			return fmt.Sprintf("$%s.%02d", num(cents/100), cents%100)
+		},
+		"half": func(a, b float64) float64 { return (a + b) / 2 },
+		"avg": func(total int64, n int) int64 {
+			if n == 0 {
+				return 0
+			}
+			return total / int64(n)
+		},
+		"reverseRows": func(rows []store.UsageRow) []store.UsageRow {
+			out := make([]store.UsageRow, len(rows))
+			for i, r := range rows {
+				out[len(rows)-1-i] = r
+			}
+			return out
+		},
 		"workflowURL": func(id string) string {
 			return v1.WorkflowURL(p.d.Config.TemporalUIURL, p.d.Config.TemporalNamespace, id)
 		},

@@ -27,6 +27,7 @@ import (
 	"github.com/konstruct/konstruct/internal/accounts"
 	"github.com/konstruct/konstruct/internal/auth"
 	"github.com/konstruct/konstruct/internal/authz"
+	"github.com/konstruct/konstruct/internal/billing"
 	"github.com/konstruct/konstruct/internal/config"
 	"github.com/konstruct/konstruct/internal/designer"
 	"github.com/konstruct/konstruct/internal/escalation"
@@ -49,6 +50,7 @@ type Deps struct {
 	Designer    *designer.Service
 	Knowledge   *knowledge.Service
 	Escalations *escalation.Service // nil: one on Store (staff actions wait for the inbox's next poll)
+	Billing     *billing.Service    // the Billing and Costs pages, banners; nil: billing pages say it is off
 	// SessionStore overrides the Postgres session store (tests).
 	SessionStore scs.Store
 }
@@ -166,6 +168,7 @@ func (p *Portal) routes() []route {
 		r(post, ad+"/tenants/:tenant_id/delete", write(authz.ObjTenants), p.adminDeleteTenant),
 		r(get, ad+"/agents", read(authz.ObjPlatform), p.adminAgents),
 		r(get, ad+"/users", read(authz.ObjPlatform), p.adminUsers),
+		r(get, ad+"/costs", read(authz.ObjPlatform), p.adminCosts),
 
 		r(get, t, read(authz.ObjTenant), p.dashboard),
 		r(get, t+"/agents", read(authz.ObjAgents), p.agentList),
@@ -212,7 +215,12 @@ func (p *Portal) routes() []route {
 		r(post, t+"/invitations/:invitation_id/resend", write(authz.ObjInvitations), p.inviteResend),
 		r(post, t+"/invitations/:invitation_id/revoke", write(authz.ObjInvitations), p.inviteRevoke),
 
-		r(get, t+"/usage", read(authz.ObjUsage), p.usage),
+		r(get, t+"/usage", read(authz.ObjUsage), p.costs),
+		r(get, t+"/usage.csv", read(authz.ObjUsage), p.costsCSV),
+		r(get, t+"/billing", read(authz.ObjBilling), p.billingPage),
+		r(post, t+"/billing/checkout", write(authz.ObjBilling), p.billingCheckout),
+		r(post, t+"/billing/portal", write(authz.ObjBilling), p.billingPortal),
+		r(post, t+"/billing/budget", write(authz.ObjBilling), p.billingBudget),
 		r(get, t+"/settings", read(authz.ObjSettings), p.settings),
 		r(post, t+"/settings", write(authz.ObjTenant), p.settingsUpdate),
 		r(post, t+"/settings/support", write(authz.ObjSettings), p.supportUpdate),

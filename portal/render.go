@@ -21,6 +21,7 @@ import (
 	"github.com/konstruct/konstruct/internal/accounts"
 	"github.com/konstruct/konstruct/internal/apperr"
 	"github.com/konstruct/konstruct/internal/authz"
+	"github.com/konstruct/konstruct/internal/billing"
 	"github.com/konstruct/konstruct/internal/store"
 )
 
@@ -207,6 +208,11 @@ type Page struct {
 	Form    *Form
 	Data    any
 	Now     time.Time
+	// Billing news for the tenant in view (a failed payment, a spent budget,
+	// a used-up allowance), shown on every page, and the budget badge of the
+	// Costs entry ("80%", "100%"; "" below 80%).
+	Banners     []billing.Banner
+	BudgetBadge string
 
 	enforcer *authz.Enforcer
 }
@@ -322,6 +328,7 @@ func (p *Portal) fill(c *gin.Context, pg *Page) {
 		}
 	}
 	pg.CSRF = p.csrfToken(c)
+	p.fillBilling(c, pg)
 	if f := p.sessions.PopString(c.Request.Context(), keyFlash); f != "" {
 		kind, msg, _ := strings.Cut(f, "|")
 		pg.Flash = &Flash{Kind: kind, Message: msg}
@@ -334,6 +341,30 @@ type errorPage struct {
 	Heading   string
 	Message   string
 	RequestID string
+	// An action that resolves it (a plan limit's upgrade link), when there is one.
+	ActionURL, ActionLabel string
+}
+
+// fillBilling adds the tenant's billing banners and budget badge to app pages.
+func (p *Portal) fillBilling(c *gin.Context, pg *Page) {
+	t := pg.NavTenant()
+	if p.d.Billing == nil || pg.Layout != layoutApp || t == nil {
+		return
+	}
+	o, err := p.d.Billing.Overview(c.Request.Context(), t.ID)
+	if err != nil {
+		p.d.Logger.WarnContext(c.Request.Context(), "portal: billing banners", "tenant_id", t.ID, "err", err)
+		return
+	}
+	pg.Banners = o.Banners
+	for _, b := range o.Budgets {
+		switch {
+		case b.SpentMicroUSD >= b.LimitMicroUSD:
+			pg.BudgetBadge = "100%"
+		case b.SpentMicroUSD*10 >= b.LimitMicroUSD*8 && pg.BudgetBadge == "":
+			pg.BudgetBadge = "80%"
+		}
+	}
 }
 
 // renderError shows an error page in the viewer's usual shell.
@@ -421,6 +452,12 @@ func (p *Portal) fail(c *gin.Context, err error) {
 		p.notFoundPage(c)
 	case e.Status == http.StatusForbidden:
 		p.renderError(c, http.StatusForbidden, "You don't have access to this", e.Message)
+	case e.Code == billing.ErrPlanLimitCode:
+		// The message ends with the link; the page offers it as a button.
+		msg, _, _ := strings.Cut(e.Message, " Upgrade the plan")
+		p.render(c, e.Status, "error", &Page{Title: "Upgrade to add more", Data: errorPage{Status: e.Status,
+			Heading: "Your plan is full", Message: msg + " Nothing was created.", ActionURL: e.URL, ActionLabel: "See plans and upgrade",
+			RequestID: c.Writer.Header().Get("X-Request-Id")}})
 	case e.Status >= 500:
 		p.d.Logger.ErrorContext(c.Request.Context(), "portal handler failed", "path", c.FullPath(), "err", err)
 		p.renderError(c, e.Status, "Something went wrong",

@@ -14,6 +14,7 @@ import (
 	"github.com/konstruct/konstruct/internal/apperr"
 	"github.com/konstruct/konstruct/internal/auth"
 	"github.com/konstruct/konstruct/internal/authz"
+	"github.com/konstruct/konstruct/internal/billing"
 	"github.com/konstruct/konstruct/internal/config"
 	"github.com/konstruct/konstruct/internal/designer"
 	"github.com/konstruct/konstruct/internal/invitations"
@@ -45,7 +46,6 @@ func samplePages(t *testing.T) map[string]any {
 	summary := store.TenantSummary{Tenant: store.Tenant{ID: tid, Name: "Acme " + evil, Status: store.TenantSuspended, CreatedAt: now},
 		Users: 2, Agents: 1, Conversations: 5, LastActivity: &now}
 	usage := store.UsageTotals{Calls: 12, InputTokens: 12345, OutputTokens: 678, CostMicroUSD: 1234567}
-	day := store.UsageRow{Day: now.Truncate(24 * time.Hour), UsageTotals: usage}
 	ch := store.ChannelConnection{ID: uuid.New(), TenantID: tid, AgentID: aid, Kind: store.ChannelSlack, ExternalID: "T0123", DisplayName: evil, Status: "active", CreatedAt: now}
 	due := now.Add(15 * time.Minute)
 	handoff := store.Handoff{ID: uuid.New(), TenantID: tid, ConversationID: conv.ID, AgentID: aid, WorkflowID: evil, State: store.EscalationWaiting,
@@ -76,7 +76,9 @@ func samplePages(t *testing.T) map[string]any {
 		"knowledge/search":   &knowledgeSearchData{Query: evil, TopK: 5, MaxTopK: 20, Result: &knowledge.SearchResult{Model: evil, Warning: evil, Hits: []knowledge.Hit{{ChunkID: aid, DocumentID: aid, DocumentTitle: evil, Heading: evil, Content: evil, Score: 0.03, VectorRank: 1, Similarity: 0.9, Citation: evil}, {ChunkID: aid, Content: evil, TextRank: 2}}}},
 		"channels":           &channelListData{Channels: []store.ChannelConnection{ch}, AgentNames: map[string]string{aid.String(): agent.Name}, Agents: []store.Agent{agent}},
 		"team":               &teamData{Members: []store.User{user}, Invitations: []store.Invitation{inv, expired}, Roles: []string{"a"}, Admins: 1, TTLHours: 72},
-		"usage":              &usageData{Days: 30, Periods: []int{7, 30}, Totals: usage, ByDay: []store.UsageRow{day}, ByModel: []store.UsageRow{{Provider: "openai", Model: evil, UsageTotals: usage}}, ByAgent: []store.UsageRow{{AgentID: &aid, AgentName: evil, UsageTotals: usage}}, MaxCost: 1, Chart: layoutChart([]store.UsageRow{day, day}, 1234567, 12)},
+		"usage":              sampleCosts(tid, aid, agent),
+		"billing":            sampleBilling(agent),
+		"admin/costs":        &adminCostsData{Query: costQuery{Range: "7d"}, Ranges: costRanges, Label: evil, Tenants: []store.TenantUsage{{TenantID: tid, TenantName: evil, PlanID: "pro", Status: "past_due", UsageTotals: usage}}, Top: usage.CostMicroUSD},
 		"settings":           &supportData{Settings: store.SupportSettings{SlackTeamID: "T0123", SlackChannelID: "C0SUPPORT", FirstResponse: 15 * time.Minute, HandBack: 2 * time.Hour, Saved: true}, Workspaces: []store.ChannelConnection{ch}},
 		"escalations/list":   &escalationListData{Rows: []escRow{{Handoff: handoff, AgentName: evil, SLA: "overdue", Waiting: 3 * time.Minute}}, Counts: store.HandoffCounts{Waiting: 1}, Filter: "open"},
 		"escalations/show": &escalationShowData{Row: escRow{Handoff: handoff, AgentName: evil, SLA: "waiting", Waiting: time.Minute}, Conversation: conv,
@@ -93,6 +95,45 @@ func samplePages(t *testing.T) map[string]any {
 		"admin/agents":        &adminAgentsData{Agents: []store.AgentWithTenant{{Agent: agent, TenantName: evil}}},
 		"admin/users":         &adminUsersData{Users: []store.UserWithTenant{{User: user, TenantName: evil}}},
 	}
+}
+
+func sampleCosts(tid, aid uuid.UUID, agent store.Agent) *costsData {
+	day := time.Now().UTC().Truncate(24 * time.Hour)
+	days := []time.Time{day.AddDate(0, 0, -2), day.AddDate(0, 0, -1), day}
+	r := billing.UsageReport{Query: billing.UsageQuery{GroupBy: billing.GroupDay}, Buckets: days, BudgetMicroUSD: 3_000_000,
+		Totals: store.UsageTotals{Calls: 3, InputTokens: 3000, OutputTokens: 300, CostMicroUSD: 1_500_000}}
+	for i, d := range days {
+		r.Series = append(r.Series, store.UsagePoint{Bucket: d, Provider: "openai", Model: evil,
+			UsageTotals: store.UsageTotals{Calls: 1, InputTokens: 1000, OutputTokens: 100, CostMicroUSD: int64(i+1) * 200_000}})
+		r.Rows = append(r.Rows, store.UsageRow{Day: d, UsageTotals: store.UsageTotals{Calls: 1, InputTokens: 1000, OutputTokens: 100, CostMicroUSD: 500_000}})
+	}
+	d := &costsData{Query: costQuery{Range: "custom", From: evil, To: evil, AgentID: aid.String()}, Ranges: costRanges, Report: r,
+		ByModel: []store.UsageRow{{Provider: "openai", Model: evil, UsageTotals: r.Totals}},
+		ByAgent: []store.UsageRow{{AgentID: &aid, AgentName: evil, UsageTotals: r.Totals}, {AgentName: ""}},
+		Agents:  []store.Agent{agent}, AgentName: evil, RangeLabel: evil,
+		Budgets: budgetMeters([]store.Budget{{ID: tid, LimitMicroUSD: 1000, SpentMicroUSD: 900, HardStop: true}, {AgentID: &aid, AgentName: evil, LimitMicroUSD: 10, SpentMicroUSD: 20}})}
+	d.Cost, _ = costChart(r, false)
+	d.Tokens = tokenChart(r, false)
+	return d
+}
+
+func sampleBilling(agent store.Agent) *billingData {
+	one, many := 1, 500
+	tokens := int64(200_000)
+	free := store.Plan{ID: "free", Name: "Free " + evil, MaxAgents: &one, MaxChannels: &one, MessagesPerMonth: &many, PlatformTokensPerMonth: &tokens}
+	pro := store.Plan{ID: "pro", Name: "Pro", Paid: true, MonthlyPriceCents: 19900, BYOKeys: true}
+	end := time.Now().AddDate(0, 1, 0)
+	o := billing.Overview{Account: store.BillingAccount{PlanID: "pro", Status: "past_due", StripeCustomerID: "cus_1", StripeSubscriptionID: "sub_1",
+		CurrentPeriodEnd: &end, CancelAtPeriodEnd: true}, Plan: pro, Reason: billing.ReasonGrace, Plans: []store.Plan{free, pro},
+		Counts: store.BillingCounts{Agents: 1, Channels: 2, Messages: 450, Tokens: 300_000}, Checkout: true, GraceEnds: &end,
+		Banners: []billing.Banner{{Kind: "warning", Message: evil}}}
+	d := &billingData{Overview: o, Agents: []store.Agent{agent}, Subscribed: true, StatusText: "Payment due", StatusKind: "warn",
+		Budgets: budgetMeters([]store.Budget{{LimitMicroUSD: 5_000_000, SpentMicroUSD: 4_100_000}})}
+	for _, p := range o.Plans {
+		d.PlanCards = append(d.PlanCards, planCard{Plan: p, Current: p.ID == "pro", Available: true, Features: planFeatures(p)})
+	}
+	d.Meters = []limitMeter{meter("Agents", 1, i64(&one)), meter("Messages", 450, i64(&many)), meter("Tokens", 300_000, &tokens)}
+	return d
 }
 
 // Every template parses, and every page renders for every kind of viewer

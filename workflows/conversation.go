@@ -411,6 +411,19 @@ func noticeFor(err error) *userNotice {
 	case activities.ErrLLMRejected:
 		return &userNotice{text: "Sorry, the language model refused this request, so I can't answer it. " +
 			"An operator can find the details in the conversation's history."}
+	case activities.ErrBudgetExceeded, activities.ErrAllowanceUsed:
+		// Billing refused the call before the model was asked; its details
+		// are what the user is told ("" when this conversation already was
+		// this month: then nothing is posted). No GetVersion: no history
+		// before this change holds these failures, so none replays it.
+		var text string
+		if appErr.HasDetails() {
+			_ = appErr.Details(&text)
+		}
+		if text == "" && appErr.Type() == activities.ErrBudgetExceeded {
+			text = "I'm paused at the moment because this workspace has reached its AI budget, so I can't answer this message."
+		}
+		return &userNotice{text: text}
 	}
 	return nil
 }

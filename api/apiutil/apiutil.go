@@ -28,6 +28,7 @@ type ErrorDetail struct {
 	Code    string `json:"code"`
 	Message string `json:"message"`
 	Field   string `json:"field,omitempty"`
+	URL     string `json:"url,omitempty"` // where to act on it (plan_limit: the Billing page)
 }
 
 // Handler adapts a handler that returns an error.
@@ -54,7 +55,7 @@ func Error(c *gin.Context, err error) {
 			c.Header("Retry-After", "60")
 		}
 	}
-	c.AbortWithStatusJSON(e.Status, ErrorBody{Error: ErrorDetail{Code: e.Code, Message: e.Message, Field: e.Field}})
+	c.AbortWithStatusJSON(e.Status, ErrorBody{Error: ErrorDetail{Code: e.Code, Message: e.Message, Field: e.Field, URL: e.URL}})
 }
 
 // Decode reads a JSON body into v strictly: one object, no unknown fields,

@@ -16,6 +16,7 @@ import (
 	"github.com/konstruct/konstruct/internal/apperr"
 	"github.com/konstruct/konstruct/internal/auth"
 	"github.com/konstruct/konstruct/internal/authz"
+	"github.com/konstruct/konstruct/internal/billing"
 	"github.com/konstruct/konstruct/internal/designer"
 	"github.com/konstruct/konstruct/internal/escalation"
 	"github.com/konstruct/konstruct/internal/invitations"
@@ -28,13 +29,15 @@ import (
 // Designer: agents and channels), so each rule lives in one place; the
 // handlers decode requests and shape answers.
 type API struct {
-	Store         *store.Store // conversations, read directly
-	Auth          *auth.Service
-	Accounts      *accounts.Service
-	Invitations   *invitations.Service
-	Designer      *designer.Service
-	Knowledge     *knowledge.Service
-	Escalations   *escalation.Service
+	Store       *store.Store // conversations, read directly
+	Auth        *auth.Service
+	Accounts    *accounts.Service
+	Invitations *invitations.Service
+	Designer    *designer.Service
+	Knowledge   *knowledge.Service
+	Escalations *escalation.Service
+
+	Billing       *billing.Service // plans, subscriptions, budgets and usage; nil: those routes answer 503
 	TemporalUIURL string
 	Namespace     string
 	Logger        *slog.Logger
@@ -117,6 +120,14 @@ func (a *API) Register(reg *authz.Registry, g *gin.RouterGroup) {
 	h(http.MethodPost, "/tenants/:tenant_id/escalations/:escalation_id/resolve", authz.Write(authz.ObjEscalations), a.resolveEscalation)
 	h(http.MethodGet, "/tenants/:tenant_id/support-settings", authz.Read(authz.ObjSettings), a.getSupportSettings)
 	h(http.MethodPut, "/tenants/:tenant_id/support-settings", authz.Write(authz.ObjSettings), a.putSupportSettings)
+
+	// Billing: only those who may change billing (customer and platform
+	// admins) see or act on it; usage is read by operators too.
+	h(http.MethodGet, "/tenants/:tenant_id/billing", authz.Read(authz.ObjBilling), a.getBilling)
+	h(http.MethodPost, "/tenants/:tenant_id/billing/checkout", authz.Write(authz.ObjBilling), a.createCheckout)
+	h(http.MethodPost, "/tenants/:tenant_id/billing/portal", authz.Write(authz.ObjBilling), a.createPortalSession)
+	h(http.MethodPut, "/tenants/:tenant_id/billing/budget", authz.Write(authz.ObjBilling), a.putBudget)
+	h(http.MethodGet, "/tenants/:tenant_id/usage", authz.Read(authz.ObjUsage), a.usage)
 }
 
 // pathID parses a UUID path parameter; a malformed one names nothing (404).

@@ -24,6 +24,7 @@ import (
 	"github.com/konstruct/konstruct/api/webhooks"
 	"github.com/konstruct/konstruct/internal/auth"
 	"github.com/konstruct/konstruct/internal/authz"
+	"github.com/konstruct/konstruct/internal/billing"
 	"github.com/konstruct/konstruct/internal/channel/slack"
 	"github.com/konstruct/konstruct/internal/channel/whatsapp"
 	"github.com/konstruct/konstruct/internal/config"
@@ -66,6 +67,8 @@ type App struct {
 	inboxOnce sync.Once
 
 	slackButtons *webhooks.SlackInteractions // built with slack, under slackOnce
+	billing      *billing.Service            // built once: API, portal, inbox and activities share it
+	billingOnce  sync.Once
 }
 
 // New connects to Postgres and Redis (failing fast with a clear error when
@@ -174,7 +177,7 @@ func (a *App) HTTPServer() *api.Server {
 		MaxUploadBytes: a.Config.MaxUploadBytes,
 		V1: &v1.API{
 			Store: a.Store, Auth: a.Auth, Accounts: svc.Accounts, Invitations: svc.Invitations, Designer: svc.Designer,
-			Knowledge: a.Knowledge, TemporalUIURL: a.Config.TemporalUIURL, Namespace: a.Config.TemporalNamespace, Logger: a.Logger,
+			Knowledge: a.Knowledge, Billing: a.Billing(), TemporalUIURL: a.Config.TemporalUIURL, Namespace: a.Config.TemporalNamespace, Logger: a.Logger,
 			Escalations: a.escalationService(),
 		},
 	}, a.mounts(svc)...)

@@ -191,6 +191,7 @@ func (a *App) Worker() worker.Worker {
 		HTTPTools: httptool.NewClient(httptool.Options{Allow: a.Config.HTTPToolAllowCIDRs,
 			MaxResponseBytes: a.Config.HTTPToolMaxResponseBytes}),
 		Memory:        memory.New(a.Store, pool, memory.Config{Models: a.Config.EmbeddingModels}, a.Logger.With("component", "memory")),
+		Billing:       a.Billing(),
 		DefaultModels: a.Config.DefaultModels, Metrics: activities.NewMetrics(a.Metrics),
 		Logger:        a.Logger.With("component", "activities"),
 		MediaMaxBytes: a.Config.MediaMaxBytes,

@@ -23,6 +23,7 @@ func (a *App) Inbox() *inbox.Dispatcher {
 			store.SourceSlack:      conv,
 			store.SourceWhatsApp:   conv,
 			store.SourceEscalation: escalation.InboxHandler{Client: a.Temporal},
+			store.SourceStripe:     a.Billing(),
 		}, inbox.Options{
 			Lease:   a.Config.InboxLease,
 			Metrics: inbox.NewMetrics(a.Metrics),

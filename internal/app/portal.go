@@ -33,7 +33,7 @@ func (a *App) services() *Services {
 		Invitations: &invitations.Service{Store: a.Store, Mail: sender, PublicURL: a.Config.PublicURL,
 			TTL: a.Config.InvitationTTL, Logger: a.Logger},
 		Designer: &designer.Service{Store: a.Store, KnownTools: a.Tools.Selectable(), Secrets: a.Secrets, Slack: a.Slack, WhatsApp: a.WhatsApp,
-			Tools: a.Tools},
+			Tools: a.Tools, Plans: a.Billing()},
 	}
 }
 
@@ -43,7 +43,7 @@ func (a *App) portal(svc *Services) api.Mount {
 	p, err := portal.New(portal.Deps{
 		Config: a.Config, Logger: a.Logger, Store: a.Store, Auth: a.Auth, Authz: a.Authz, Tools: a.Tools,
 		Accounts: svc.Accounts, Invitations: svc.Invitations, Designer: svc.Designer,
-		Knowledge: a.Knowledge, Escalations: a.escalationService(),
+		Knowledge: a.Knowledge, Escalations: a.escalationService(), Billing: a.Billing(),
 	})
 	if err != nil {
 		panic("app: portal: " + err.Error())

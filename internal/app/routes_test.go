@@ -18,6 +18,7 @@ import (
 	"github.com/konstruct/konstruct/internal/auth"
 	"github.com/konstruct/konstruct/internal/authz"
 	"github.com/konstruct/konstruct/internal/store"
+	"github.com/konstruct/konstruct/internal/testkit/fakestripe"
 )
 
 var paramRE = regexp.MustCompile(`:[a-z_]+|\*[a-z_]+`)
@@ -48,7 +49,8 @@ func (a *actor) signIn(h *harness) {
 // exactly 401, 403 or 404 (the portal sends anonymous page views to sign in).
 // A Gin route registered without a permission fails the test.
 func TestEveryRouteEveryRole(t *testing.T) {
-	h := newHarness(t, nil)
+	// Billing on (stripe-mock), so its routes answer as in production.
+	h := newHarness(t, fakestripe.New(t).Env())
 	ctx := context.Background()
 	enf := h.srv.Registry.Enforcer()
 

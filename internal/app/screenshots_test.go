@@ -9,6 +9,8 @@ import (
 	"github.com/chromedp/chromedp"
 	"github.com/google/uuid"
 	"github.com/stretchr/testify/require"
+
+	"github.com/konstruct/konstruct/internal/testkit/fakestripe"
 )
 
 // TestPortalScreenshots walks every main page with realistic data, as an
@@ -16,7 +18,7 @@ import (
 // saves a screenshot of each (KONSTRUCT_SCREENSHOTS=dir keeps them). It also
 // checks each page rendered without an error.
 func TestPortalScreenshots(t *testing.T) {
-	h := newHarness(t, nil)
+	h := newHarness(t, fakestripe.New(t).Env()) // billing on, against stripe-mock
 	ctx := newChrome(t, 1440, 900)
 	shot := newShots(t)
 
@@ -43,6 +45,7 @@ func TestPortalScreenshots(t *testing.T) {
 
 	tenantID := uuid.MustParse(strings.TrimPrefix(home, "/t/"))
 	s := seedShowcase(t, h, tenantID, "acme")
+	seedBilling(t, h, tenantID, s)
 	pages := []struct{ path, name string }{
 		{home, "dashboard"},
 		{home + "/agents", "agents"},
@@ -56,6 +59,9 @@ func TestPortalScreenshots(t *testing.T) {
 		{home + "/channels", "channels"},
 		{home + "/users", "team"},
 		{home + "/usage", "usage"},
+		{home + "/usage?range=24h", "usage-24h"},
+		{home + "/usage?range=7d&agent=" + s.Agents[0].ID.String(), "usage-agent"},
+		{home + "/billing", "billing"},
 		{home + "/settings", "settings"},
 		{home + "/activity", "activity"},
 		{"/account", "account"},
@@ -91,7 +97,7 @@ func TestPortalScreenshots(t *testing.T) {
 		{"/admin", "overview"}, {"/admin/tenants", "tenants"}, {"/admin/agents", "agents"}, {"/admin/users", "users"},
 		{"/admin/tenants/" + tenantID.String(), "tenant"},
 		{"/admin/tenants/" + tenantID.String() + "/delete", "delete-tenant"}, {home, "tenant-dashboard"},
-		{home + "/users", "tenant-team"},
+		{home + "/users", "tenant-team"}, {"/admin/costs", "costs"},
 	} {
 		visit(t, rctx, h.URL+p.path)
 		require.NotContains(t, text(t, rctx, "body"), "Something went wrong", p.path)
@@ -109,6 +115,17 @@ func TestPortalScreenshots(t *testing.T) {
 	shot.take(octx, "operator-agents")
 	visit(t, octx, h.URL+home+"/users")
 	shot.take(octx, "operator-forbidden")
+
+	// The subscription lapses: the Free plan's limits apply, a banner says
+	// so, and a new agent is refused with a way to upgrade.
+	lapseSubscription(t, h, tenantID)
+	visit(t, ctx, h.URL+home+"/billing")
+	shot.take(ctx, "admin-billing-lapsed")
+	visit(t, ctx, h.URL+home+"/agents/new")
+	fill(t, ctx, map[string]string{"#name": "Nova"})
+	submit(t, ctx, `[data-testid=save-agent]`, "[data-testid=error-action]")
+	require.Contains(t, text(t, ctx, "body"), "Your plan is full")
+	shot.take(ctx, "admin-plan-limit")
 
 	// Public error pages.
 	pctx := newChrome(t, 1440, 900)

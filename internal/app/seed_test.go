@@ -162,3 +162,37 @@ func setPassword(t testing.TB, h *harness, userID uuid.UUID, password string) {
 		return err
 	}))
 }
+
+// seedBilling subscribes the showcase tenant to Pro (as Stripe's events
+// would) and sets budgets around this month's spending: the organisation's
+// at about 85% with a hard stop, Sam's alert-only one well below.
+func seedBilling(t testing.TB, h *harness, tenantID uuid.UUID, s showcase) {
+	t.Helper()
+	ctx := context.Background()
+	require.NoError(t, h.app.Store.WithTenant(ctx, tenantID, func(tx *store.Tx) error {
+		end := time.Now().AddDate(0, 0, 18).Truncate(24 * time.Hour)
+		if _, err := tx.ApplySubscription(ctx, tenantID, store.SubscriptionState{PlanID: "pro", Status: store.SubActive,
+			CustomerID: "cus_showcase" + tenantID.String()[:8], SubscriptionID: "sub_showcase", CurrentPeriodEnd: &end,
+			Created: time.Now().Add(-time.Hour)}); err != nil {
+			return err
+		}
+		spent, err := tx.QueryInt(ctx, `SELECT coalesce(sum(cost_micro_usd), 0) FROM llm_usage WHERE created_at >= date_trunc('month', now() AT TIME ZONE 'UTC') AT TIME ZONE 'UTC'`)
+		if err != nil {
+			return err
+		}
+		if err := tx.PutBudget(ctx, tenantID, nil, max(spent*100/85/10_000*10_000, 10_000), true); err != nil {
+			return err
+		}
+		return tx.PutBudget(ctx, tenantID, &s.Agents[0].ID, 25_000_000, false)
+	}))
+}
+
+// lapseSubscription cancels the showcase tenant's subscription.
+func lapseSubscription(t testing.TB, h *harness, tenantID uuid.UUID) {
+	t.Helper()
+	ctx := context.Background()
+	require.NoError(t, h.app.Store.WithTenant(ctx, tenantID, func(tx *store.Tx) error {
+		_, err := tx.ApplySubscription(ctx, tenantID, store.SubscriptionState{Status: store.SubCanceled, Created: time.Now()})
+		return err
+	}))
+}

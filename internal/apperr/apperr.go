@@ -20,6 +20,7 @@ type Error struct {
 	Code    string // stable machine-readable code, e.g. "validation_failed"
 	Message string // safe for clients
 	Field   string // the offending input field, when there is one
+	URL     string // where to act on it (an upgrade link for plan_limit), when there is one
 	Err     error  // the detail, for logs
 }
 

@@ -84,6 +84,10 @@ type Config struct {
 	StripeSecretKey     string // STRIPE_SECRET_KEY
 	StripeWebhookSecret string // STRIPE_WEBHOOK_SECRET
 	StripeAPIURL        string // STRIPE_API_URL
+	// StripePrices maps each paid plan (the plans table) to its Stripe price
+	// ID: STRIPE_PRICE_<PLAN>, e.g. KONSTRUCT_STRIPE_PRICE_STARTER=price_...
+	StripePrices map[string]string
+	BillingGrace time.Duration // BILLING_GRACE_PERIOD: a past_due subscription keeps its plan this long
 
 	SMTPURL  string // SMTP_URL: smtp:// or smtps://user:pass@host:port; empty logs mail instead
 	MailFrom string // MAIL_FROM
@@ -171,6 +175,8 @@ func Load(lookup func(string) (string, bool)) (Config, error) {
 		StripeSecretKey:     l.str("STRIPE_SECRET_KEY", ""),
 		StripeWebhookSecret: l.str("STRIPE_WEBHOOK_SECRET", ""),
 		StripeAPIURL:        l.url("STRIPE_API_URL", "", "http", "https"),
+		StripePrices:        l.stripePrices(),
+		BillingGrace:        l.duration("BILLING_GRACE_PERIOD", 7*24*time.Hour),
 
 		SMTPURL:  l.url("SMTP_URL", "", "smtp", "smtps"),
 		MailFrom: l.str("MAIL_FROM", "Konstruct <no-reply@konstruct.local>"),
@@ -195,6 +201,9 @@ func Load(lookup func(string) (string, bool)) (Config, error) {
 	}
 	if (c.SlackClientID == "") != (c.SlackClientSecret == "") {
 		l.fail("SLACK_CLIENT_SECRET", "KONSTRUCT_SLACK_CLIENT_ID and KONSTRUCT_SLACK_CLIENT_SECRET are set together or not at all")
+	}
+	if c.StripeSecretKey != "" && c.StripeWebhookSecret == "" {
+		l.fail("STRIPE_WEBHOOK_SECRET", "required with KONSTRUCT_STRIPE_SECRET_KEY: without the webhook, subscriptions never reach Konstruct")
 	}
 	if c.SessionIdleTimeout > c.SessionLifetime {
 		l.fail("SESSION_IDLE_TIMEOUT", "at most KONSTRUCT_SESSION_LIFETIME ("+c.SessionLifetime.String()+")")
@@ -438,6 +447,27 @@ func (l *loader) models(name, def string) []string {
 	}
 	if len(out) == 0 {
 		l.fail(name, "at least one provider/model name")
+	}
+	return out
+}
+
+// PaidPlans are the paid plans of the plans table (migrations/00011), whose
+// Stripe prices come from KONSTRUCT_STRIPE_PRICE_<PLAN>.
+var PaidPlans = []string{"starter", "pro"}
+
+func (l *loader) stripePrices() map[string]string {
+	out := map[string]string{}
+	for _, plan := range PaidPlans {
+		name := "STRIPE_PRICE_" + strings.ToUpper(plan)
+		v := l.str(name, "")
+		if v == "" {
+			continue
+		}
+		if !strings.HasPrefix(v, "price_") {
+			l.fail(name, "a Stripe price ID starting with price_")
+			continue
+		}
+		out[plan] = v
 	}
 	return out
 }

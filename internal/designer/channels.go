@@ -103,6 +103,14 @@ func (s *Service) ConnectSlack(ctx context.Context, p authz.Principal, tenantID 
 			}
 			return err
 		}
+		// Re-pointing a workspace this tenant already has takes no new place.
+		if _, err := tx.GetChannelByExternalID(ctx, store.ChannelSlack, team); errors.Is(err, store.ErrNotFound) {
+			if err := s.checkPlan(ctx, tx, tenantID, PlanChannels); err != nil {
+				return err
+			}
+		} else if err != nil {
+			return err
+		}
 		conn, err = tx.UpsertChannelConnection(ctx, store.ChannelConnection{AgentID: agentID, Kind: store.ChannelSlack,
 			ExternalID: team, DisplayName: info.Team, BotUserID: info.BotUserID, Secret: secret})
 		if errors.Is(err, store.ErrConflict) {

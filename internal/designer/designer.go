@@ -36,6 +36,30 @@ type Service struct {
 	WhatsApp WhatsAppVerifier
 	// Tools are the built-in tools, listed with their schemas (tools.go).
 	Tools *tools.Registry
+	// Plans refuses agents and channels over the tenant's plan
+	// (*billing.Service); nil: no plan limits.
+	Plans PlanChecker
+}
+
+// PlanChecker refuses, inside the creating transaction, one more agent or
+// channel than the tenant's plan allows (402 plan_limit with an upgrade link).
+type PlanChecker interface {
+	CheckCreate(ctx context.Context, tx *store.Tx, tenantID uuid.UUID, resource string) error
+}
+
+// Resources PlanChecker counts.
+const (
+	PlanAgents   = "agents"
+	PlanChannels = "channels"
+)
+
+// checkPlan asks Plans (when set) whether one more resource fits the plan;
+// every path that creates an agent or a channel calls it in its transaction.
+func (s *Service) checkPlan(ctx context.Context, tx *store.Tx, tenantID uuid.UUID, resource string) error {
+	if s.Plans == nil {
+		return nil
+	}
+	return s.Plans.CheckCreate(ctx, tx, tenantID, resource)
 }
 
 func actor(p authz.Principal) string { return "user:" + p.UserID.String() }
@@ -98,6 +122,9 @@ func (s *Service) Create(ctx context.Context, p authz.Principal, tenantID uuid.U
 	apply(&a, in)
 	err := s.Store.WithTenant(ctx, tenantID, func(tx *store.Tx) error {
 		if err := accounts.RequireTenant(ctx, tx, tenantID); err != nil {
+			return err
+		}
+		if err := s.checkPlan(ctx, tx, tenantID, PlanAgents); err != nil {
 			return err
 		}
 		var err error

@@ -141,3 +141,44 @@ func TestRecordEscalationHistory(t *testing.T) {
 		t.Logf("wrote %s (%d bytes)", path, len(hist))
 	}
 }
+
+// pausedHistoryFile is a conversation whose second turn a spent hard-stop
+// budget refused before the model was called: the paused notice replays.
+const pausedHistoryFile = "conversation_v3_billing_paused.json"
+
+func TestRecordBudgetPausedHistory(t *testing.T) {
+	p := platform.Start(t, platform.Options{})
+	p.LLM.SetHandler(func(r fakellm.Request) fakellm.Reply {
+		return fakellm.Reply{Text: "echo: " + r.LastUserText(), Usage: &fakellm.Usage{InputTokens: 1000, OutputTokens: 100}}
+	})
+	tn := p.NewTenant("History", platform.AgentSpec{Name: "Hal"})
+	// One turn's cost (210 µ$ at gpt-4o-mini) is more than the whole budget.
+	p.MustDo(http.MethodPut, "/api/v1/tenants/"+tn.ID+"/billing/budget", p.AdminToken,
+		map[string]any{"monthly_limit_usd": 0.0001, "hard_stop": true}, http.StatusOK, nil)
+	ts := platform.NewTS()
+	for i, text := range []string{"hello", "still there?"} {
+		thread, msgTS := ts, platform.NewTS()
+		if i == 0 {
+			thread, msgTS = "", ts
+		}
+		body, _ := tn.Mention("C0HIST", "U0ALICE", text, msgTS, thread)
+		status, _ := p.PostEvent(body, 0)
+		require.Equal(t, http.StatusOK, status)
+		p.Slack.WaitForMessages(t, "C0HIST", i+1, replyTimeout)
+	}
+	msgs := p.Slack.Messages("C0HIST")
+	require.Equal(t, "echo: hello", msgs[0].Text)
+	require.Contains(t, msgs[1].Text, "I'm paused")
+	require.Len(t, p.LLM.Requests(), 1)
+
+	c := testkit.NewTemporal(t)
+	id := workflows.ConversationID(tn.ID, "slack", workflows.SlackKey(tn.TeamID, "C0HIST", ts))
+	hist, err := workflows.FetchHistory(context.Background(), c, id, "")
+	require.NoError(t, err)
+	require.NoError(t, workflows.Replay(hist))
+	if os.Getenv("KONSTRUCT_UPDATE_HISTORY") == "1" {
+		path := filepath.Join("..", "..", "workflows", "testdata", pausedHistoryFile)
+		require.NoError(t, os.WriteFile(path, hist, 0o644))
+		t.Logf("wrote %s (%d bytes)", path, len(hist))
+	}
+}

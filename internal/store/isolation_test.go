@@ -123,6 +123,27 @@ func seed(t testing.TB, ctx context.Context, s *store.Store, label string) seede
 		if err = tx.AddUsage(ctx, store.Usage{Provider: "openai", Model: "gpt-4o-mini", InputTokens: 3, IdempotencyKey: "u1"}); err != nil {
 			return err
 		}
+		// Billing: the account, an applied Stripe event, a hard-stop budget
+		// (its month row kept by the usage trigger), a reservation, a notice;
+		// usage_counters is kept by the message and usage triggers.
+		if err = tx.SetStripeIDs(ctx, id, "cus_"+label+id.String()[:8], "sub_"+label+id.String()[:8]); err != nil {
+			return err
+		}
+		if _, err = tx.RecordStripeEvent(ctx, id, "evt_"+label, "invoice.paid", time.Now(), "applied"); err != nil {
+			return err
+		}
+		if err = tx.PutBudget(ctx, id, nil, 1_000_000, true); err != nil {
+			return err
+		}
+		if err = tx.AddUsage(ctx, store.Usage{Provider: "openai", Model: "gpt-4o-mini", InputTokens: 3, CostMicroUSD: 1, IdempotencyKey: "u2"}); err != nil {
+			return err
+		}
+		if _, err = tx.ReserveBudget(ctx, id, "wf-"+label+":1:llm:0", &out.agent.ID, 10, time.Now(), time.Hour); err != nil {
+			return err
+		}
+		if _, err = tx.ClaimNotice(ctx, id, time.Now(), "allowance:"+out.conversation.ID.String(), "wf:1"); err != nil {
+			return err
+		}
 		if _, err = tx.ClaimOutbound(ctx, store.Outbound{Key: "wf:1:0", Channel: store.ChannelSlack}); err != nil {
 			return err
 		}
@@ -258,16 +279,18 @@ func TestTenantIsolationInEveryTable(t *testing.T) {
 				})
 				return affected, err
 			}
+			// Append-only records: the app role may not change or remove them at all.
+			appendOnly := table == "audit_events" || table == "stripe_events"
 			n, err := write(fmt.Sprintf(`UPDATE %s SET %s = %s WHERE %s = $1`, table, col, col, col), a.tenant.ID)
-			if table == "audit_events" {
-				require.ErrorIs(t, err, store.ErrForbidden, "audit_events: the app role has no UPDATE")
+			if appendOnly {
+				require.ErrorIs(t, err, store.ErrForbidden, "%s: the app role has no UPDATE", table)
 			} else {
 				require.NoError(t, err)
 				require.Zero(t, n, "B updated A's rows")
 			}
 			n, err = write(fmt.Sprintf(`DELETE FROM %s WHERE %s = $1`, table, col), a.tenant.ID)
-			if table == "audit_events" {
-				require.ErrorIs(t, err, store.ErrForbidden, "audit_events: the app role has no DELETE")
+			if appendOnly {
+				require.ErrorIs(t, err, store.ErrForbidden, "%s: the app role has no DELETE", table)
 			} else {
 				require.NoError(t, err)
 				require.Zero(t, n, "B deleted A's rows")
