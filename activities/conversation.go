@@ -15,6 +15,7 @@ import (
 
 	"github.com/konstruct/konstruct/internal/channel/slack"
 	"github.com/konstruct/konstruct/internal/llm"
+	"github.com/konstruct/konstruct/internal/llmkeys"
 	"github.com/konstruct/konstruct/internal/logging"
 	"github.com/konstruct/konstruct/internal/memory"
 	"github.com/konstruct/konstruct/internal/secrets"
@@ -28,6 +29,7 @@ type Conversation struct {
 	Store         *store.Store
 	Secrets       *secrets.Box
 	LLM           *llm.Pool
+	LLMKeys       *llmkeys.Service  // tenants' own keys; nil: the platform's keys only
 	Slack         *slack.Client     // Slack's outlet, unless Outlets has one
 	Outlets       map[string]Outlet // per channel (store.Channel*); Slack defaults to SlackOutlet{Slack}
 	Tools         *tools.Registry
@@ -117,7 +119,14 @@ func (a *Conversation) Respond(ctx context.Context, in RespondInput) (RespondOut
 	}
 	var agent store.Agent
 	var declared []*tools.Tool
+	var keyRows []store.LLMKey
 	err = a.Store.WithTenant(ctx, tenantID, func(tx *store.Tx) error {
+		if a.LLMKeys != nil {
+			var err error
+			if keyRows, err = tx.ListLLMKeys(ctx); err != nil {
+				return err
+			}
+		}
 		if in.User != nil {
 			if _, err := tx.AddMessage(ctx, store.Message{ConversationID: convID, Turn: in.Turn, Role: "user",
 				Content: in.User.Text, Author: in.User.Author, ExternalID: in.User.ExternalID,
@@ -173,7 +182,11 @@ func (a *Conversation) Respond(ctx context.Context, in RespondInput) (RespondOut
 		req.System += "\n\nYou have used every tool call allowed for this message. Do not call any tool now: " +
 			"answer the user with the information you already have, and say what you could not find out."
 	}
-	resp, err := a.LLM.Complete(ctx, chain, req)
+	keys, err := a.llmKeys(ctx, tenantID, keyRows)
+	if err != nil {
+		return RespondOutput{}, fmt.Errorf("activities: respond: %w", err)
+	}
+	resp, err := a.LLM.CompleteWith(ctx, keys, chain, req)
 	if err != nil {
 		a.recordFailedCall(ctx, in, tenantID, agentID, convID, err)
 		return RespondOutput{}, classifyLLMError(err)
@@ -191,7 +204,7 @@ func (a *Conversation) Respond(ctx context.Context, in RespondInput) (RespondOut
 	err = a.Store.WithTenant(ctx, tenantID, func(tx *store.Tx) error {
 		if err := tx.AddUsage(ctx, store.Usage{AgentID: &agentID, ConversationID: &convID, Provider: resp.Provider,
 			Model: resp.Model, InputTokens: resp.Usage.InputTokens, OutputTokens: resp.Usage.OutputTokens,
-			CostMicroUSD: resp.CostMicroUSD, LatencyMS: int(latency.Milliseconds()),
+			CostMicroUSD: resp.CostMicroUSD, LatencyMS: int(latency.Milliseconds()), KeySource: resp.KeySource,
 			IdempotencyKey: in.WorkflowID + ":" + strconv.Itoa(in.Turn) + ":llm:" + strconv.Itoa(in.Call)}); err != nil {
 			return err
 		}
@@ -203,6 +216,15 @@ func (a *Conversation) Respond(ctx context.Context, in RespondInput) (RespondOut
 	a.Logger.DebugContext(ctx, "model answered", "agent_id", in.AgentID, "turn", in.Turn, "provider", resp.Provider,
 		"model", resp.Model, "input_tokens", resp.Usage.InputTokens, "output_tokens", resp.Usage.OutputTokens)
 	return out, nil
+}
+
+// llmKeys says whose keys a tenant's model call may use: its own (rows, read
+// in the caller's transaction) and the platform's where its plan allows.
+func (a *Conversation) llmKeys(ctx context.Context, tenantID uuid.UUID, rows []store.LLMKey) (llm.Keys, error) {
+	if a.LLMKeys == nil {
+		return llm.Keys{}, nil
+	}
+	return a.LLMKeys.Keys(ctx, tenantID, rows)
 }
 
 // classifyLLMError decides whether Temporal should retry.

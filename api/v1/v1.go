@@ -19,6 +19,7 @@ import (
 	"github.com/konstruct/konstruct/internal/designer"
 	"github.com/konstruct/konstruct/internal/invitations"
 	"github.com/konstruct/konstruct/internal/knowledge"
+	"github.com/konstruct/konstruct/internal/llmkeys"
 	"github.com/konstruct/konstruct/internal/store"
 )
 
@@ -33,6 +34,7 @@ type API struct {
 	Invitations   *invitations.Service
 	Designer      *designer.Service
 	Knowledge     *knowledge.Service
+	LLMKeys       *llmkeys.Service
 	TemporalUIURL string
 	Namespace     string
 	Logger        *slog.Logger
@@ -104,6 +106,11 @@ func (a *API) Register(reg *authz.Registry, g *gin.RouterGroup) {
 	h(http.MethodDelete, "/tenants/:tenant_id/knowledge/:document_id", authz.Write(authz.ObjKnowledge), a.deleteDocument)
 	h(http.MethodPost, "/tenants/:tenant_id/knowledge/:document_id/retry", authz.Write(authz.ObjKnowledge), a.retryDocument)
 	h(http.MethodDelete, "/tenants/:tenant_id/end-users/:user_ref/memory", authz.Write(authz.ObjMemory), a.forgetEndUser)
+
+	// Tenants' own LLM keys, with the organisation's other settings.
+	h(http.MethodGet, "/tenants/:tenant_id/llm-keys", authz.Read(authz.ObjSettings), a.listLLMKeys)
+	h(http.MethodPut, "/tenants/:tenant_id/llm-keys/:provider", authz.Write(authz.ObjSettings), a.putLLMKey)
+	h(http.MethodDelete, "/tenants/:tenant_id/llm-keys/:provider", authz.Write(authz.ObjSettings), a.deleteLLMKey)
 }
 
 // pathID parses a UUID path parameter; a malformed one names nothing (404).

@@ -16,6 +16,7 @@ import (
 	"github.com/konstruct/konstruct/internal/knowledge"
 	"github.com/konstruct/konstruct/internal/llm"
 	"github.com/konstruct/konstruct/internal/memory"
+	"github.com/konstruct/konstruct/internal/store"
 	"github.com/konstruct/konstruct/internal/tools/httptool"
 	"github.com/konstruct/konstruct/workers"
 	"github.com/konstruct/konstruct/workflows"
@@ -35,6 +36,8 @@ func (a *App) newLLMPool() *llm.Pool {
 		BreakerCooldown: a.Config.LLMBreakerCooldown,
 		Metrics:         llm.NewMetrics(a.Metrics),
 		Logger:          a.Logger.With("component", "llm"),
+		// Tenants' own keys go to URLs tenants chose: guarded.
+		TenantHTTPClient: a.TenantHTTP,
 	})
 }
 
@@ -120,7 +123,8 @@ func (a *App) WorkerEndpoints() http.Handler {
 func (a *App) Worker() worker.Worker {
 	pool := a.llmPool()
 	acts := &activities.Conversation{
-		Store: a.Store, Secrets: a.Secrets, LLM: pool, Slack: a.Slack, Tools: a.Tools,
+		Store: a.Store, Secrets: a.Secrets, LLM: pool, LLMKeys: a.LLMKeys, Slack: a.Slack, Tools: a.Tools,
+		Outlets: map[string]activities.Outlet{store.ChannelPortal: activities.PortalOutlet{}},
 		HTTPTools: httptool.NewClient(httptool.Options{Allow: a.Config.HTTPToolAllowCIDRs,
 			MaxResponseBytes: a.Config.HTTPToolMaxResponseBytes}),
 		Memory:        memory.New(a.Store, pool, memory.Config{Models: a.Config.EmbeddingModels}, a.Logger.With("component", "memory")),

@@ -19,7 +19,8 @@ func (a *App) Inbox() *inbox.Dispatcher {
 	a.inboxOnce.Do(func() {
 		conv := webhooks.ConversationHandler{Sender: workflows.Starter{Client: a.Temporal, TaskQueue: a.Config.TemporalTaskQueue}}
 		a.inbox = inbox.New(a.Store, map[string]inbox.Handler{
-			store.SourceSlack: conv,
+			store.SourceSlack:  conv,
+			store.SourcePortal: conv, // the portal's test chat
 		}, inbox.Options{
 			Lease:   a.Config.InboxLease,
 			Metrics: inbox.NewMetrics(a.Metrics),

@@ -17,6 +17,7 @@ const (
 	SourceSlack    = "slack"
 	SourceWhatsApp = "whatsapp"
 	SourceStripe   = "stripe"
+	SourcePortal   = "portal" // a message typed in the portal's test chat
 )
 
 // InboxEvent is one verified webhook event, recorded before it is
