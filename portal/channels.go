@@ -7,6 +7,7 @@ import (
 	"github.com/gin-gonic/gin"
 
 	"github.com/konstruct/konstruct/internal/apperr"
+	"github.com/konstruct/konstruct/internal/channel/slack"
 	"github.com/konstruct/konstruct/internal/designer"
 	"github.com/konstruct/konstruct/internal/store"
 )
@@ -16,6 +17,8 @@ type channelListData struct {
 	Agents     []store.Agent // the choices of the Connect Slack form
 	AgentNames map[string]string
 	PublicURL  string
+	SlackOAuth bool   // "Add to Slack" is set up on this server
+	Manifest   string // the Slack app manifest, filled in for this server
 }
 
 // channelsPage renders the Channels page: the connections and, for those who
@@ -23,7 +26,8 @@ type channelListData struct {
 // what was submitted and its errors; never the bot token).
 func (p *Portal) channelsPage(c *gin.Context, tenant *store.Tenant, status int, form *Form) {
 	ctx := c.Request.Context()
-	d := channelListData{AgentNames: map[string]string{}, PublicURL: p.d.Config.PublicURL}
+	d := channelListData{AgentNames: map[string]string{}, PublicURL: p.d.Config.PublicURL, SlackOAuth: p.slackOAuthEnabled(),
+		Manifest: slack.Manifest(p.d.Config.PublicURL)}
 	var err error
 	if d.Agents, err = p.d.Designer.List(ctx, tenant.ID); err != nil {
 		p.fail(c, err)

@@ -31,7 +31,10 @@ import (
 	"github.com/konstruct/konstruct/internal/designer"
 	"github.com/konstruct/konstruct/internal/invitations"
 	"github.com/konstruct/konstruct/internal/knowledge"
+	"github.com/konstruct/konstruct/internal/llmkeys"
+	"github.com/konstruct/konstruct/internal/onboarding"
 	"github.com/konstruct/konstruct/internal/store"
+	"github.com/konstruct/konstruct/internal/testchat"
 	"github.com/konstruct/konstruct/internal/tools"
 )
 
@@ -47,6 +50,9 @@ type Deps struct {
 	Invitations *invitations.Service
 	Designer    *designer.Service
 	Knowledge   *knowledge.Service
+	LLMKeys     *llmkeys.Service    // the organisation's own model keys (Settings)
+	TestChat    *testchat.Service   // the "try it" chat
+	Onboarding  *onboarding.Service // the setup stepper
 	// SessionStore overrides the Postgres session store (tests).
 	SessionStore scs.Store
 }
@@ -64,7 +70,7 @@ type Portal struct {
 // template fails here, at start-up.
 func New(d Deps) (*Portal, error) {
 	if d.Store == nil || d.Auth == nil || d.Authz == nil || d.Accounts == nil || d.Invitations == nil || d.Designer == nil ||
-		d.Knowledge == nil {
+		d.Knowledge == nil || d.LLMKeys == nil || d.TestChat == nil || d.Onboarding == nil {
 		return nil, errors.New("portal: missing dependencies")
 	}
 	if d.Logger == nil {
@@ -147,6 +153,10 @@ func (p *Portal) routes() []route {
 		r(get, invitations.AcceptPath, authz.Public, p.acceptPage),
 		r(post, invitations.AcceptPath, authz.Public, p.accept),
 
+		// "Add to Slack" (OAuth v2): start, and where Slack sends the browser back.
+		r(get, "/slack/install", write(authz.ObjChannels), p.slackInstall),
+		r(get, "/slack/oauth/callback", write(authz.ObjChannels), p.slackCallback),
+
 		r(get, "/account", read(authz.ObjSelf), p.accountPage),
 		r(post, "/account/profile", write(authz.ObjSelf), p.updateProfile),
 		r(post, "/account/password", write(authz.ObjSelf), p.changePassword),
@@ -163,6 +173,11 @@ func (p *Portal) routes() []route {
 		r(get, ad+"/users", read(authz.ObjPlatform), p.adminUsers),
 
 		r(get, t, read(authz.ObjTenant), p.dashboard),
+		r(get, t+"/onboarding", write(authz.ObjAgents), p.onboarding),
+		r(post, t+"/onboarding/slack", write(authz.ObjChannels), p.onboardingSlack),
+		r(post, t+"/onboarding/portal", write(authz.ObjAgents), p.onboardingPortal),
+		r(post, t+"/onboarding/agent", write(authz.ObjAgents), p.onboardingAgent),
+		r(post, t+"/onboarding/finish", write(authz.ObjAgents), p.onboardingFinish),
 		r(get, t+"/agents", read(authz.ObjAgents), p.agentList),
 		r(get, t+"/agents/new", write(authz.ObjAgents), p.agentNew),
 		r(post, t+"/agents", write(authz.ObjAgents), p.agentCreate),
@@ -176,6 +191,8 @@ func (p *Portal) routes() []route {
 		r(post, t+"/agents/:agent_id/tools", write(authz.ObjAgents), p.agentToolCreate),
 		r(post, t+"/agents/:agent_id/tools/:tool_id/delete", write(authz.ObjAgents), p.agentToolDelete),
 		r(post, t+"/agents/:agent_id/tools/:tool_id/enabled", write(authz.ObjAgents), p.agentToolEnabled),
+		r(post, t+"/agents/:agent_id/chat", write(authz.ObjAgents), p.chatSend),
+		r(get, t+"/agents/:agent_id/chat/events", write(authz.ObjAgents), p.chatEvents),
 
 		r(get, t+"/conversations", read(authz.ObjConversations), p.conversationList),
 		r(get, t+"/conversations/:conversation_id", read(authz.ObjConversations), p.conversationShow),
@@ -202,6 +219,8 @@ func (p *Portal) routes() []route {
 		r(get, t+"/usage", read(authz.ObjUsage), p.usage),
 		r(get, t+"/settings", read(authz.ObjSettings), p.settings),
 		r(post, t+"/settings", write(authz.ObjTenant), p.settingsUpdate),
+		r(post, t+"/settings/llm-keys/:provider", write(authz.ObjSettings), p.llmKeyPut),
+		r(post, t+"/settings/llm-keys/:provider/delete", write(authz.ObjSettings), p.llmKeyDelete),
 		r(get, t+"/activity", read(authz.ObjSettings), p.activity),
 	}
 }

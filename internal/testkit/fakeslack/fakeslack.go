@@ -3,7 +3,8 @@
 //
 // It serves auth.test, chat.postMessage, conversations.replies,
 // oauth.v2.access and apps.connections.open under URL() (which ends in /api/),
-// plus a Socket Mode WebSocket. Requests may be form-encoded or JSON, with the
+// plus a Socket Mode WebSocket and the OAuth v2 consent page an "Add to
+// Slack" install passes through (oauth.go). Requests may be form-encoded or JSON, with the
 // token in the form or as a Bearer header, as slack-go sends them; answers are
 // {"ok":true,...} or {"ok":false,"error":"..."}. Failures can be injected per
 // method, including a post that Slack stores but whose response is lost.
@@ -22,6 +23,7 @@ import (
 	"mime"
 	"net/http"
 	"net/http/httptest"
+	"net/url"
 	"sort"
 	"strconv"
 	"strings"
@@ -52,6 +54,11 @@ type Server struct {
 	closed     bool
 	pingPeriod time.Duration
 	onPost     func(Posted)
+
+	// The consent page (oauth.go): the workspace it installs into, and
+	// what it was asked.
+	installTeam string
+	authorizes  []url.Values
 }
 
 // Workspace is a registered Slack workspace (team) with its bot.
@@ -131,6 +138,8 @@ func New(t testing.TB) *Server {
 	mux := http.NewServeMux()
 	mux.HandleFunc("/api/", s.serveAPI)
 	mux.HandleFunc("/socket", s.serveSocket)
+	mux.HandleFunc("GET /oauth/v2/authorize", s.serveAuthorize)
+	mux.HandleFunc("POST /oauth/v2/authorize/decision", s.serveDecision)
 	s.srv = httptest.NewServer(mux)
 	t.Cleanup(s.Close)
 	return s
