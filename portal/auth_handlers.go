@@ -179,8 +179,8 @@ func (p *Portal) signUp(c *gin.Context) {
 	p.afterSignIn(c, user, "auth.sign_in")
 	// A new organisation starts in the setup stepper: a channel, its agent,
 	// a first answer.
-	p.back(c, "/t/"+tenant.ID.String()+"/onboarding", "success", "Welcome to Konstruct! Three short steps and "+tenant.Name+
-		"'s first AI employee is answering.")
+	p.back(c, "/t/"+tenant.ID.String()+"/onboarding", "success",
+		"Welcome to Konstruct! Three short steps and your first AI employee is answering.")
 }
 
 type acceptData struct {

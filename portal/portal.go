@@ -64,6 +64,7 @@ type Portal struct {
 	views    *views
 	static   fs.FS
 	version  string // static assets' content hash, for cache busting
+	csp      string // the Content-Security-Policy of every page
 }
 
 // New parses every template and prepares the session manager. A broken
@@ -79,7 +80,7 @@ func New(d Deps) (*Portal, error) {
 	if d.Tools == nil {
 		d.Tools = tools.Builtin()
 	}
-	p := &Portal{d: d}
+	p := &Portal{d: d, csp: contentSecurityPolicy(d.Config.SlackAPIURL, d.Config.SlackClientID != "")}
 	var err error
 	if p.static, p.version, err = staticFiles(); err != nil {
 		return nil, err

@@ -81,6 +81,10 @@ func TestSlackOAuthInstall(t *testing.T) {
 	agents := seedAgents(t, h, tenant, "Ada", "Sam")
 	sam := agents[1]
 
+	// Forms may end at Slack's consent page (a form's redirects obey form-action).
+	origin := strings.TrimSuffix(sl.URL(), "/api/")
+	require.Contains(t, admin.get(home).Header.Get("Content-Security-Policy"), "form-action 'self' "+origin+";")
+
 	// To Slack's consent page, with what the manifest asks for.
 	authURL := startInstall(t, admin, sam.ID)
 	u, err := url.Parse(authURL)

@@ -241,6 +241,12 @@
           done.classList.remove("waiting");
           var fin = $("button", done); if (fin) fin.disabled = false;
           var w = $("[data-waiting-text]", done); if (w) w.textContent = agent + " answered in " + seconds(took || 0) + ". You're all set.";
+          var step = document.querySelector("[data-testid=stepper] li:last-child");
+          if (step && !step.classList.contains("done")) {
+            step.classList.add("done");
+            $(".dot", step).innerHTML = '<svg class="i" aria-hidden="true"><use href="#i-check"></use></svg>';
+            $("small", step).textContent = "Done";
+          }
         }
       }
     }

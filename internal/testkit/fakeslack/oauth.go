@@ -31,6 +31,16 @@ func (s *Server) SetInstallWorkspace(teamID string) {
 	s.installTeam = teamID
 }
 
+// SetTeamName names workspace teamID as Slack would report it (auth.test,
+// oauth.v2.access, the consent page).
+func (s *Server) SetTeamName(teamID, name string) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if w := s.byTeam[teamID]; w != nil {
+		w.TeamName = name
+	}
+}
+
 // AuthorizeURL is the fake's consent page (the path Slack serves it at).
 func (s *Server) AuthorizeURL() string { return s.srv.URL + "/oauth/v2/authorize" }
 
