@@ -37,6 +37,7 @@ type onboardingData struct {
 	// Step 1.
 	SlackOAuth    bool // "Add to Slack" is set up on this server
 	SlackChannels []store.ChannelConnection
+	AgentNames    map[string]string // who each connection routes to
 	// Step 2.
 	Form           onboarding.AgentForm
 	Preview        string
@@ -74,6 +75,17 @@ func (p *Portal) onboardingPage(c *gin.Context, tenant *store.Tenant, step, stat
 	for _, ch := range prog.Channels {
 		if ch.Kind == store.ChannelSlack {
 			d.SlackChannels = append(d.SlackChannels, ch)
+		}
+	}
+	if len(d.SlackChannels) > 0 {
+		list, err := p.d.Designer.List(ctx, tenant.ID)
+		if err != nil {
+			p.fail(c, err)
+			return
+		}
+		d.AgentNames = map[string]string{}
+		for _, a := range list {
+			d.AgentNames[a.ID.String()] = a.Name
 		}
 	}
 	switch step {

@@ -81,7 +81,7 @@ func samplePages(t *testing.T) map[string]any {
 			{Provider: "ollama", Label: "Ollama", URLField: "required"}}},
 		"onboarding": &onboardingData{Step: 2, Steps: []stepView{{N: 1, Title: evil, Short: evil, Done: true}, {N: 2, Title: "b", Current: true}, {N: 3}},
 			Progress: onboarding.Progress{Agent: &agent, Channels: []store.ChannelConnection{ch}, ChannelDone: true},
-			Agent:    &agent, SlackOAuth: true, SlackChannels: []store.ChannelConnection{ch},
+			Agent:    &agent, SlackOAuth: true, SlackChannels: []store.ChannelConnection{ch}, AgentNames: map[string]string{aid.String(): evil},
 			Form:    onboarding.AgentForm{Name: evil, Role: evil, Persona: evil, Instructions: evil, Model: evil},
 			Preview: evil, PreviewChannel: "slack", Models: []string{evil, "openai/gpt-4o-mini"}, DefaultModels: []string{evil}, OwnKeys: []string{evil}},
 		"slack": &slackPageData{Status: 409, Kind: "conflict", Heading: evil, Message: evil, RetryURL: "/slack/install?x=" + evil,

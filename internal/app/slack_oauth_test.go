@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/alexedwards/scs/v2"
+	"github.com/chromedp/chromedp"
 	"github.com/google/uuid"
 	"github.com/stretchr/testify/require"
 
@@ -290,4 +291,13 @@ func TestSlackInstallWithoutOAuthExplainsTheManualWay(t *testing.T) {
 	stepper := admin.get(home + "/onboarding?step=1")
 	require.NotContains(t, stepper.Body, `data-testid="add-to-slack"`)
 	require.Contains(t, stepper.Body, `data-testid="slack-manual"`)
+
+	// As a person sees it.
+	ctx := newChrome(t, 1440, 900)
+	visit(t, ctx, h.URL+"/sign-in")
+	fill(t, ctx, map[string]string{"#email": "ada@acme.test", "#password": "Str0ng-Passphrase!"})
+	submit(t, ctx, `button[type=submit]`, ".stats")
+	require.NoError(t, chromedp.Do(ctx, chromedp.Navigate(h.URL+home+"/onboarding?step=1"), chromedp.WaitVisible(css("[data-testid=slack-manual]")),
+		chromedp.Click(css("[data-testid=slack-manual]")), chromedp.WaitVisible(css("[data-testid=manifest]"))))
+	newShots(t).take(ctx, "slack-setup")
 }

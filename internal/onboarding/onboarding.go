@@ -214,6 +214,14 @@ func FormOf(a store.Agent) AgentForm {
 // model chosen here becomes the first of the agent's chain; its fallbacks
 // stay. Invalid input comes back as apperr.Fields.
 func (s *Service) SaveAgent(ctx context.Context, p authz.Principal, tenant store.Tenant, f AgentForm) (store.Agent, error) {
+	// Check the form before an agent is chosen (or created) for it.
+	check := agents.Input{Name: f.Name, Role: f.Role, Persona: f.Persona, SystemPrompt: f.Instructions, Status: store.AgentActive}
+	if m := strings.TrimSpace(f.Model); m != "" {
+		check.Models = []string{m}
+	}
+	if err := agents.Validate(&check, s.Designer.KnownTools); err != nil {
+		return store.Agent{}, renameFields(err)
+	}
 	cur, err := s.EnsureAgent(ctx, p, tenant)
 	if err != nil {
 		return store.Agent{}, err
