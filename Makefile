@@ -59,9 +59,16 @@ test: ## Start services (with Chromium) and run all tests with -race
 	@scripts/services.sh --with-browser
 	@$(ENV); $(GO) test -race -count=1 -timeout 60m $(TESTFLAGS) $(PKGS)
 
-bench: services build ## Micro-benchmarks, then the platform load driver (BenchmarkPlatform: the real binary under load, one table with same-run baselines)
+# The platform rows run against both Temporal back ends in one table (both
+# are started; BENCH_TEMPORAL=dev or =server measures one).
+BENCH_TEMPORAL ?= dev server
+bench: services build ## Micro-benchmarks, then the platform load driver (BenchmarkPlatform: the real binary under load against the dev server and the Temporal Server, one table with same-run baselines)
+	@for be in $(BENCH_TEMPORAL); do KONSTRUCT_TEMPORAL_BACKEND=$$be scripts/services.sh; done
 	@$(ENV); $(GO) test -p 1 -run '^$$' -bench . -benchmem $(BENCHFLAGS) $$($(GO) list ./... | grep -v /internal/e2e)
-	@$(ENV); $(GO) test -run '^$$' -bench BenchmarkPlatform -benchtime 1x -timeout 30m -v $(BENCHFLAGS) ./internal/e2e/
+	@spec=""; for be in $(BENCH_TEMPORAL); do \
+		addr=$$(unset KONSTRUCT_TEMPORAL_ADDRESS KONSTRUCT_TEMPORAL_UI_URL; KONSTRUCT_TEMPORAL_BACKEND=$$be; source scripts/env.sh; echo "$$KONSTRUCT_TEMPORAL_ADDRESS"); \
+		spec="$${spec:+$$spec,}$$be=$$addr"; done; \
+	$(ENV); KONSTRUCT_BENCH_TEMPORAL="$$spec" $(GO) test -run '^$$' -bench BenchmarkPlatform -benchtime 1x -timeout 60m -v $(BENCHFLAGS) ./internal/e2e/
 
 lint: ## go vet and Temporal's workflowcheck over ./workflows/...
 	@scripts/lint.sh

@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"net/http"
 	"os"
+	"path/filepath"
 	"sort"
 	"strings"
 	"sync"
@@ -28,17 +29,72 @@ import (
 )
 
 // BenchmarkPlatform is the load driver behind `make bench`: it runs the real
-// binary (serve + worker) against the Temporal dev server, Postgres and
-// Redis, with Slack and the LLM as in-process fakes answering instantly, and
-// prints one table of latencies, each next to a baseline measured in the same
-// run. It runs once whatever b.N is: its scenarios are timed loads, not loops.
+// binary (serve + worker) against Postgres, Redis and each Temporal back end
+// named in KONSTRUCT_BENCH_TEMPORAL (`dev=127.0.0.1:7233,server=127.0.0.1:7243`:
+// the CLI's dev server and the Temporal Server on PostgreSQL; `make bench`
+// starts both), with Slack and the LLM as in-process fakes answering
+// instantly, and prints one table of latencies, each next to a baseline
+// measured in the same run, with every Temporal-bound scenario once per back
+// end. Without KONSTRUCT_BENCH_TEMPORAL it measures the one Temporal of
+// KONSTRUCT_TEMPORAL_ADDRESS. It runs once whatever b.N is: its scenarios are
+// timed loads, not loops.
 func BenchmarkPlatform(b *testing.B) {
 	if b.N > 1 {
 		b.Skip("a single run measures everything; use -benchtime=1x")
 	}
+	var rows []row
+	for i, be := range benchBackends(b) {
+		b.Run(be.name, func(b *testing.B) {
+			b.Setenv("KONSTRUCT_TEMPORAL_ADDRESS", be.addr)
+			rows = append(rows, platformRows(b, be, i == 0)...)
+		})
+	}
+	printRows(rows)
+}
+
+// backend is one Temporal the platform rows are measured against.
+type backend struct{ name, addr, label string }
+
+// benchBackends reads KONSTRUCT_BENCH_TEMPORAL (name=address, comma-separated).
+func benchBackends(b *testing.B) []backend {
+	spec := os.Getenv("KONSTRUCT_BENCH_TEMPORAL")
+	if spec == "" {
+		name := os.Getenv("KONSTRUCT_TEMPORAL_BACKEND")
+		if name == "" {
+			name = "dev"
+		}
+		spec = name + "=" + testkit.TemporalAddress()
+	}
+	var out []backend
+	for _, kv := range strings.Split(spec, ",") {
+		name, addr, ok := strings.Cut(strings.TrimSpace(kv), "=")
+		if !ok || name == "" || addr == "" {
+			b.Fatalf("KONSTRUCT_BENCH_TEMPORAL: %q is not name=host:port", kv)
+		}
+		be := backend{name: name, addr: addr, label: name}
+		switch name {
+		case "dev":
+			// The dev server's SQLite file grows with every run (tests, bench,
+			// make dev) and its size moves the figures: say how big it was.
+			be.label = "dev server"
+			if fi, err := os.Stat(filepath.Join("..", "..", ".konstruct", "temporal.db")); err == nil {
+				be.label += fmt.Sprintf(" (SQLite file %d MB)", fi.Size()>>20)
+			}
+		case "server":
+			be.label = "Temporal Server (PostgreSQL)"
+		}
+		out = append(out, be)
+	}
+	return out
+}
+
+// platformRows measures every scenario of the platform against one Temporal
+// back end; withPool adds the rows that do not involve Temporal (the LLM
+// pool's), measured once.
+func platformRows(b *testing.B, be backend, withPool bool) []row {
 	// The API reaches Temporal through a proxy the outage rows cut; the
-	// worker and everyone else keep the dev server.
-	proxy := testkit.NewProxy(b, testkit.TemporalAddress())
+	// worker and everyone else reach it directly.
+	proxy := testkit.NewProxy(b, be.addr)
 	p := platform.Start(b, platform.Options{Env: map[string]string{
 		"KONSTRUCT_RATE_LIMIT_TENANT_PER_MINUTE":  "1000000",
 		"KONSTRUCT_RATE_LIMIT_CHANNEL_PER_MINUTE": "1000000",
@@ -48,74 +104,101 @@ func BenchmarkPlatform(b *testing.B) {
 	d := newDriver(b, p)
 	d.proxy, d.temporal = proxy, testkit.NewTemporal(b)
 	var rows []row
+	add := func(r row) {
+		r.backend = be.label
+		rows = append(rows, r)
+	}
 
 	// Baselines: the bare HTTP calls a turn makes, done directly.
 	base := d.bareTurn(500)
-	rows = append(rows, row{"bare HTTP calls of a turn (webhook-sized POST + LLM + chat.postMessage)", "sequential, 500×", base, nil, ""})
+	add(row{name: "bare HTTP calls of a turn (webhook-sized POST + LLM + chat.postMessage)", load: "sequential, 500×", s: base})
 	ping := d.openLoop(func() (time.Duration, bool) { return d.timeGET(p.URL + "/healthz"), true }, 500, 5*time.Second)
-	rows = append(rows, row{"baseline: GET /healthz (HTTP stack alone)", "500/s open loop, 5s", ping, nil, ""})
+	add(row{name: "baseline: GET /healthz (HTTP stack alone)", load: "500/s open loop, 5s", s: ping})
 
 	// Webhook acknowledgement at 500 events/s over 500 running conversations.
 	// The webhook records the event in the inbox (one INSERT, deduped by event
 	// ID) and answers; the dispatcher hands it to Temporal afterwards, so the
-	// ack no longer shares Temporal's one SQLite connection. With the worker
-	// stopped (a worker outage: the events wait in Temporal); with the worker
-	// answering every event at 100/s, within what one 2-core machine answers,
-	// and at 500/s, ~4× beyond it (every event is a turn); and with Temporal
-	// unreachable from the API, the events waiting in the inbox.
+	// ack never waits on Temporal. With the worker stopped (a worker outage:
+	// the events wait in Temporal); with the worker answering every event at
+	// 100/s, within what one 2-core machine answers, and at 500/s, beyond it
+	// (every event is a turn); and with Temporal unreachable from the API,
+	// the events waiting in the inbox.
 	ack := d.ack("ack-ingest", 500, 10*time.Second, true)
-	rows = append(rows, row{"webhook ack (verify, route, limit, INSERT into the inbox), worker stopped", "500/s open loop, 500 conv, 10s", ack, &ping, "p99 ≤ 5 ms"})
-	rows = append(rows, row{"webhook ack, every event answered", "100/s open loop, 500 conv, 10s", d.ack("ack-answered", 100, 10*time.Second, false), &ping, ""})
-	rows = append(rows, row{"webhook ack, every event answered (overload)", "500/s open loop, 500 conv, 5s", d.ack("ack-overload", 500, 5*time.Second, false), &ping, "p99 ≤ 5 ms"})
+	add(row{name: "webhook ack (verify, route, limit, INSERT into the inbox), worker stopped", load: "500/s open loop, 500 conv, 10s", s: ack, base: &ping, target: "p99 ≤ 5 ms"})
+	add(row{name: "webhook ack, every event answered", load: "100/s open loop, 500 conv, 10s", s: d.ack("ack-answered", 100, 10*time.Second, false), base: &ping})
+	add(row{name: "webhook ack, every event answered (overload)", load: "500/s open loop, 500 conv, 5s", s: d.ack("ack-overload", 500, 5*time.Second, false), base: &ping, target: "p99 ≤ 5 ms"})
 	outAck, drained := d.outage("ack-outage", 500, 10*time.Second)
-	rows = append(rows, row{"webhook ack, Temporal unreachable from the API (proxy cut)", "500/s open loop, 500 conv, 10s", outAck, &ping, "p99 ≤ 5 ms, 0 errors"},
-		drained)
+	add(row{name: "webhook ack, Temporal unreachable from the API (proxy cut)", load: "500/s open loop, 500 conv, 10s", s: outAck, base: &ping, target: "p99 ≤ 5 ms, 0 errors"})
+	add(drained)
 
 	// Turn overhead: webhook in → reply posted, closed loop.
 	var closed50 platform.Tenant
 	for _, c := range []int{1, 10, 50} {
 		tn := d.tenant(fmt.Sprintf("closed%d", c))
 		lat, thr := d.closedLoop(tn, c, 10*time.Second)
-		rows = append(rows, row{fmt.Sprintf("turn, %d concurrent conversation(s)", c), fmt.Sprintf("closed loop, %.0f turns/s", thr), lat, &base,
-			map[bool]string{true: "≥ 300 turns/s at 50"}[c == 50]})
+		add(row{name: fmt.Sprintf("turn, %d concurrent conversation(s)", c), load: fmt.Sprintf("closed loop, %.0f turns/s", thr), s: lat, base: &base,
+			target: map[bool]string{true: "≥ 300 turns/s at 50"}[c == 50]})
 		closed50 = tn
 	}
-	rows = append(rows, d.historyRow("Temporal history events per turn, 50 concurrent conversations", closed50))
+	add(d.historyRow("Temporal history events per turn, 50 concurrent conversations", closed50))
 	// Open loop at 50 turns/s over 500 conversations.
 	tn := d.tenant("open50")
 	open := d.openTurns(tn, 50, 500, 20*time.Second)
-	rows = append(rows, row{"turn overhead target", "50 turns/s open loop, 500 conv, 20s", open, &base, "overhead p50 ≤ 40 ms, p99 ≤ 150 ms"})
+	add(row{name: "turn overhead target", load: "50 turns/s open loop, 500 conv, 20s", s: open, base: &base, target: "overhead p50 ≤ 40 ms, p99 ≤ 150 ms"})
 
 	// Turn 100 against turn 1 of one conversation.
 	tn = d.tenant("long")
 	turns := d.sequentialTurns(tn, 100)
 	first, last := stats(turns[1:11]), stats(turns[90:100])
-	rows = append(rows,
-		row{"turns 2–11 of one conversation", "sequential", first, nil, ""},
-		row{"turns 91–100 of the same conversation", fmt.Sprintf("ratio p50 %.2f× (turn 1: %s)", float64(last.p50)/float64(first.p50), ms(turns[0])), last, &first, "≤ 1.2× turn 1"},
-		d.historyRow("Temporal history events per turn, one conversation, sequential", tn))
+	add(row{name: "turns 2–11 of one conversation", load: "sequential", s: first})
+	add(row{name: "turns 91–100 of the same conversation", load: fmt.Sprintf("ratio p50 %.2f× (turn 1: %s)", float64(last.p50)/float64(first.p50), ms(turns[0])),
+		s: last, base: &first, target: "≤ 1.2× turn 1"})
+	add(d.historyRow("Temporal history events per turn, one conversation, sequential", tn))
 
-	// The LLM pool against a direct client call, and its fallbacks.
-	rows = append(rows, d.poolRows()...)
+	b.ReportMetric(float64(ack.p99.Microseconds())/1000, "ack-p99-ms")
+	b.ReportMetric(float64(open.p50.Microseconds())/1000, "turn-p50-ms")
+	b.ReportMetric(float64(open.p99.Microseconds())/1000, "turn-p99-ms")
 
+	if withPool {
+		// The LLM pool against a direct client call, and its fallbacks.
+		for _, r := range d.poolRows() {
+			r.backend = "—"
+			rows = append(rows, r)
+		}
+	}
+	return rows
+}
+
+// printRows prints one table, each scenario's rows of every back end
+// together so they read side by side.
+func printRows(rows []row) {
+	sort.SliceStable(rows, func(i, j int) bool { return rowOrder(rows, rows[i]) < rowOrder(rows, rows[j]) })
 	w := tabwriter.NewWriter(os.Stdout, 0, 4, 2, ' ', 0)
-	fmt.Fprintln(w, "\nscenario\tload\tp50\tp99\tmax\tn\terrors\tvs baseline (p50 / p99)\ttarget")
+	fmt.Fprintln(w, "\nscenario\tTemporal\tload\tp50\tp99\tmax\tn\terrors\tvs baseline (p50 / p99)\ttarget")
 	for _, r := range rows {
 		cmp := ""
 		if r.base != nil {
 			cmp = fmt.Sprintf("+%s / +%s  (×%.1f / ×%.1f)", ms(r.s.p50-r.base.p50), ms(r.s.p99-r.base.p99),
 				float64(r.s.p50)/float64(max(r.base.p50, 1)), float64(r.s.p99)/float64(max(r.base.p99, 1)))
 		}
-		fmt.Fprintf(w, "%s\t%s\t%s\t%s\t%s\t%d\t%d\t%s\t%s\n", r.name, r.load, ms(r.s.p50), ms(r.s.p99), ms(r.s.max), r.s.n, r.s.errs, cmp, r.target)
+		fmt.Fprintf(w, "%s\t%s\t%s\t%s\t%s\t%s\t%d\t%d\t%s\t%s\n", r.name, r.backend, r.load, ms(r.s.p50), ms(r.s.p99), ms(r.s.max), r.s.n, r.s.errs, cmp, r.target)
 	}
 	w.Flush()
-	b.ReportMetric(float64(ack.p99.Microseconds())/1000, "ack-p99-ms")
-	b.ReportMetric(float64(open.p50.Microseconds())/1000, "turn-p50-ms")
-	b.ReportMetric(float64(open.p99.Microseconds())/1000, "turn-p99-ms")
+}
+
+// rowOrder is the position of the first row of r's scenario.
+func rowOrder(rows []row, r row) int {
+	for i, x := range rows {
+		if x.name == r.name {
+			return i
+		}
+	}
+	return len(rows)
 }
 
 type row struct {
 	name, load string
+	backend    string // which Temporal, for rows that involve it
 	s          summary
 	base       *summary
 	target     string
@@ -313,9 +396,9 @@ func (d *driver) outage(name string, rate int, dur time.Duration) (summary, row)
 	d.proxy.Restore()
 	d.drain(tn, len(threads)+int(accepted.Load()), 10*time.Minute)
 	took := time.Since(restored)
-	return s, row{"backlog drain after the outage (restore → last reply)",
-		fmt.Sprintf("%d events in %.1fs: %.0f answered/s (inbox held %d)", accepted.Load(), took.Seconds(),
-			float64(accepted.Load())/took.Seconds(), ready.Details.Inbox.Pending), summary{n: int(accepted.Load())}, nil, ""}
+	return s, row{name: "backlog drain after the outage (restore → last reply)",
+		load: fmt.Sprintf("%d events in %.1fs: %.0f answered/s (inbox held %d)", accepted.Load(), took.Seconds(),
+			float64(accepted.Load())/took.Seconds(), ready.Details.Inbox.Pending), s: summary{n: int(accepted.Load())}}
 }
 
 // historyRow counts the events in the Temporal histories of a tenant's
@@ -350,8 +433,8 @@ func (d *driver) historyRow(name string, tn platform.Tenant) row {
 	d.mu.Lock()
 	turns := d.posted[tn.TeamID]
 	d.mu.Unlock()
-	return row{name, fmt.Sprintf("%.1f events/turn (%d events, %d runs, %d turns)", float64(events)/float64(max(turns, 1)), events, runs, turns),
-		summary{n: turns}, nil, ""}
+	return row{name: name, load: fmt.Sprintf("%.1f events/turn (%d events, %d runs, %d turns)", float64(events)/float64(max(turns, 1)), events, runs, turns),
+		s: summary{n: turns}}
 }
 
 // drain waits until a tenant's workspace has received n replies, so one
@@ -558,9 +641,9 @@ func (d *driver) poolRows() []row {
 		sk = append(sk, resp.Attempts[0].Duration)
 	}
 	return []row{
-		{"LLM call, go-openai directly", fmt.Sprintf("sequential, %d×", n), ds, nil, ""},
-		{"LLM call through the pool", fmt.Sprintf("sequential, %d×, interleaved", n), ps, &ds, "overhead ≤ 50 µs"},
-		{"fallback: refused connection (first attempt's time)", "200×", stats(fb), nil, "≤ 5 ms"},
-		{"fallback: open circuit skip", "200×", stats(sk), nil, "≤ 1 ms"},
+		{name: "LLM call, go-openai directly", load: fmt.Sprintf("sequential, %d×", n), s: ds},
+		{name: "LLM call through the pool", load: fmt.Sprintf("sequential, %d×, interleaved", n), s: ps, base: &ds, target: "overhead ≤ 50 µs"},
+		{name: "fallback: refused connection (first attempt's time)", load: "200×", s: stats(fb), target: "≤ 5 ms"},
+		{name: "fallback: open circuit skip", load: "200×", s: stats(sk), target: "≤ 1 ms"},
 	}
 }
