@@ -45,7 +45,8 @@ type Progress struct {
 	ChannelDone bool                      // a channel is connected, or the operator chose the portal chat first
 	AgentDone   bool                      // the agent form was saved
 	TestDone    bool                      // the agent has answered in the portal chat
-	Completed   bool                      // the operator finished (or every step is done)
+	Live        bool                      // an agent has answered people on a real channel
+	Completed   bool                      // the operator finished, every step is done, or the organisation is live
 	CompletedAt *time.Time
 }
 
@@ -104,7 +105,10 @@ func (s *Service) Get(ctx context.Context, tenantID uuid.UUID) (Progress, error)
 		if p.Agent != nil {
 			agentID = &p.Agent.ID
 		}
-		if p.TestDone, err = tx.HasPortalReply(ctx, agentID); err != nil {
+		if p.TestDone, err = tx.HasReply(ctx, store.ChannelPortal, agentID); err != nil {
+			return err
+		}
+		if p.Live, err = tx.HasReply(ctx, "", nil); err != nil {
 			return err
 		}
 		p.CompletedAt = o.CompletedAt
@@ -113,7 +117,9 @@ func (s *Service) Get(ctx context.Context, tenantID uuid.UUID) (Progress, error)
 	if err != nil {
 		return Progress{}, fmt.Errorf("onboarding: progress: %w", err)
 	}
-	p.Completed = p.CompletedAt != nil || p.Done() == 3
+	// An organisation whose agents already answer people needs no setup
+	// reminders, however it got there (the Agent Designer, the REST API).
+	p.Completed = p.CompletedAt != nil || p.Done() == 3 || p.Live
 	return p, nil
 }
 

@@ -67,15 +67,16 @@ func (t *Tx) UpdateOnboarding(ctx context.Context, tenantID uuid.UUID, c Onboard
 	return nil
 }
 
-// HasPortalReply reports whether an agent of the tenant has answered in the
-// portal's test chat (agentID nil: any agent).
-func (t *Tx) HasPortalReply(ctx context.Context, agentID *uuid.UUID) (bool, error) {
+// HasReply reports whether an agent of the tenant has answered on channel
+// ("" any channel but the portal's test chat); agentID nil: any agent.
+func (t *Tx) HasReply(ctx context.Context, channel string, agentID *uuid.UUID) (bool, error) {
 	var ok bool
 	err := t.tx.QueryRow(ctx, `SELECT EXISTS (
 		SELECT 1 FROM conversations c JOIN messages m ON m.tenant_id = c.tenant_id AND m.conversation_id = c.id
-		WHERE c.channel = 'portal' AND m.role = 'assistant' AND ($1::uuid IS NULL OR c.agent_id = $1))`, agentID).Scan(&ok)
+		WHERE (c.channel = $1 OR ($1 = '' AND c.channel <> 'portal')) AND m.role = 'assistant'
+		  AND ($2::uuid IS NULL OR c.agent_id = $2))`, channel, agentID).Scan(&ok)
 	if err != nil {
-		return false, fmt.Errorf("store: has portal reply: %w", mapErr(err))
+		return false, fmt.Errorf("store: has reply: %w", mapErr(err))
 	}
 	return ok, nil
 }
