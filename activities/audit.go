@@ -32,6 +32,9 @@ func attemptsData(attempts []llm.Attempt) []map[string]any {
 		if at.Skipped {
 			m["skipped"] = true
 		}
+		if at.KeySource == llm.KeyTenant {
+			m["key_source"] = at.KeySource
+		}
 		out = append(out, m)
 	}
 	return out
@@ -49,7 +52,7 @@ func llmCallAudit(in RespondInput, agentID, convID uuid.UUID, resp llm.Response,
 			"input_tokens": resp.Usage.InputTokens, "output_tokens": resp.Usage.OutputTokens,
 			"cost_micro_usd": resp.CostMicroUSD, "latency_ms": latency.Milliseconds(),
 			"tool_calls": len(resp.ToolCalls), "fallbacks": max(len(resp.Attempts)-1, 0),
-			"attempts": attemptsData(resp.Attempts)}}
+			"key_source": resp.KeySource, "attempts": attemptsData(resp.Attempts)}}
 	if len(in.Media) > 0 {
 		e.Data["images"] = len(in.Media) // the turn's images, given to the model (or their text, to one that cannot see)
 	}

@@ -17,6 +17,7 @@ import (
 	"github.com/konstruct/konstruct/internal/channel/slack"
 	"github.com/konstruct/konstruct/internal/channel/whatsapp"
 	"github.com/konstruct/konstruct/internal/llm"
+	"github.com/konstruct/konstruct/internal/llmkeys"
 	"github.com/konstruct/konstruct/internal/logging"
 	"github.com/konstruct/konstruct/internal/memory"
 	"github.com/konstruct/konstruct/internal/secrets"
@@ -30,6 +31,7 @@ type Conversation struct {
 	Store         *store.Store
 	Secrets       *secrets.Box
 	LLM           *llm.Pool
+	LLMKeys       *llmkeys.Service  // tenants' own keys; nil: the platform's keys only
 	Slack         *slack.Client     // Slack's outlet, unless Outlets has one
 	Outlets       map[string]Outlet // per channel (store.Channel*); Slack defaults to SlackOutlet{Slack}
 	Tools         *tools.Registry
@@ -125,7 +127,14 @@ func (a *Conversation) Respond(ctx context.Context, in RespondInput) (RespondOut
 	}
 	var agent store.Agent
 	var declared []*tools.Tool
+	var keyRows []store.LLMKey
 	err = a.Store.WithTenant(ctx, tenantID, func(tx *store.Tx) error {
+		if a.LLMKeys != nil {
+			var err error
+			if keyRows, err = tx.ListLLMKeys(ctx); err != nil {
+				return err
+			}
+		}
 		if in.User != nil {
 			if _, err := tx.AddMessage(ctx, store.Message{ConversationID: convID, Turn: in.Turn, Role: "user",
 				Content: in.User.Text, Author: in.User.Author, ExternalID: in.User.ExternalID,
@@ -207,11 +216,15 @@ func (a *Conversation) Respond(ctx context.Context, in RespondInput) (RespondOut
 		// Every request caps its answer: the budget's estimate counts on it.
 		req.MaxTokens = memory.DefaultOutputTokens
 	}
+	keys, err := a.llmKeys(ctx, tenantID, keyRows)
+	if err != nil {
+		return RespondOutput{}, fmt.Errorf("activities: respond: %w", err)
+	}
 	callKey := in.WorkflowID + ":" + strconv.Itoa(in.Turn) + ":llm:" + strconv.Itoa(in.Call)
-	if err := a.admit(ctx, in, tenantID, agentID, convID, callKey, chain, req); err != nil {
+	if err := a.admit(ctx, in, tenantID, agentID, convID, callKey, chain, req, keys); err != nil {
 		return RespondOutput{}, err
 	}
-	resp, err := a.LLM.Complete(ctx, chain, req)
+	resp, err := a.LLM.CompleteWith(ctx, keys, chain, req)
 	if err != nil {
 		a.recordFailedCall(ctx, in, tenantID, agentID, convID, err)
 		if a.Billing != nil {
@@ -235,7 +248,7 @@ func (a *Conversation) Respond(ctx context.Context, in RespondInput) (RespondOut
 	err = a.Store.WithTenant(ctx, tenantID, func(tx *store.Tx) error {
 		if err := tx.AddUsage(ctx, store.Usage{AgentID: &agentID, ConversationID: &convID, Provider: resp.Provider,
 			Model: resp.Model, InputTokens: resp.Usage.InputTokens, OutputTokens: resp.Usage.OutputTokens,
-			CostMicroUSD: resp.CostMicroUSD, LatencyMS: int(latency.Milliseconds()),
+			CostMicroUSD: resp.CostMicroUSD, LatencyMS: int(latency.Milliseconds()), KeySource: resp.KeySource,
 			IdempotencyKey: callKey}); err != nil {
 			return err
 		}
@@ -265,12 +278,13 @@ func (a *Conversation) Respond(ctx context.Context, in RespondInput) (RespondOut
 // allowance on the turn's first call, then the budgets, reserving the
 // call's estimated cost). A refusal fails the activity for good with the
 // notice for the user as its details, and is recorded in the audit trail.
-func (a *Conversation) admit(ctx context.Context, in RespondInput, tenantID, agentID, convID uuid.UUID, key string, chain []string, req llm.Request) error {
+func (a *Conversation) admit(ctx context.Context, in RespondInput, tenantID, agentID, convID uuid.UUID, key string, chain []string, req llm.Request, keys llm.Keys) error {
 	if a.Billing == nil {
 		return nil
 	}
 	refusal, err := a.Billing.Admit(ctx, billing.Call{TenantID: tenantID, AgentID: agentID, ConversationID: convID, Key: key,
-		TurnKey: in.WorkflowID + ":" + strconv.Itoa(in.Turn), FirstOfTurn: in.Call == 0, Chain: chain, Request: req})
+		TurnKey: in.WorkflowID + ":" + strconv.Itoa(in.Turn), FirstOfTurn: in.Call == 0, Chain: chain, Request: req,
+		OwnKeys: ownKeyFor(keys, chain)})
 	if err != nil {
 		return fmt.Errorf("activities: respond: %w", err)
 	}
@@ -291,6 +305,28 @@ func (a *Conversation) admit(ctx context.Context, in RespondInput, tenantID, age
 		a.Logger.WarnContext(ctx, "billing refusal not audited", "error", err)
 	}
 	return temporal.NewNonRetryableApplicationError(refusal.Reason, typ, refusal, refusal.Notice)
+}
+
+// ownKeyFor reports whether the tenant has its own key for a provider of
+// the chain.
+func ownKeyFor(keys llm.Keys, chain []string) bool {
+	for _, name := range chain {
+		if provider, _, err := llm.ParseModel(name); err == nil {
+			if _, ok := keys.Own[provider]; ok {
+				return true
+			}
+		}
+	}
+	return false
+}
+
+// llmKeys says whose keys a tenant's model call may use: its own (rows, read
+// in the caller's transaction) and the platform's where its plan allows.
+func (a *Conversation) llmKeys(ctx context.Context, tenantID uuid.UUID, rows []store.LLMKey) (llm.Keys, error) {
+	if a.LLMKeys == nil {
+		return llm.Keys{}, nil
+	}
+	return a.LLMKeys.Keys(ctx, tenantID, rows)
 }
 
 // classifyLLMError decides whether Temporal should retry.

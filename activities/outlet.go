@@ -122,3 +122,26 @@ func slackError(op string, err error) error {
 	}
 	return fmt.Errorf("activities: deliver: %s: %w", op, err)
 }
+
+// PortalOutlet delivers to the portal's test chat. The channel has no
+// connection and nothing outside to post to: the message Deliver records is
+// the post, and the browser reads it from there. Its ID is the part's key,
+// so every attempt names the same message.
+type PortalOutlet struct{}
+
+// ConnectionID is "": the portal chat needs no token.
+func (PortalOutlet) ConnectionID(Address) string { return "" }
+
+// Split keeps the text whole: the chat shows any length.
+func (PortalOutlet) Split(text string) []string { return []string{text} }
+
+// Post has nothing to send; the recorded message is the delivery.
+func (PortalOutlet) Post(_ context.Context, _ Connection, _ Address, part Part) (string, error) {
+	return "portal:" + part.Key, nil
+}
+
+// Find reports the part as sent: posting has no effect outside the record
+// Deliver makes once the claim completes, so a pending claim only lacks that.
+func (PortalOutlet) Find(_ context.Context, _ Connection, _ Address, key string) (string, bool, error) {
+	return "portal:" + key, true, nil
+}

@@ -55,15 +55,21 @@ func (a *Conversation) Summarize(ctx context.Context, in SummarizeInput) (Summar
 	}
 	key := in.WorkflowID + ":" + strconv.Itoa(in.Turn) + ":summary"
 	var (
-		cv    store.Conversation
-		msgs  []store.Message
-		agent store.Agent
-		done  bool
+		cv      store.Conversation
+		msgs    []store.Message
+		agent   store.Agent
+		done    bool
+		keyRows []store.LLMKey
 	)
 	err = a.Store.WithTenant(ctx, tenantID, func(tx *store.Tx) error {
 		var err error
 		if done, err = tx.HasMemory(ctx, key); err != nil || done {
 			return err
+		}
+		if a.LLMKeys != nil {
+			if keyRows, err = tx.ListLLMKeys(ctx); err != nil {
+				return err
+			}
 		}
 		if cv, err = tx.GetConversation(ctx, convID); err != nil {
 			return err
@@ -94,7 +100,11 @@ func (a *Conversation) Summarize(ctx context.Context, in SummarizeInput) (Summar
 	if transcript == "" {
 		return SummarizeOutput{}, nil
 	}
-	resp, err := a.LLM.Complete(ctx, chain, llm.Request{System: summarySystem,
+	keys, err := a.llmKeys(ctx, tenantID, keyRows)
+	if err != nil {
+		return SummarizeOutput{}, fmt.Errorf("activities: summarize: %w", err)
+	}
+	resp, err := a.LLM.CompleteWith(ctx, keys, chain, llm.Request{System: summarySystem,
 		Messages: []llm.Message{{Role: llm.RoleUser, Content: transcript}}, MaxTokens: 400})
 	if err != nil {
 		return SummarizeOutput{}, classifyLLMError(err)
@@ -111,7 +121,7 @@ func (a *Conversation) Summarize(ctx context.Context, in SummarizeInput) (Summar
 		llmKey := in.WorkflowID + ":" + strconv.Itoa(in.Turn) + ":llm:summary"
 		if err := tx.AddUsage(ctx, store.Usage{AgentID: &agentID, ConversationID: &convID, Provider: resp.Provider,
 			Model: resp.Model, InputTokens: resp.Usage.InputTokens, OutputTokens: resp.Usage.OutputTokens,
-			CostMicroUSD: resp.CostMicroUSD, LatencyMS: int(latency), IdempotencyKey: llmKey}); err != nil {
+			CostMicroUSD: resp.CostMicroUSD, LatencyMS: int(latency), KeySource: resp.KeySource, IdempotencyKey: llmKey}); err != nil {
 			return err
 		}
 		if err := tx.AppendAudit(ctx, store.AuditEvent{Actor: "agent:" + agentID.String(), Action: store.AuditLLMCall,
@@ -119,7 +129,7 @@ func (a *Conversation) Summarize(ctx context.Context, in SummarizeInput) (Summar
 			WorkflowID: in.WorkflowID, IdempotencyKey: llmKey,
 			Data: map[string]any{"outcome": "ok", "purpose": "summary", "turn": in.Turn, "provider": resp.Provider, "model": resp.Model,
 				"input_tokens": resp.Usage.InputTokens, "output_tokens": resp.Usage.OutputTokens,
-				"cost_micro_usd": resp.CostMicroUSD, "latency_ms": latency}}); err != nil {
+				"cost_micro_usd": resp.CostMicroUSD, "latency_ms": latency, "key_source": resp.KeySource}}); err != nil {
 			return err
 		}
 		return tx.DeleteOlderSummaries(ctx, convID, key)

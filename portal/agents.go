@@ -311,6 +311,7 @@ func (p *Portal) loadAgent(c *gin.Context, tenant *store.Tenant) (store.Agent, b
 
 type agentShowData struct {
 	Agent         store.Agent
+	Chat          *chatView // the "try it" chat, for those who may use it
 	Channels      []store.ChannelConnection
 	Conversations []store.Conversation
 	Prompts       map[string]string
@@ -348,8 +349,13 @@ func (p *Portal) agentShow(c *gin.Context) {
 		p.fail(c, err)
 		return
 	}
-	p.render(c, http.StatusOK, "agents/show", &Page{Title: a.Name, Section: "agents", Tenant: tenant,
-		Crumbs: []Crumb{{"Agents", "/t/" + tenant.ID.String() + "/agents"}, {a.Name, ""}}, Data: d})
+	pg := &Page{Title: a.Name, Section: "agents", Tenant: tenant,
+		Crumbs: []Crumb{{"Agents", "/t/" + tenant.ID.String() + "/agents"}, {a.Name, ""}}, Data: &d}
+	p.fill(c, pg)
+	if pg.Can("write", "agents") {
+		d.Chat = p.chatFor(tenant, a, false)
+	}
+	p.render(c, http.StatusOK, "agents/show", pg)
 }
 
 func (p *Portal) agentEdit(c *gin.Context) {

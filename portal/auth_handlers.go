@@ -177,7 +177,10 @@ func (p *Portal) signUp(c *gin.Context) {
 		return
 	}
 	p.afterSignIn(c, user, "auth.sign_in")
-	p.back(c, "/t/"+tenant.ID.String(), "success", "Welcome to Konstruct! "+tenant.Name+" is ready. Start by designing your first agent.")
+	// A new organisation starts in the setup stepper: a channel, its agent,
+	// a first answer.
+	p.back(c, "/t/"+tenant.ID.String()+"/onboarding", "success",
+		"Welcome to Konstruct! Three short steps and your first AI employee is answering.")
 }
 
 type acceptData struct {

@@ -7,6 +7,7 @@ import (
 	"github.com/gin-gonic/gin"
 
 	"github.com/konstruct/konstruct/internal/apperr"
+	"github.com/konstruct/konstruct/internal/channel/slack"
 	"github.com/konstruct/konstruct/internal/designer"
 	"github.com/konstruct/konstruct/internal/store"
 )
@@ -24,6 +25,8 @@ type channelListData struct {
 	// Agents that declared a business function, the only ones that may
 	// answer on WhatsApp.
 	WhatsAppAgents []store.Agent
+	SlackOAuth     bool   // "Add to Slack" is set up on this server
+	Manifest       string // the Slack app manifest, filled in for this server
 }
 
 // channelsPage renders the Channels page: the connections and, for those who
@@ -32,7 +35,8 @@ type channelListData struct {
 func (p *Portal) channelsPage(c *gin.Context, tenant *store.Tenant, status int, form *Form) {
 	ctx := c.Request.Context()
 	d := channelListData{AgentNames: map[string]string{}, PublicURL: p.d.Config.PublicURL,
-		VerifyToken: p.d.Config.WhatsAppVerifyToken, WhatsAppConfigured: p.d.Config.WhatsAppAppSecret != ""}
+		VerifyToken: p.d.Config.WhatsAppVerifyToken, WhatsAppConfigured: p.d.Config.WhatsAppAppSecret != "",
+		SlackOAuth: p.slackOAuthEnabled(), Manifest: slack.Manifest(p.d.Config.PublicURL)}
 	var err error
 	if d.Agents, err = p.d.Designer.List(ctx, tenant.ID); err != nil {
 		p.fail(c, err)

@@ -95,12 +95,23 @@ func formValue(c *gin.Context, name string) (string, error) {
 	return c.Request.PostFormValue(name), nil
 }
 
-// secureHeaders sets the portal's security headers. The content security
-// policy allows only this site's own scripts and styles: no inline script.
+// contentSecurityPolicy allows only this site's own scripts and styles (no
+// inline script). Forms post to this site only — and, when "Add to Slack" is
+// set up, may end at Slack's consent page: browsers hold a form's redirects
+// to form-action too.
+func contentSecurityPolicy(slackAPIURL string, slackOAuth bool) string {
+	formAction := "'self'"
+	if u, err := url.Parse(slackAPIURL); slackOAuth && err == nil && u.Host != "" {
+		formAction += " " + u.Scheme + "://" + u.Host
+	}
+	return "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; " +
+		"connect-src 'self'; form-action " + formAction + "; frame-ancestors 'none'; base-uri 'none'; object-src 'none'"
+}
+
+// secureHeaders sets the portal's security headers.
 func (p *Portal) secureHeaders(c *gin.Context) {
 	h := c.Writer.Header()
-	h.Set("Content-Security-Policy", "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; "+
-		"connect-src 'self'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'; object-src 'none'")
+	h.Set("Content-Security-Policy", p.csp)
 	h.Set("X-Content-Type-Options", "nosniff")
 	h.Set("X-Frame-Options", "DENY")
 	h.Set("Referrer-Policy", "same-origin")

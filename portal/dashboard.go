@@ -2,6 +2,7 @@ package portal
 
 import (
 	"net/http"
+	"strconv"
 	"time"
 
 	"github.com/gin-gonic/gin"
@@ -19,8 +20,9 @@ type dashboardData struct {
 	Recent               []store.Conversation
 	AgentNames           map[string]string
 	AgentList            []store.Agent
-	Steps                []onboardingStep
+	Steps                []onboardingStep // the setup's steps, until it is complete
 	StepsDone            int
+	SetupURL             string // where to continue the setup
 }
 
 type onboardingStep struct {
@@ -83,18 +85,26 @@ func (p *Portal) dashboard(c *gin.Context) {
 	}
 	pg := &Page{Title: "Dashboard", Section: "dashboard", Tenant: tenant, Data: &d}
 	p.fill(c, pg)
-	base := "/t/" + tenant.ID.String()
-	d.Steps = []onboardingStep{
-		{Title: "Design your first agent", Text: "Give it a name, a role, instructions and the models it may use.",
-			URL: base + "/agents/new", Action: "Design an agent", Done: d.Agents > 0, Allowed: pg.Can("write", "agents")},
-		{Title: "Connect a channel", Text: "Route a Slack workspace or WhatsApp number to an agent so people can talk to it.",
-			URL: base + "/channels", Action: "See channels", Done: d.Channels > 0, Allowed: pg.Can("read", "channels")},
-		{Title: "Invite your team", Text: "Add admins who design agents and operators who watch conversations.",
-			URL: base + "/users", Action: "Invite people", Done: d.Members > 1 || d.PendingInvites > 0, Allowed: pg.Can("write", "invitations")},
-	}
-	for _, s := range d.Steps {
-		if s.Done {
-			d.StepsDone++
+	// Until the organisation is set up, the dashboard shows the setup
+	// stepper's progress to whoever can continue it.
+	if pg.Can("write", "agents") {
+		prog, err := p.d.Onboarding.Get(ctx, tenant.ID)
+		if err != nil {
+			p.fail(c, err)
+			return
+		}
+		if !prog.Completed {
+			setup := "/t/" + tenant.ID.String() + "/onboarding?step="
+			d.Steps = []onboardingStep{
+				{Title: "Connect a channel", Text: "Add Konstruct to your Slack workspace, or try the agent in the portal first.",
+					URL: setup + "1", Action: "Connect", Done: prog.ChannelDone, Allowed: true},
+				{Title: "Configure your agent", Text: "Its name, what it does and how it sounds, with a live preview of its instructions.",
+					URL: setup + "2", Action: "Configure", Done: prog.AgentDone, Allowed: true},
+				{Title: "Send a test message", Text: "Talk to it right here and watch the reply arrive.",
+					URL: setup + "3", Action: "Try it", Done: prog.TestDone, Allowed: prog.Agent != nil},
+			}
+			d.StepsDone = prog.Done()
+			d.SetupURL = setup + strconv.Itoa(prog.Next())
 		}
 	}
 	p.render(c, http.StatusOK, "dashboard", pg)

@@ -338,14 +338,8 @@ func (p *Portal) supportUpdate(c *gin.Context) {
 		for _, f := range fields { // the form asks in minutes
 			f.Field = strings.Replace(f.Field, "_seconds", "_minutes", 1)
 		}
-		d, derr := p.supportSettings(c, tenant.ID)
-		if derr != nil {
-			p.fail(c, derr)
-			return
-		}
-		p.render(c, http.StatusUnprocessableEntity, "settings", &Page{Title: "Settings", Section: "settings", Tenant: tenant, Data: d,
-			Form: &Form{Values: mergeValues(map[string]string{"name": tenant.Name}, values), Errors: fields,
-				Message: "The support settings were not saved."}})
+		p.settingsPage(c, tenant, http.StatusUnprocessableEntity, &Form{Values: mergeValues(map[string]string{"name": tenant.Name}, values),
+			Errors: fields, Message: "The support settings were not saved."}, "")
 		return
 	}
 	if err != nil {

@@ -241,6 +241,8 @@ func channelLabel(kind string) string {
 		return "Slack"
 	case store.ChannelWhatsApp:
 		return "WhatsApp"
+	case store.ChannelPortal:
+		return "Portal chat"
 	}
 	return kind
 }

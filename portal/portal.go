@@ -33,7 +33,10 @@ import (
 	"github.com/konstruct/konstruct/internal/escalation"
 	"github.com/konstruct/konstruct/internal/invitations"
 	"github.com/konstruct/konstruct/internal/knowledge"
+	"github.com/konstruct/konstruct/internal/llmkeys"
+	"github.com/konstruct/konstruct/internal/onboarding"
 	"github.com/konstruct/konstruct/internal/store"
+	"github.com/konstruct/konstruct/internal/testchat"
 	"github.com/konstruct/konstruct/internal/tools"
 )
 
@@ -51,6 +54,9 @@ type Deps struct {
 	Knowledge   *knowledge.Service
 	Escalations *escalation.Service // nil: one on Store (staff actions wait for the inbox's next poll)
 	Billing     *billing.Service    // the Billing and Costs pages, banners; nil: billing pages say it is off
+	LLMKeys     *llmkeys.Service    // the organisation's own model keys (Settings)
+	TestChat    *testchat.Service   // the "try it" chat
+	Onboarding  *onboarding.Service // the setup stepper
 	// SessionStore overrides the Postgres session store (tests).
 	SessionStore scs.Store
 }
@@ -62,13 +68,14 @@ type Portal struct {
 	views    *views
 	static   fs.FS
 	version  string // static assets' content hash, for cache busting
+	csp      string // the Content-Security-Policy of every page
 }
 
 // New parses every template and prepares the session manager. A broken
 // template fails here, at start-up.
 func New(d Deps) (*Portal, error) {
 	if d.Store == nil || d.Auth == nil || d.Authz == nil || d.Accounts == nil || d.Invitations == nil || d.Designer == nil ||
-		d.Knowledge == nil {
+		d.Knowledge == nil || d.LLMKeys == nil || d.TestChat == nil || d.Onboarding == nil {
 		return nil, errors.New("portal: missing dependencies")
 	}
 	if d.Logger == nil {
@@ -80,7 +87,7 @@ func New(d Deps) (*Portal, error) {
 	if d.Escalations == nil {
 		d.Escalations = &escalation.Service{Store: d.Store}
 	}
-	p := &Portal{d: d}
+	p := &Portal{d: d, csp: contentSecurityPolicy(d.Config.SlackAPIURL, d.Config.SlackClientID != "")}
 	var err error
 	if p.static, p.version, err = staticFiles(); err != nil {
 		return nil, err
@@ -154,6 +161,10 @@ func (p *Portal) routes() []route {
 		r(get, invitations.AcceptPath, authz.Public, p.acceptPage),
 		r(post, invitations.AcceptPath, authz.Public, p.accept),
 
+		// "Add to Slack" (OAuth v2): start, and where Slack sends the browser back.
+		r(get, "/slack/install", write(authz.ObjChannels), p.slackInstall),
+		r(get, "/slack/oauth/callback", write(authz.ObjChannels), p.slackCallback),
+
 		r(get, "/account", read(authz.ObjSelf), p.accountPage),
 		r(post, "/account/profile", write(authz.ObjSelf), p.updateProfile),
 		r(post, "/account/password", write(authz.ObjSelf), p.changePassword),
@@ -171,6 +182,11 @@ func (p *Portal) routes() []route {
 		r(get, ad+"/costs", read(authz.ObjPlatform), p.adminCosts),
 
 		r(get, t, read(authz.ObjTenant), p.dashboard),
+		r(get, t+"/onboarding", write(authz.ObjAgents), p.onboarding),
+		r(post, t+"/onboarding/slack", write(authz.ObjChannels), p.onboardingSlack),
+		r(post, t+"/onboarding/portal", write(authz.ObjAgents), p.onboardingPortal),
+		r(post, t+"/onboarding/agent", write(authz.ObjAgents), p.onboardingAgent),
+		r(post, t+"/onboarding/finish", write(authz.ObjAgents), p.onboardingFinish),
 		r(get, t+"/agents", read(authz.ObjAgents), p.agentList),
 		r(get, t+"/agents/new", write(authz.ObjAgents), p.agentNew),
 		r(post, t+"/agents", write(authz.ObjAgents), p.agentCreate),
@@ -184,6 +200,8 @@ func (p *Portal) routes() []route {
 		r(post, t+"/agents/:agent_id/tools", write(authz.ObjAgents), p.agentToolCreate),
 		r(post, t+"/agents/:agent_id/tools/:tool_id/delete", write(authz.ObjAgents), p.agentToolDelete),
 		r(post, t+"/agents/:agent_id/tools/:tool_id/enabled", write(authz.ObjAgents), p.agentToolEnabled),
+		r(post, t+"/agents/:agent_id/chat", write(authz.ObjAgents), p.chatSend),
+		r(get, t+"/agents/:agent_id/chat/events", write(authz.ObjAgents), p.chatEvents),
 
 		r(get, t+"/conversations", read(authz.ObjConversations), p.conversationList),
 		r(get, t+"/conversations/:conversation_id", read(authz.ObjConversations), p.conversationShow),
@@ -224,6 +242,8 @@ func (p *Portal) routes() []route {
 		r(get, t+"/settings", read(authz.ObjSettings), p.settings),
 		r(post, t+"/settings", write(authz.ObjTenant), p.settingsUpdate),
 		r(post, t+"/settings/support", write(authz.ObjSettings), p.supportUpdate),
+		r(post, t+"/settings/llm-keys/:provider", write(authz.ObjSettings), p.llmKeyPut),
+		r(post, t+"/settings/llm-keys/:provider/delete", write(authz.ObjSettings), p.llmKeyDelete),
 		r(get, t+"/activity", read(authz.ObjSettings), p.activity),
 	}
 }

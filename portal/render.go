@@ -388,6 +388,13 @@ func (p *Portal) forbiddenPage(c *gin.Context) {
 func (p *Portal) deny(c *gin.Context, d authz.Decision) {
 	switch d {
 	case authz.Unauthenticated:
+		if strings.HasPrefix(c.Request.URL.Path, "/slack/") {
+			// Slack's install links are followed, not browsed to: say why
+			// it stopped rather than send the person to sign in mid-install.
+			p.renderError(c, http.StatusUnauthorized, "Sign in to add Slack",
+				"You are not signed in (or your session ended), so Slack was not connected. Sign in, then press Add to Slack again.")
+			return
+		}
 		if c.Request.Method == http.MethodGet || c.Request.Method == http.MethodHead {
 			c.Redirect(http.StatusSeeOther, "/sign-in?next="+url.QueryEscape(c.Request.URL.RequestURI()))
 			return

@@ -7,6 +7,7 @@ import (
 	"github.com/gin-gonic/gin"
 
 	"github.com/konstruct/konstruct/internal/apperr"
+	"github.com/konstruct/konstruct/internal/llm"
 	"github.com/konstruct/konstruct/internal/store"
 )
 
@@ -15,13 +16,7 @@ func (p *Portal) settings(c *gin.Context) {
 	if !ok {
 		return
 	}
-	support, err := p.supportSettings(c, tenant.ID)
-	if err != nil {
-		p.fail(c, err)
-		return
-	}
-	p.render(c, http.StatusOK, "settings", &Page{Title: "Settings", Section: "settings", Tenant: tenant, Data: support,
-		Form: &Form{Values: mergeValues(map[string]string{"name": tenant.Name}, supportForm(support.Settings))}})
+	p.settingsPage(c, tenant, http.StatusOK, nil, "")
 }
 
 func (p *Portal) settingsUpdate(c *gin.Context) {
@@ -34,13 +29,7 @@ func (p *Portal) settingsUpdate(c *gin.Context) {
 	var fields apperr.Fields
 	switch {
 	case errors.As(err, &fields):
-		support, serr := p.supportSettings(c, tenant.ID)
-		if serr != nil {
-			p.fail(c, serr)
-			return
-		}
-		p.render(c, http.StatusUnprocessableEntity, "settings", &Page{Title: "Settings", Section: "settings", Tenant: tenant, Data: support,
-			Form: &Form{Values: mergeValues(supportForm(support.Settings), map[string]string{"name": name}), Errors: fields}})
+		p.settingsPage(c, tenant, http.StatusUnprocessableEntity, &Form{Values: map[string]string{"name": name}, Errors: fields}, "")
 	case err != nil:
 		p.fail(c, err)
 	default:
@@ -107,6 +96,14 @@ func describe(e store.AuditEvent) string {
 		return "created an API token"
 	case "channel.connect":
 		return "connected a " + channelLabel(str(d, "kind")) + " channel"
+	case "llm_key.add":
+		return "added the organisation's own " + llm.ProviderLabel(str(d, "provider")) + " key"
+	case "llm_key.rotate":
+		return "replaced the organisation's own " + llm.ProviderLabel(str(d, "provider")) + " key"
+	case "llm_key.remove":
+		return "removed the organisation's own " + llm.ProviderLabel(str(d, "provider")) + " key"
+	case "onboarding.complete":
+		return "finished setting up the organisation"
 	case "channel.disconnect":
 		return "disconnected the " + channelLabel(str(d, "kind")) + " channel " + str(d, "external_id")
 	case "support.update":

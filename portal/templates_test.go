@@ -19,6 +19,8 @@ import (
 	"github.com/konstruct/konstruct/internal/designer"
 	"github.com/konstruct/konstruct/internal/invitations"
 	"github.com/konstruct/konstruct/internal/knowledge"
+	"github.com/konstruct/konstruct/internal/llmkeys"
+	"github.com/konstruct/konstruct/internal/onboarding"
 	"github.com/konstruct/konstruct/internal/store"
 	"github.com/konstruct/konstruct/internal/tools"
 )
@@ -61,10 +63,10 @@ func samplePages(t *testing.T) map[string]any {
 		"sign_up":     nil,
 		"sign_out":    nil,
 		"accept":      &acceptData{Token: "tok", Pending: invitations.Pending{Invitation: inv, TenantName: evil}},
-		"dashboard":   &dashboardData{Agents: 1, ActiveAgents: 1, Conversations: store.ConversationCounts{Active: 1, Escalated: 2}, Usage: usage, Recent: []store.Conversation{conv}, AgentNames: map[string]string{aid.String(): agent.Name}, Steps: []onboardingStep{{Title: evil, Done: true}, {Title: "b", Allowed: true, URL: "/x"}}, StepsDone: 1},
+		"dashboard":   &dashboardData{Agents: 1, ActiveAgents: 1, Conversations: store.ConversationCounts{Active: 1, Escalated: 2}, Usage: usage, Recent: []store.Conversation{conv}, AgentNames: map[string]string{aid.String(): agent.Name}, Steps: []onboardingStep{{Title: evil, Done: true}, {Title: "b", Allowed: true, URL: "/x"}}, StepsDone: 1, SetupURL: "/t/x/onboarding?step=2"},
 		"agents/list": agentListData{Agents: []agentRow{{Agent: agent, Channels: 1, Conversations: 2}}},
 		"agents/form": d,
-		"agents/show": agentShowData{Agent: agent, Channels: []store.ChannelConnection{ch}, Conversations: []store.Conversation{conv}, Prompts: map[string]string{"slack": agents.SystemPrompt(agent, "slack")}},
+		"agents/show": agentShowData{Agent: agent, Chat: &chatView{Agent: agent, ChatID: "abcdefgh" + evil, SendURL: "/x", EventsURL: "/y"}, Channels: []store.ChannelConnection{ch}, Conversations: []store.Conversation{conv}, Prompts: map[string]string{"slack": agents.SystemPrompt(agent, "slack")}},
 		"agents/tools": agentToolsData{Agent: agent, Tools: []toolView{
 			{AgentTool: designer.AgentTool{Kind: designer.ToolBuiltin, Name: "current_time", Description: evil, Enabled: true}, Schema: `{"type": "object"}`},
 			{AgentTool: designer.AgentTool{Kind: designer.ToolHTTP, Name: "get_order", Description: evil, SideEffects: true, Enabled: true,
@@ -79,10 +81,21 @@ func samplePages(t *testing.T) map[string]any {
 		"usage":              sampleCosts(tid, aid, agent),
 		"billing":            sampleBilling(agent),
 		"admin/costs":        &adminCostsData{Query: costQuery{Range: "7d"}, Ranges: costRanges, Label: evil, Tenants: []store.TenantUsage{{TenantID: tid, TenantName: evil, PlanID: "pro", Status: "past_due", UsageTotals: usage}}, Top: usage.CostMicroUSD},
-		"settings":           &supportData{Settings: store.SupportSettings{SlackTeamID: "T0123", SlackChannelID: "C0SUPPORT", FirstResponse: 15 * time.Minute, HandBack: 2 * time.Hour, Saved: true}, Workspaces: []store.ChannelConnection{ch}},
 		"escalations/list":   &escalationListData{Rows: []escRow{{Handoff: handoff, AgentName: evil, SLA: "overdue", Waiting: 3 * time.Minute}}, Counts: store.HandoffCounts{Waiting: 1}, Filter: "open"},
 		"escalations/show": &escalationShowData{Row: escRow{Handoff: handoff, AgentName: evil, SLA: "waiting", Waiting: time.Minute}, Conversation: conv,
 			Messages: []store.Message{{ID: uuid.New(), Turn: 1, Role: "user", Content: evil, Author: evil, CreatedAt: now}, {ID: uuid.New(), Turn: 2, Role: "staff", Content: evil, Author: evil, CreatedAt: now}, {Turn: 2, Role: "system", Content: evil}}},
+		"settings": &settingsData{Support: &supportData{Settings: store.SupportSettings{SlackTeamID: "T0123", SlackChannelID: "C0SUPPORT", FirstResponse: 15 * time.Minute, HandBack: 2 * time.Hour, Saved: true}, Workspaces: []store.ChannelConnection{ch}}, Providers: []providerView{
+			{Provider: "openai", Label: evil, About: evil, KeyField: true, URLField: "optional", URLHint: evil, KeyHint: evil, FormErrors: true,
+				Key: &llmkeys.Key{Provider: "openai", Last4: "<b>1", BaseURL: "https://x/" + evil, Version: 3, ModelCount: 12, CheckedAt: now}},
+			{Provider: "anthropic", Label: "Anthropic", KeyField: true, Platform: true},
+			{Provider: "ollama", Label: "Ollama", URLField: "required"}}},
+		"onboarding": &onboardingData{Step: 2, Steps: []stepView{{N: 1, Title: evil, Short: evil, Done: true}, {N: 2, Title: "b", Current: true}, {N: 3}},
+			Progress: onboarding.Progress{Agent: &agent, Channels: []store.ChannelConnection{ch}, ChannelDone: true},
+			Agent:    &agent, SlackOAuth: true, SlackChannels: []store.ChannelConnection{ch}, AgentNames: map[string]string{aid.String(): evil},
+			Form:    onboarding.AgentForm{Name: evil, Role: evil, Persona: evil, Instructions: evil, Model: evil},
+			Preview: evil, PreviewChannel: "slack", Models: []string{evil, "openai/gpt-4o-mini"}, DefaultModels: []string{evil}, OwnKeys: []string{evil}},
+		"slack": &slackPageData{Status: 409, Kind: "conflict", Heading: evil, Message: evil, RetryURL: "/slack/install?x=" + evil,
+			BackURL: "/t/x", BackLabel: evil, ChannelsURL: "/t/x/channels", Manifest: evil},
 		"activity": &activityData{Events: []activityEvent{{AuditEvent: store.AuditEvent{Action: "agent.create", CreatedAt: now}, Who: evil, What: evil},
 			{AuditEvent: store.AuditEvent{Action: store.AuditLLMCall, WorkflowID: evil, CreatedAt: now}, Who: evil, What: evil, Details: evil}},
 			Agents: []store.Agent{agent}, Types: activityTypes, From: evil, To: evil, Type: evil, AgentID: evil, ConversationID: evil,

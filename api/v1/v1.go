@@ -21,6 +21,7 @@ import (
 	"github.com/konstruct/konstruct/internal/escalation"
 	"github.com/konstruct/konstruct/internal/invitations"
 	"github.com/konstruct/konstruct/internal/knowledge"
+	"github.com/konstruct/konstruct/internal/llmkeys"
 	"github.com/konstruct/konstruct/internal/store"
 )
 
@@ -29,15 +30,15 @@ import (
 // Designer: agents and channels), so each rule lives in one place; the
 // handlers decode requests and shape answers.
 type API struct {
-	Store       *store.Store // conversations, read directly
-	Auth        *auth.Service
-	Accounts    *accounts.Service
-	Invitations *invitations.Service
-	Designer    *designer.Service
-	Knowledge   *knowledge.Service
-	Escalations *escalation.Service
-
+	Store         *store.Store // conversations, read directly
+	Auth          *auth.Service
+	Accounts      *accounts.Service
+	Invitations   *invitations.Service
+	Designer      *designer.Service
+	Knowledge     *knowledge.Service
+	Escalations   *escalation.Service
 	Billing       *billing.Service // plans, subscriptions, budgets and usage; nil: those routes answer 503
+	LLMKeys       *llmkeys.Service
 	TemporalUIURL string
 	Namespace     string
 	Logger        *slog.Logger
@@ -128,6 +129,11 @@ func (a *API) Register(reg *authz.Registry, g *gin.RouterGroup) {
 	h(http.MethodPost, "/tenants/:tenant_id/billing/portal", authz.Write(authz.ObjBilling), a.createPortalSession)
 	h(http.MethodPut, "/tenants/:tenant_id/billing/budget", authz.Write(authz.ObjBilling), a.putBudget)
 	h(http.MethodGet, "/tenants/:tenant_id/usage", authz.Read(authz.ObjUsage), a.usage)
+
+	// Tenants' own LLM keys, with the organisation's other settings.
+	h(http.MethodGet, "/tenants/:tenant_id/llm-keys", authz.Read(authz.ObjSettings), a.listLLMKeys)
+	h(http.MethodPut, "/tenants/:tenant_id/llm-keys/:provider", authz.Write(authz.ObjSettings), a.putLLMKey)
+	h(http.MethodDelete, "/tenants/:tenant_id/llm-keys/:provider", authz.Write(authz.ObjSettings), a.deleteLLMKey)
 }
 
 // pathID parses a UUID path parameter; a malformed one names nothing (404).

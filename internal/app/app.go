@@ -31,10 +31,12 @@ import (
 	"github.com/konstruct/konstruct/internal/inbox"
 	"github.com/konstruct/konstruct/internal/knowledge"
 	"github.com/konstruct/konstruct/internal/llm"
+	"github.com/konstruct/konstruct/internal/llmkeys"
 	"github.com/konstruct/konstruct/internal/ratelimit"
 	"github.com/konstruct/konstruct/internal/secrets"
 	"github.com/konstruct/konstruct/internal/store"
 	"github.com/konstruct/konstruct/internal/tools"
+	"github.com/konstruct/konstruct/internal/tools/httptool"
 )
 
 // App holds the process's long-lived dependencies.
@@ -55,6 +57,12 @@ type App struct {
 	HTTP     *http.Client // for outside APIs: pooled, with timeouts
 	// Knowledge is the knowledge base; its kb_search is in Tools.
 	Knowledge *knowledge.Service
+	// LLMKeys are tenants' own LLM keys; its Plans says what each tenant's
+	// plan allows (every tenant everything until billing sets it).
+	LLMKeys *llmkeys.Service
+	// TenantHTTP calls URLs tenants chose (their own LLM servers), refusing
+	// the platform's internal addresses like HTTP tools do.
+	TenantHTTP *http.Client
 
 	pool *llm.Pool // built once: the worker's activities and the API's query embeddings share it
 
@@ -116,6 +124,10 @@ func New(ctx context.Context, cfg config.Config, logger *slog.Logger) (*App, err
 	a.Auth = auth.NewService(a.Store, a.Limiter, auth.Config{LoginAttemptsPerMinute: cfg.LoginAttemptsPerMinute}, logger)
 	a.Slack = slack.NewClient(cfg.SlackAPIURL, a.HTTP)
 	a.WhatsApp = whatsapp.NewClient(cfg.WhatsAppAPIURL, cfg.WhatsAppAPIVersion, a.HTTP)
+	a.TenantHTTP = httptool.NewGuardedHTTPClient(cfg.HTTPToolAllowCIDRs)
+	a.LLMKeys = &llmkeys.Service{Store: a.Store, Secrets: a.Secrets, Plans: planKeyPolicy{a}, HTTP: a.TenantHTTP,
+		DefaultBaseURLs: map[string]string{llm.ProviderOpenAI: cfg.OpenAIBaseURL, llm.ProviderAnthropic: cfg.AnthropicBaseURL},
+		Logger:          logger.With("component", "llmkeys")}
 	a.Tools = tools.Builtin()
 	a.Metrics = prometheus.NewRegistry()
 	a.Metrics.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
@@ -177,7 +189,7 @@ func (a *App) HTTPServer() *api.Server {
 		MaxUploadBytes: a.Config.MaxUploadBytes,
 		V1: &v1.API{
 			Store: a.Store, Auth: a.Auth, Accounts: svc.Accounts, Invitations: svc.Invitations, Designer: svc.Designer,
-			Knowledge: a.Knowledge, Billing: a.Billing(), TemporalUIURL: a.Config.TemporalUIURL, Namespace: a.Config.TemporalNamespace, Logger: a.Logger,
+			Knowledge: a.Knowledge, Billing: a.Billing(), LLMKeys: a.LLMKeys, TemporalUIURL: a.Config.TemporalUIURL, Namespace: a.Config.TemporalNamespace, Logger: a.Logger,
 			Escalations: a.escalationService(),
 		},
 	}, a.mounts(svc)...)

@@ -1,9 +1,14 @@
 package app
 
 import (
+	"context"
+
+	"github.com/google/uuid"
+
 	"github.com/konstruct/konstruct/api/webhooks"
 	"github.com/konstruct/konstruct/internal/billing"
 	"github.com/konstruct/konstruct/internal/config"
+	"github.com/konstruct/konstruct/internal/llmkeys"
 	"github.com/konstruct/konstruct/internal/mail"
 )
 
@@ -36,4 +41,14 @@ func (a *App) Billing() *billing.Service {
 func (a *App) stripeWebhook() *webhooks.Stripe {
 	return &webhooks.Stripe{Secret: a.Config.StripeWebhookSecret, Billing: a.Billing(), Store: a.Store, Wake: a.Inbox().Wake,
 		Metrics: a.slackWebhook().Metrics, Logger: a.Logger.With("component", "webhook", "source", "stripe")}
+}
+
+// planKeyPolicy lets the tenant's plan decide whose LLM keys its model calls
+// may use (llmkeys.Plans): its own where the plan allows bringing them, the
+// platform's while the plan pays for tokens and this month's are not used up.
+type planKeyPolicy struct{ app *App }
+
+func (p planKeyPolicy) LLMKeyPolicy(ctx context.Context, tenantID uuid.UUID) (llmkeys.Policy, error) {
+	own, platform, err := p.app.Billing().KeyPolicy(ctx, tenantID)
+	return llmkeys.Policy{OwnKeys: own, PlatformKeys: platform}, err
 }

@@ -39,6 +39,8 @@ func (a *App) newLLMPool() *llm.Pool {
 		BreakerCooldown: a.Config.LLMBreakerCooldown,
 		Metrics:         llm.NewMetrics(a.Metrics),
 		Logger:          a.Logger.With("component", "llm"),
+		// Tenants' own keys go to URLs tenants chose: guarded.
+		TenantHTTPClient: a.TenantHTTP,
 	})
 }
 
@@ -183,10 +185,11 @@ func (a *App) Worker() worker.Worker {
 		panic("app: mail: " + err.Error()) // config.Load validated both settings
 	}
 	acts := &activities.Conversation{
-		Store: a.Store, Secrets: a.Secrets, LLM: pool, Slack: a.Slack, Tools: a.Tools,
+		Store: a.Store, Secrets: a.Secrets, LLM: pool, LLMKeys: a.LLMKeys, Slack: a.Slack, Tools: a.Tools,
 		Outlets: map[string]activities.Outlet{
 			store.ChannelWhatsApp: &activities.WhatsAppOutlet{Client: a.WhatsApp, Store: a.Store, Mail: sender,
 				PublicURL: a.Config.PublicURL, Logger: a.Logger.With("component", "whatsapp")},
+			store.ChannelPortal: activities.PortalOutlet{},
 		},
 		HTTPTools: httptool.NewClient(httptool.Options{Allow: a.Config.HTTPToolAllowCIDRs,
 			MaxResponseBytes: a.Config.HTTPToolMaxResponseBytes}),

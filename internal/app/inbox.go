@@ -24,6 +24,7 @@ func (a *App) Inbox() *inbox.Dispatcher {
 			store.SourceWhatsApp:   conv,
 			store.SourceEscalation: escalation.InboxHandler{Client: a.Temporal},
 			store.SourceStripe:     a.Billing(),
+			store.SourcePortal:     conv, // the portal's test chat
 		}, inbox.Options{
 			Lease:   a.Config.InboxLease,
 			Metrics: inbox.NewMetrics(a.Metrics),

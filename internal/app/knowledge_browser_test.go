@@ -42,8 +42,8 @@ func TestBrowserKnowledgeUploadReadyQuery(t *testing.T) {
 	visit(t, ctx, h.URL+"/sign-up")
 	fill(t, ctx, map[string]string{"#name": "Kay Base", "#email": "kay@acme.test", "#organisation": "Acme Robotics",
 		"#password": "Knowledge-Is-Power-1597"})
-	submit(t, ctx, `button[type=submit]`, ".stats")
-	home := strings.TrimPrefix(location(t, ctx), h.URL)
+	submit(t, ctx, `button[type=submit]`, "[data-testid=stepper]") // a new organisation lands in the setup stepper
+	home := strings.TrimSuffix(strings.TrimPrefix(location(t, ctx), h.URL), "/onboarding")
 
 	// The navigation leads to the Knowledge page.
 	require.NoError(t, chromedp.Do(ctx, chromedp.Click(css(`[data-testid=nav-knowledge]`))))

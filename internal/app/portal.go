@@ -6,6 +6,8 @@ import (
 	"github.com/konstruct/konstruct/internal/designer"
 	"github.com/konstruct/konstruct/internal/invitations"
 	"github.com/konstruct/konstruct/internal/mail"
+	"github.com/konstruct/konstruct/internal/onboarding"
+	"github.com/konstruct/konstruct/internal/testchat"
 	"github.com/konstruct/konstruct/portal"
 )
 
@@ -43,7 +45,10 @@ func (a *App) portal(svc *Services) api.Mount {
 	p, err := portal.New(portal.Deps{
 		Config: a.Config, Logger: a.Logger, Store: a.Store, Auth: a.Auth, Authz: a.Authz, Tools: a.Tools,
 		Accounts: svc.Accounts, Invitations: svc.Invitations, Designer: svc.Designer,
-		Knowledge: a.Knowledge, Escalations: a.escalationService(), Billing: a.Billing(),
+		Knowledge: a.Knowledge, Escalations: a.escalationService(), Billing: a.Billing(), LLMKeys: a.LLMKeys,
+		TestChat: &testchat.Service{Store: a.Store, Limiter: a.Limiter, Wake: a.Inbox().Wake, Settings: a.ConversationSettings(),
+			TenantRatePerMinute: a.Config.TenantRatePerMinute},
+		Onboarding: &onboarding.Service{Store: a.Store, Designer: svc.Designer},
 	})
 	if err != nil {
 		panic("app: portal: " + err.Error())

@@ -109,6 +109,13 @@ func TestEveryRouteEveryRole(t *testing.T) {
 		if param == ":user_ref" {
 			return "U0FIXTURE" // an end user is a channel's user ID, with or without memories
 		}
+		if param == ":provider" { // an LLM provider the tenant has its own key for
+			require.NoError(t, h.app.Store.WithTenant(ctx, tenant, func(tx *store.Tx) error {
+				_, _, err := tx.PutLLMKey(ctx, store.LLMKey{Provider: "openai", Secret: []byte{1}, Last4: "abcd"})
+				return err
+			}))
+			return "openai"
+		}
 		var id uuid.UUID
 		require.NoError(t, h.app.Store.WithTenant(ctx, tenant, func(tx *store.Tx) error {
 			agent, err := tx.CreateAgent(ctx, store.Agent{Name: "Fixture " + tenant.String()[:8]})

@@ -1,6 +1,7 @@
 package app_test
 
 import (
+	"context"
 	"os"
 	"strings"
 	"testing"
@@ -10,6 +11,9 @@ import (
 	"github.com/google/uuid"
 	"github.com/stretchr/testify/require"
 
+	"github.com/konstruct/konstruct/internal/store"
+	"github.com/konstruct/konstruct/internal/testkit/fakellm"
+	"github.com/konstruct/konstruct/internal/testkit/fakeslack"
 	"github.com/konstruct/konstruct/internal/testkit/fakestripe"
 )
 
@@ -18,7 +22,17 @@ import (
 // saves a screenshot of each (KONSTRUCT_SCREENSHOTS=dir keeps them). It also
 // checks each page rendered without an error.
 func TestPortalScreenshots(t *testing.T) {
-	h := newHarness(t, fakestripe.New(t).Env()) // billing on, against stripe-mock
+	// Billing on, against stripe-mock; "Add to Slack" set up against a fake
+	// Slack; tenants' model keys checked against a fake provider on loopback.
+	sl := fakeslack.New(t)
+	sl.SetOAuthClient(oauthClientID, oauthClientSecret)
+	provider := fakellm.New(t, fakellm.WithAPIKey("sk-acme-own-key-7f3a"))
+	env := fakestripe.New(t).Env()
+	for k, v := range map[string]string{"KONSTRUCT_SLACK_API_URL": sl.URL(), "KONSTRUCT_SLACK_CLIENT_ID": oauthClientID,
+		"KONSTRUCT_SLACK_CLIENT_SECRET": oauthClientSecret, "KONSTRUCT_HTTP_TOOL_ALLOW_CIDRS": "127.0.0.1/32"} {
+		env[k] = v
+	}
+	h := newHarness(t, env)
 	ctx := newChrome(t, 1440, 900)
 	shot := newShots(t)
 
@@ -30,8 +44,19 @@ func TestPortalScreenshots(t *testing.T) {
 	submit(t, ctx, `button[type=submit]`, ".field-error")
 	shot.take(ctx, "sign-up-errors")
 	fill(t, ctx, map[string]string{"#password": "Analytical-Engine-1843"})
-	submit(t, ctx, `button[type=submit]`, ".stats")
-	home := strings.TrimPrefix(location(t, ctx), h.URL)
+	submit(t, ctx, `button[type=submit]`, "[data-testid=stepper]")
+	home := strings.TrimSuffix(strings.TrimPrefix(location(t, ctx), h.URL), "/onboarding")
+	shot.take(ctx, "onboarding-1-channel")
+	// The agent step: defaults filled in; a name left out is pointed at.
+	visit(t, ctx, h.URL+home+"/onboarding?step=2")
+	shot.take(ctx, "onboarding-2-agent")
+	fill(t, ctx, map[string]string{"#name": " "})
+	submit(t, ctx, `[data-testid=save-agent-step]`, ".field-error")
+	shot.take(ctx, "onboarding-2-agent-errors")
+	visit(t, ctx, h.URL+home+"/onboarding?step=3")
+	shot.take(ctx, "onboarding-3-test")
+	visit(t, ctx, h.URL+home)
+	require.Equal(t, 1, count(t, ctx, "[data-testid=setup-progress]"), "the dashboard shows the setup until it is done")
 	shot.take(ctx, "dashboard-new")
 	visit(t, ctx, h.URL+home+"/agents")
 	shot.take(ctx, "agents-empty")
@@ -77,12 +102,50 @@ func TestPortalScreenshots(t *testing.T) {
 		chromedp.WaitVisible(css("dialog.modal"))))
 	shot.take(ctx, "confirm-dialog")
 
+	// Add to Slack: Slack's consent page; cancelled; a workspace another
+	// organisation has.
+	sl.AddWorkspace("T0ACMEHQ", "xoxb-acme-hq", "U0ACMEBOT")
+	sl.SetTeamName("T0ACMEHQ", "Acme HQ")
+	sl.SetInstallWorkspace("T0ACMEHQ")
+	visit(t, ctx, h.URL+home+"/channels")
+	submit(t, ctx, `[data-testid=add-to-slack]`, "#slack-allow")
+	shot.take(ctx, "slack-consent")
+	submit(t, ctx, "#slack-cancel", "[data-testid=slack-result]")
+	require.Contains(t, text(t, ctx, "h1"), "Slack was not connected")
+	shot.take(ctx, "slack-denied")
+	other := h.browser()
+	otherTenant := uuid.MustParse(strings.TrimPrefix(other.signUp("bo@globex.test", "Bo", "Globex"), "/t/"))
+	globex := seedAgents(t, h, otherTenant, "Gus")[0]
+	require.NoError(t, h.app.Store.WithTenant(context.Background(), otherTenant, func(tx *store.Tx) error {
+		_, err := tx.UpsertChannelConnection(context.Background(), store.ChannelConnection{AgentID: globex.ID, Kind: store.ChannelSlack,
+			ExternalID: "T0ACMEHQ", DisplayName: "Acme HQ", Secret: []byte("sealed")})
+		return err
+	}))
+	visit(t, ctx, h.URL+home+"/channels")
+	submit(t, ctx, `[data-testid=add-to-slack]`, "#slack-allow")
+	submit(t, ctx, "#slack-allow", "[data-testid=slack-result]")
+	require.Contains(t, text(t, ctx, "h1"), "belongs to another organisation")
+	shot.take(ctx, "slack-conflict")
+
+	// Model keys: one the provider refuses, then one it accepts.
+	visit(t, ctx, h.URL+home+"/settings")
+	fill(t, ctx, map[string]string{"#openai-key": "sk-acme-wrong-key-0000", "#openai-url": provider.OpenAIBaseURL()})
+	submit(t, ctx, `[data-testid=save-openai]`, "[data-testid=provider-openai] .field-error")
+	require.Contains(t, text(t, ctx, "[data-testid=provider-openai] .field-error"), "OpenAI refused this key")
+	shot.take(ctx, "settings-model-key-refused")
+	fill(t, ctx, map[string]string{"#openai-key": "sk-acme-own-key-7f3a", "#openai-url": provider.OpenAIBaseURL()})
+	submit(t, ctx, `[data-testid=save-openai]`, "[data-testid=remove-openai]")
+	require.Contains(t, text(t, ctx, "[data-testid=provider-openai] [data-testid=key-state]"), "Your key ••••7f3a")
+	shot.take(ctx, "settings-model-keys")
+
 	// Phone width.
 	mctx := newChrome(t, 390, 844)
 	visit(t, mctx, h.URL+"/sign-in")
 	fill(t, mctx, map[string]string{"#email": "ada@acme.test", "#password": "Analytical-Engine-1843"})
 	submit(t, mctx, `button[type=submit]`, ".stats")
 	shot.take(mctx, "mobile-dashboard")
+	visit(t, mctx, h.URL+home+"/onboarding?step=1")
+	shot.take(mctx, "mobile-onboarding")
 	visit(t, mctx, h.URL+home+"/conversations/"+s.Conversations[0].ID.String())
 	shot.take(mctx, "mobile-transcript")
 	require.NoError(t, chromedp.Do(mctx, chromedp.Click(css(".menu-toggle")), chromedp.Sleep(400*time.Millisecond)))

@@ -150,6 +150,35 @@ func (s *Service) Limits(ctx context.Context, tenantID uuid.UUID) (Limits, error
 	return l, nil
 }
 
+// KeyPolicy says whether a tenant's model calls may use its own LLM keys
+// (the plan allows bringing them) and the platform's (the plan pays for
+// tokens, and this month's are not used up). Without billing, both.
+func (s *Service) KeyPolicy(ctx context.Context, tenantID uuid.UUID) (own, platform bool, err error) {
+	if !s.Enforced() {
+		return true, true, nil
+	}
+	err = s.Store.WithTenant(ctx, tenantID, func(tx *store.Tx) error {
+		plan, _, err := s.effective(ctx, tx, tenantID)
+		if err != nil {
+			return err
+		}
+		own = plan.BYOKeys
+		platform = plan.PlatformTokensPerMonth == nil
+		if !platform && *plan.PlatformTokensPerMonth > 0 {
+			counts, err := tx.CountBilling(ctx, tenantID, s.now())
+			if err != nil {
+				return err
+			}
+			platform = counts.Tokens < *plan.PlatformTokensPerMonth
+		}
+		return nil
+	})
+	if err != nil {
+		return false, false, fmt.Errorf("billing: key policy: %w", err)
+	}
+	return own, platform, nil
+}
+
 func (s *Service) effective(ctx context.Context, tx *store.Tx, tenantID uuid.UUID) (store.Plan, string, error) {
 	acct, err := tx.GetBillingAccount(ctx, tenantID)
 	if err != nil {

@@ -20,8 +20,11 @@ type Call struct {
 	Key            string // the call's usage idempotency key, <workflowID>:<turn>:llm:<call>
 	TurnKey        string // <workflowID>:<turn>
 	FirstOfTurn    bool   // the turn's first call: the message allowance is checked once per message
-	Chain          []string
-	Request        llm.Request
+	// OwnKeys: the call can run on the tenant's own LLM keys, so the plan's
+	// platform-paid tokens being used up does not stop it.
+	OwnKeys bool
+	Chain   []string
+	Request llm.Request
 }
 
 // Refusal kinds.
@@ -147,7 +150,7 @@ func (s *Service) checkAllowance(ctx context.Context, c Call) (*Refusal, error) 
 		// The message being answered is already counted.
 		case plan.MessagesPerMonth != nil && counts.Messages > int64(*plan.MessagesPerMonth):
 			what = fmt.Sprintf("the %s plan's %d messages this month are used up", plan.Name, *plan.MessagesPerMonth)
-		case plan.PlatformTokensPerMonth != nil && counts.Tokens >= *plan.PlatformTokensPerMonth:
+		case plan.PlatformTokensPerMonth != nil && counts.Tokens >= *plan.PlatformTokensPerMonth && !c.OwnKeys:
 			what = fmt.Sprintf("the %s plan's %d model tokens this month are used up", plan.Name, *plan.PlatformTokensPerMonth)
 		default:
 			return nil

@@ -3,6 +3,7 @@ package designer
 import (
 	"context"
 	"errors"
+	"fmt"
 	"regexp"
 	"strings"
 
@@ -16,9 +17,11 @@ import (
 )
 
 // SlackVerifier checks a bot token with Slack before a workspace is
-// connected (*slack.Client does, with auth.test).
+// connected (*slack.Client does, with auth.test), and trades the code of an
+// "Add to Slack" install for the workspace's bot token (oauth.v2.access).
 type SlackVerifier interface {
 	AuthTest(ctx context.Context, token string) (slack.AuthInfo, error)
+	OAuthExchange(ctx context.Context, clientID, clientSecret, code, redirectURI string) (slack.OAuthResult, error)
 }
 
 // ListChannels returns a tenant's channel connections, without their
@@ -88,7 +91,62 @@ func (s *Service) ConnectSlack(ctx context.Context, p authz.Principal, tenantID 
 		return store.ChannelConnection{}, apperr.Fields{
 			apperr.Invalid("team_id", "the bot token belongs to team "+info.TeamID+", not "+team)}
 	}
-	secret, err := s.Secrets.Seal([]byte(token), store.SecretAAD(tenantID, store.ChannelSlack, team))
+	return s.storeSlack(ctx, p, tenantID, agentID, slackWorkspace{team: team, name: info.Team, botUser: info.BotUserID, token: token, via: "token"})
+}
+
+// SlackInstall is an "Add to Slack" install coming back from Slack: the
+// code to trade for the bot token, the redirect URI it was issued for, and
+// the agent the workspace's messages go to.
+type SlackInstall struct {
+	ClientID, ClientSecret string
+	Code, RedirectURI      string
+	AgentID                uuid.UUID
+}
+
+// InstallSlack completes an "Add to Slack" (OAuth v2) install: it trades the
+// code for the workspace's bot token with oauth.v2.access, then connects the
+// workspace to the agent under the same rules as ConnectSlack (sealed token,
+// re-install updates it in place, another tenant's workspace is a conflict,
+// audited). A code Slack refuses is a 422 naming "code"; Slack unreachable,
+// unavailable.
+func (s *Service) InstallSlack(ctx context.Context, p authz.Principal, tenantID uuid.UUID, in SlackInstall) (store.ChannelConnection, error) {
+	if s.Slack == nil || s.Secrets == nil {
+		return store.ChannelConnection{}, errors.New("designer: install Slack: no Slack client or secret box configured")
+	}
+	res, err := s.Slack.OAuthExchange(ctx, in.ClientID, in.ClientSecret, in.Code, in.RedirectURI)
+	if err != nil {
+		if slack.IsPermanent(err) {
+			return store.ChannelConnection{}, apperr.Fields{
+				apperr.Invalid("code", "Slack refused the installation ("+slackCode(err)+")").Wrap(err)}
+		}
+		return store.ChannelConnection{}, apperr.Unavailable("Slack could not be reached to finish the installation; try again").Wrap(err)
+	}
+	if !slackTeamID.MatchString(res.TeamID) {
+		return store.ChannelConnection{}, fmt.Errorf("designer: install Slack: Slack answered team ID %q", res.TeamID)
+	}
+	return s.storeSlack(ctx, p, tenantID, in.AgentID, slackWorkspace{team: res.TeamID, name: res.TeamName, botUser: res.BotUserID,
+		token: res.BotToken, via: "oauth"})
+}
+
+// slackCode is Slack's error code, or what went wrong when it sent none.
+func slackCode(err error) string {
+	if c := slack.ErrorCode(err); c != "" {
+		return c
+	}
+	return err.Error()
+}
+
+// slackWorkspace is a workspace Slack confirmed, with its bot token.
+type slackWorkspace struct {
+	team, name, botUser, token string
+	via                        string // token (pasted) or oauth (Add to Slack)
+}
+
+// storeSlack seals the workspace's token, bound to the tenant and team, and
+// connects the workspace to the agent (re-pointing and re-keying it in place
+// when this tenant connected it before), audited, in one transaction.
+func (s *Service) storeSlack(ctx context.Context, p authz.Principal, tenantID, agentID uuid.UUID, w slackWorkspace) (store.ChannelConnection, error) {
+	secret, err := s.Secrets.Seal([]byte(w.token), store.SecretAAD(tenantID, store.ChannelSlack, w.team))
 	if err != nil {
 		return store.ChannelConnection{}, err
 	}
@@ -104,7 +162,7 @@ func (s *Service) ConnectSlack(ctx context.Context, p authz.Principal, tenantID 
 			return err
 		}
 		// Re-pointing a workspace this tenant already has takes no new place.
-		if _, err := tx.GetChannelByExternalID(ctx, store.ChannelSlack, team); errors.Is(err, store.ErrNotFound) {
+		if _, err := tx.GetChannelByExternalID(ctx, store.ChannelSlack, w.team); errors.Is(err, store.ErrNotFound) {
 			if err := s.checkPlan(ctx, tx, tenantID, PlanChannels); err != nil {
 				return err
 			}
@@ -112,7 +170,7 @@ func (s *Service) ConnectSlack(ctx context.Context, p authz.Principal, tenantID 
 			return err
 		}
 		conn, err = tx.UpsertChannelConnection(ctx, store.ChannelConnection{AgentID: agentID, Kind: store.ChannelSlack,
-			ExternalID: team, DisplayName: info.Team, BotUserID: info.BotUserID, Secret: secret})
+			ExternalID: w.team, DisplayName: w.name, BotUserID: w.botUser, Secret: secret})
 		if errors.Is(err, store.ErrConflict) {
 			return apperr.Conflict("this Slack workspace is already connected to another Konstruct account").Wrap(err)
 		}
@@ -120,7 +178,7 @@ func (s *Service) ConnectSlack(ctx context.Context, p authz.Principal, tenantID 
 			return err
 		}
 		return tx.AppendAudit(ctx, store.AuditEvent{Actor: actor(p), Action: "channel.connect", TargetType: "channel",
-			TargetID: conn.ID.String(), Data: map[string]any{"kind": store.ChannelSlack, "team_id": team}})
+			TargetID: conn.ID.String(), Data: map[string]any{"kind": store.ChannelSlack, "team_id": w.team, "via": w.via}})
 	})
 	conn.Secret = nil
 	if err != nil {

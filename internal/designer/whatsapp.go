@@ -117,6 +117,14 @@ func (s *Service) ConnectWhatsApp(ctx context.Context, p authz.Principal, tenant
 		if err := requireBusinessFunction(ctx, tx, agentID); err != nil {
 			return err
 		}
+		// Re-pointing a number this tenant already has takes no new place.
+		if _, err := tx.GetChannelByExternalID(ctx, store.ChannelWhatsApp, number); errors.Is(err, store.ErrNotFound) {
+			if err := s.checkPlan(ctx, tx, tenantID, PlanChannels); err != nil {
+				return err
+			}
+		} else if err != nil {
+			return err
+		}
 		var err error
 		conn, err = tx.UpsertChannelConnection(ctx, store.ChannelConnection{AgentID: agentID, Kind: store.ChannelWhatsApp,
 			ExternalID: number, DisplayName: truncate(display, 200), Secret: secret, WABAID: waba,

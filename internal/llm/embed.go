@@ -63,7 +63,7 @@ func (p *Pool) Embed(ctx context.Context, chain []string, inputs []string) (Embe
 		}
 		provider, model, _ := splitModel(entry) // checked above
 		var resp EmbedResponse
-		err, a := p.try(ctx, provider, model, attempts, true, func(actx context.Context, pr Provider) error {
+		err, a := p.try(ctx, p.members[provider], provider, model, attempts, true, func(actx context.Context, pr Provider) error {
 			e, ok := pr.(Embedder)
 			if !ok {
 				return &Error{Kind: KindRequest, Provider: provider, Model: model,
@@ -100,7 +100,7 @@ func (p *Pool) Embed(ctx context.Context, chain []string, inputs []string) (Embe
 				"provider", provider, "model", model, "outcome", a.Outcome, "error", err.Error(), "next", chain[i+1])
 		}
 	}
-	return EmbedResponse{}, exhausted(chain, attempts, errs)
+	return EmbedResponse{}, exhausted(Keys{}, chain, attempts, errs)
 }
 
 // checkVectors refuses an answer that cannot be stored: a server that
@@ -177,24 +177,31 @@ func (p *ollamaProvider) Embed(ctx context.Context, model string, inputs []strin
 
 // try runs one chain entry through the checks every call shares (configured,
 // credentials not already rejected in this chain, circuit closed), bounded by
-// the attempt timeout, and says how it went; earlier holds the attempts made
+// the attempt timeout, and says how it went; m is the platform's or a
+// tenant's client for provider (nil: none), earlier holds the attempts made
 // so far in this chain.
-func (p *Pool) try(ctx context.Context, provider, model string, earlier []Attempt, embed bool, call func(context.Context, Provider) error) (*Error, Attempt) {
-	a := Attempt{Provider: provider, Model: model}
+func (p *Pool) try(ctx context.Context, m *member, provider, model string, earlier []Attempt, embed bool, call func(context.Context, Provider) error) (*Error, Attempt) {
+	a := Attempt{Provider: provider, Model: model, KeySource: KeyPlatform}
+	if m != nil {
+		a.KeySource = m.source
+	}
 	start := time.Now()
 	skip := func(outcome string, e *Error) (*Error, Attempt) {
 		a.Outcome, a.Err, a.Skipped, a.Duration = outcome, e.Error(), true, time.Since(start)
 		return e, a
 	}
 
-	m := p.members[provider]
 	if m == nil || !m.configured {
-		return skip(OutcomeNotConfigured, notConfigured(provider, model))
+		e := notConfigured(provider, model)
+		if m != nil && m.why != "" {
+			e.Message = m.why
+		}
+		return skip(OutcomeNotConfigured, e)
 	}
 	for _, e := range earlier {
-		if e.Provider == provider && e.Outcome == OutcomeAuth {
+		if e.Provider == provider && e.KeySource == a.KeySource && e.Outcome == OutcomeAuth {
 			return skip(OutcomeAuth, &Error{Kind: KindAuth, Provider: provider, Model: model,
-				Message: "skipped: the provider rejected our credentials earlier in this chain"})
+				Message: "skipped: the provider rejected this key earlier in this chain"})
 		}
 	}
 	br := m.breaker

@@ -90,6 +90,7 @@ type Response struct {
 	Usage           Usage
 	CostMicroUSD    int64     // from the pricing table; 0 for unknown models
 	Attempts        []Attempt // every chain entry tried, in order, for audit and metrics
+	KeySource       string    // whose key paid: KeyPlatform or KeyTenant
 }
 
 // Attempt outcomes; they are also the "outcome" label of the calls metric.
@@ -112,6 +113,24 @@ type Attempt struct {
 	// Skipped is set when the provider was not called: its circuit is open, it
 	// is not configured, or it already rejected our credentials in this chain.
 	Skipped bool
+	// KeySource is whose key the attempt used: KeyPlatform or KeyTenant.
+	KeySource string
+}
+
+// Whose key a call used.
+const (
+	KeyPlatform = "platform"
+	KeyTenant   = "tenant"
+)
+
+// Keys say whose keys a call may use: the tenant's own, by provider, and the
+// platform's where the tenant's plan allows. The zero value uses the
+// platform's keys only.
+type Keys struct {
+	TenantID string
+	Own      map[string]Credentials // by provider
+	// NoPlatform: the tenant's plan does not allow the platform's keys.
+	NoPlatform bool
 }
 
 // Provider adapts one vendor API. Complete returns an *Error on failure so

@@ -5,8 +5,10 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"net/http"
 	"slices"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/sony/gobreaker/v2"
@@ -19,6 +21,13 @@ type PoolConfig struct {
 	BreakerCooldown time.Duration // how long a circuit stays open before a half-open probe (default 30s)
 	Metrics         *Metrics      // may be nil
 	Logger          *slog.Logger  // may be nil: slog.Default()
+	// TenantHTTPClient carries the calls made with tenants' own keys, to
+	// URLs tenants chose: the wiring passes a client that refuses the
+	// platform's internal addresses. nil: an unguarded client (tests).
+	TenantHTTPClient *http.Client
+	// MaxTenantClients bounds the cache of tenants' provider clients
+	// (default 10000): one per tenant and provider.
+	MaxTenantClients int
 }
 
 // Pool completes requests along a chain of models, falling back from one to
@@ -27,12 +36,23 @@ type Pool struct {
 	members map[string]*member
 	cfg     PoolConfig
 	log     *slog.Logger
+
+	// Tenants' own provider clients, by tenant and provider, each with the
+	// key version it was built for and a circuit of its own: one tenant's
+	// failing endpoint never opens the platform's circuit, nor another's.
+	tmu     sync.RWMutex
+	tenants map[string]*member
 }
 
 type member struct {
 	provider   Provider
 	configured bool
-	breaker    *breaker
+	// Why it is not configured, when the usual "set KONSTRUCT_..." would be
+	// wrong (a tenant's plan, a key that cannot be decrypted).
+	why     string
+	source  string // KeyPlatform or KeyTenant
+	version int    // the tenant key's version (tenant members)
+	breaker *breaker
 	// embedBreaker is the circuit of the provider's embedding endpoint: an
 	// embedding outage must not stop chat, nor the reverse.
 	embedBreaker *breaker
@@ -52,7 +72,13 @@ func NewPool(providers []Provider, cfg PoolConfig) *Pool {
 	if cfg.BreakerCooldown <= 0 {
 		cfg.BreakerCooldown = 30 * time.Second
 	}
-	p := &Pool{members: make(map[string]*member, len(providers)), cfg: cfg, log: cfg.Logger}
+	if cfg.TenantHTTPClient == nil {
+		cfg.TenantHTTPClient = newHTTPClient()
+	}
+	if cfg.MaxTenantClients <= 0 {
+		cfg.MaxTenantClients = 10000
+	}
+	p := &Pool{members: make(map[string]*member, len(providers)), cfg: cfg, log: cfg.Logger, tenants: map[string]*member{}}
 	if p.log == nil {
 		p.log = slog.Default()
 	}
@@ -61,7 +87,7 @@ func NewPool(providers []Provider, cfg PoolConfig) *Pool {
 			continue
 		}
 		name := pr.Name()
-		m := &member{provider: pr, configured: true}
+		m := &member{provider: pr, configured: true, source: KeyPlatform}
 		if c, ok := pr.(configurable); ok {
 			m.configured = c.Configured()
 		}
@@ -98,11 +124,20 @@ func (p *Pool) Configured() []string {
 	return names
 }
 
-// Complete asks the models of chain in order until one answers.
+// Complete asks the models of chain in order until one answers, with the
+// platform's keys. It is CompleteWith without a tenant's own keys.
+func (p *Pool) Complete(ctx context.Context, chain []string, req Request) (Response, error) {
+	return p.CompleteWith(ctx, Keys{}, chain, req)
+}
+
+// CompleteWith asks the models of chain in order until one answers. For
+// each model it tries the tenant's own key for its provider first (keys.Own),
+// then the platform's key unless the tenant's plan forbids it
+// (keys.NoPlatform); the Response and every Attempt say whose key was used.
 //
-//   - KindUnavailable (outage, throttling, timeout, open circuit): next model.
-//   - KindAuth (401/402/403): next model of another provider; later models of
-//     the same provider are skipped, since they share the rejected key.
+//   - KindUnavailable (outage, throttling, timeout, open circuit): next key or model.
+//   - KindAuth (401/402/403): next key or model; later models of the same
+//     provider with the same key are skipped, since they share the rejected key.
 //   - KindNotConfigured: skipped.
 //   - KindRequest: returned at once; the request would fail everywhere.
 //   - The caller's context ending: returned at once as KindCanceled.
@@ -110,54 +145,127 @@ func (p *Pool) Configured() []string {
 // When nothing answers, the *Error wraps every attempt's error and its Kind
 // is KindUnavailable if any model was unavailable (retrying later may work),
 // else KindAuth, else KindNotConfigured. Errors carry Attempts too.
-func (p *Pool) Complete(ctx context.Context, chain []string, req Request) (Response, error) {
+func (p *Pool) CompleteWith(ctx context.Context, keys Keys, chain []string, req Request) (Response, error) {
 	if err := p.checkChain(chain); err != nil {
 		return Response{}, err
+	}
+	if len(keys.Own) > 0 && keys.TenantID == "" {
+		return Response{}, &Error{Kind: KindRequest, Message: "a tenant's own keys were given without the tenant's ID"}
 	}
 	attempts := make([]Attempt, 0, len(chain))
 	var errs []error
 	for i, entry := range chain {
-		if ctx.Err() != nil {
-			return Response{}, canceled(ctx, attempts)
-		}
 		provider, model, _ := splitModel(entry) // checked above
-		resp, err, a := p.attempt(ctx, provider, model, req, attempts)
-		attempts = append(attempts, a)
-		p.cfg.Metrics.attempt(a)
-		if err == nil {
-			resp.Provider, resp.Model = provider, model
-			resp.CostMicroUSD = cost(provider, model, resp.Usage)
-			resp.Attempts = attempts
-			p.cfg.Metrics.answered(resp)
-			return resp, nil
-		}
-		switch err.Kind {
-		case KindCanceled:
-			return Response{}, canceled(ctx, attempts)
-		case KindRequest:
-			err.Attempts = attempts
-			return Response{}, err
-		}
-		errs = append(errs, err)
-		if i+1 < len(chain) {
-			p.cfg.Metrics.fallback(provider, model)
-			p.log.Warn("llm: falling back to the next model",
-				"provider", provider, "model", model, "outcome", a.Outcome, "error", err.Error(), "next", chain[i+1])
+		cands := p.candidates(keys, provider)
+		for j, m := range cands {
+			if ctx.Err() != nil {
+				return Response{}, canceled(ctx, attempts)
+			}
+			resp, err, a := p.attempt(ctx, m, provider, model, req, attempts)
+			attempts = append(attempts, a)
+			p.cfg.Metrics.attempt(a)
+			if err == nil {
+				resp.Provider, resp.Model, resp.KeySource = provider, model, a.KeySource
+				resp.CostMicroUSD = cost(provider, model, resp.Usage)
+				resp.Attempts = attempts
+				p.cfg.Metrics.answered(resp)
+				return resp, nil
+			}
+			switch err.Kind {
+			case KindCanceled:
+				return Response{}, canceled(ctx, attempts)
+			case KindRequest:
+				err.Attempts = attempts
+				return Response{}, err
+			}
+			errs = append(errs, err)
+			switch {
+			case j+1 < len(cands):
+				p.log.Warn("llm: falling back to the platform's key", "tenant_id", keys.TenantID,
+					"provider", provider, "model", model, "outcome", a.Outcome, "error", err.Error())
+			case i+1 < len(chain):
+				p.cfg.Metrics.fallback(provider, model)
+				p.log.Warn("llm: falling back to the next model",
+					"provider", provider, "model", model, "outcome", a.Outcome, "error", err.Error(), "next", chain[i+1])
+			}
 		}
 	}
-	return Response{}, exhausted(chain, attempts, errs)
+	return Response{}, exhausted(keys, chain, attempts, errs)
+}
+
+// candidates lists the members to try for provider, in order: the tenant's
+// own key, then the platform's (or, when the plan forbids the platform's
+// keys and the tenant has none, a member that explains it).
+func (p *Pool) candidates(keys Keys, provider string) []*member {
+	var out []*member
+	if c, ok := keys.Own[provider]; ok {
+		out = append(out, p.tenantMember(keys.TenantID, c))
+	}
+	switch {
+	case !keys.NoPlatform:
+		out = append(out, p.members[provider])
+	case len(out) == 0:
+		out = append(out, &member{source: KeyPlatform, why: "the organisation's plan does not include the platform's " +
+			ProviderLabel(provider) + " models: add your own " + ProviderLabel(provider) + " key in the portal (Settings)"})
+	}
+	return out
+}
+
+// tenantMember returns the cached client for a tenant's key, building it
+// (with a circuit of its own) when the tenant has none or rotated its key.
+func (p *Pool) tenantMember(tenantID string, c Credentials) *member {
+	if c.Unusable != "" {
+		return &member{source: KeyTenant, version: c.Version, why: c.Unusable}
+	}
+	k := tenantID + "/" + c.Provider
+	p.tmu.RLock()
+	m := p.tenants[k]
+	p.tmu.RUnlock()
+	if m != nil && m.version == c.Version {
+		return m
+	}
+	pr, err := NewProvider(c, p.cfg.TenantHTTPClient)
+	if err != nil {
+		return &member{source: KeyTenant, version: c.Version, why: err.Error()}
+	}
+	name := c.Provider + " (tenant " + tenantID + ")"
+	m = &member{provider: pr, configured: true, source: KeyTenant, version: c.Version,
+		breaker: newBreaker(name, p.cfg.BreakerFailures, p.cfg.BreakerCooldown, p.onTenantStateChange)}
+	p.tmu.Lock()
+	defer p.tmu.Unlock()
+	if cur := p.tenants[k]; cur != nil && cur.version == c.Version {
+		return cur // built concurrently: keep one circuit
+	}
+	if len(p.tenants) >= p.cfg.MaxTenantClients {
+		for old := range p.tenants { // any one: rebuilding a client is cheap
+			delete(p.tenants, old)
+			break
+		}
+	}
+	p.tenants[k] = m
+	return m
+}
+
+// onTenantStateChange logs a tenant circuit's changes; the circuit metric
+// stays the platform's (a gauge per tenant would not scale).
+func (p *Pool) onTenantStateChange(name string, from, to gobreaker.State) {
+	level := slog.LevelInfo
+	if to == gobreaker.StateOpen {
+		level = slog.LevelWarn
+	}
+	p.log.Log(context.Background(), level, "llm: tenant key circuit state changed", "circuit", name, "from", from.String(), "to", to.String())
 }
 
 // attempt completes req on one chain entry; earlier holds the attempts made
 // so far in this chain.
-func (p *Pool) attempt(ctx context.Context, provider, model string, req Request, earlier []Attempt) (Response, *Error, Attempt) {
+func (p *Pool) attempt(ctx context.Context, m *member, provider, model string, req Request, earlier []Attempt) (Response, *Error, Attempt) {
 	if !supportsVision(provider, model) && hasImages(req) {
 		// A model that cannot see would refuse the whole request (a 400,
 		// which stops the chain): it reads each image's text instead.
 		req = withoutImages(req)
 	}
 	var resp Response
-	err, a := p.try(ctx, provider, model, earlier, false, func(actx context.Context, pr Provider) error {
+	err, a := p.try(ctx, m, provider, model, earlier, false, func(actx context.Context, pr Provider) error {
 		var cerr error
 		resp, cerr = pr.Complete(actx, model, req)
 		return cerr
@@ -209,7 +317,7 @@ func canceled(ctx context.Context, attempts []Attempt) *Error {
 }
 
 // exhausted builds the error for a chain in which nothing answered.
-func exhausted(chain []string, attempts []Attempt, errs []error) *Error {
+func exhausted(keys Keys, chain []string, attempts []Attempt, errs []error) *Error {
 	kind := KindNotConfigured
 	for _, a := range attempts {
 		switch a.Outcome {
@@ -224,14 +332,25 @@ func exhausted(chain []string, attempts []Attempt, errs []error) *Error {
 	e := &Error{Kind: kind, Err: errors.Join(errs...), Attempts: attempts}
 	switch kind {
 	case KindNotConfigured:
+		// Say what would fix it: the platform's variables, and for a
+		// tenant's call its own key (the only way when its plan excludes
+		// the platform's keys).
 		var hints []string
 		for _, a := range attempts {
-			h := envHint(a.Provider)
+			h := "set " + envHint(a.Provider)
+			if keys.TenantID != "" {
+				own := "add your own " + ProviderLabel(a.Provider) + " key in the portal (Settings)"
+				if keys.NoPlatform {
+					h = own
+				} else {
+					h = own + " or " + h
+				}
+			}
 			if !slices.Contains(hints, h) {
 				hints = append(hints, h)
 			}
 		}
-		e.Message = fmt.Sprintf("no provider in the model chain %v is configured: set %s", chain, strings.Join(hints, "; "))
+		e.Message = fmt.Sprintf("no provider in the model chain %v is configured: %s", chain, strings.Join(hints, "; "))
 	default:
 		e.Message = fmt.Sprintf("no model in the chain %v answered:\n%s", chain, e.Err)
 	}

@@ -14,6 +14,9 @@ import (
 const (
 	ChannelSlack    = "slack"
 	ChannelWhatsApp = "whatsapp"
+	// ChannelPortal is the portal's test chat: no connection, no token; its
+	// replies are the messages Deliver records.
+	ChannelPortal = "portal"
 )
 
 // ChannelConnection routes a Slack workspace or WhatsApp number to an agent.

@@ -1,6 +1,7 @@
 package store
 
 import (
+	"cmp"
 	"context"
 	"fmt"
 	"time"
@@ -201,18 +202,26 @@ type Usage struct {
 	CostMicroUSD   int64
 	LatencyMS      int
 	IdempotencyKey string
-	CreatedAt      time.Time
+	// KeySource says whose key paid: KeyPlatform ("" means it) or KeyTenant.
+	KeySource string
+	CreatedAt time.Time
 }
+
+// Whose key paid for a model call (llm_usage.key_source).
+const (
+	KeyPlatform = "platform"
+	KeyTenant   = "tenant"
+)
 
 // AddUsage records an LLM call once per idempotency key.
 func (t *Tx) AddUsage(ctx context.Context, u Usage) error {
 	_, err := t.tx.Exec(ctx, `
 		INSERT INTO llm_usage (tenant_id, agent_id, conversation_id, provider, model, input_tokens, output_tokens,
-			cost_micro_usd, latency_ms, idempotency_key)
-		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)
+			cost_micro_usd, latency_ms, idempotency_key, key_source)
+		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)
 		ON CONFLICT (tenant_id, idempotency_key) DO NOTHING`,
 		t.scope(u.TenantID), u.AgentID, u.ConversationID, u.Provider, u.Model, u.InputTokens, u.OutputTokens,
-		u.CostMicroUSD, u.LatencyMS, u.IdempotencyKey)
+		u.CostMicroUSD, u.LatencyMS, u.IdempotencyKey, cmp.Or(u.KeySource, KeyPlatform))
 	if err != nil {
 		return fmt.Errorf("store: add usage: %w", mapErr(err))
 	}

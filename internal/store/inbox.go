@@ -20,6 +20,7 @@ const (
 	// SourceEscalation: staff actions on an escalation (a reply or a
 	// resolution from Slack, the portal or the API) for its conversation.
 	SourceEscalation = "escalation"
+	SourcePortal     = "portal" // a message typed in the portal's test chat
 )
 
 // InboxEvent is one verified webhook event, recorded before it is

@@ -215,6 +215,12 @@ func seed(t testing.TB, ctx context.Context, s *store.Store, label string) seede
 			OrderingKey: "conversation/" + id.String(), Payload: []byte(`{"text":"hello from ` + label + `"}`)}); err != nil {
 			return err
 		}
+		if _, _, err = tx.PutLLMKey(ctx, store.LLMKey{Provider: "openai", Secret: []byte("sealed-" + label), Last4: "abcd"}); err != nil {
+			return err
+		}
+		if err = tx.UpdateOnboarding(ctx, id, store.OnboardingChange{AgentID: &out.agent.ID, Channel: store.ChannelPortal}); err != nil {
+			return err
+		}
 		return tx.AppendAudit(ctx, store.AuditEvent{Actor: "test", Action: "seed"})
 	}))
 	return out
@@ -386,7 +392,31 @@ func TestTenantIsolationInEveryTable(t *testing.T) {
 		for _, e := range events {
 			require.Equal(t, b.tenant.ID, *e.TenantID)
 		}
+		keys, err := tx.ListLLMKeys(ctx)
+		require.NoError(t, err)
+		require.Len(t, keys, 1, "B lists only its own LLM key")
+		require.Equal(t, b.tenant.ID, keys[0].TenantID)
+		require.Equal(t, []byte("sealed-b"), keys[0].Secret)
+		_, err = tx.DeleteLLMKey(ctx, "anthropic")
+		require.ErrorIs(t, err, store.ErrNotFound)
+		ob, err := tx.GetOnboarding(ctx, a.tenant.ID)
+		require.NoError(t, err)
+		require.Nil(t, ob.AgentID, "B does not see A's setup progress")
 		return nil
+	}))
+	// B rotating "its" OpenAI key leaves A's untouched.
+	require.NoError(t, s.WithTenant(ctx, b.tenant.ID, func(tx *store.Tx) error {
+		k, created, err := tx.PutLLMKey(ctx, store.LLMKey{Provider: "openai", Secret: []byte("rotated-b"), Last4: "wxyz"})
+		require.False(t, created)
+		require.Equal(t, 2, k.Version)
+		return err
+	}))
+	require.NoError(t, s.WithTenant(ctx, a.tenant.ID, func(tx *store.Tx) error {
+		keys, err := tx.ListLLMKeys(ctx)
+		require.Len(t, keys, 1)
+		require.Equal(t, []byte("sealed-a"), keys[0].Secret)
+		require.Equal(t, 1, keys[0].Version)
+		return err
 	}))
 	// B cannot point its channel at A's agent, even knowing its ID.
 	err = s.WithTenant(ctx, b.tenant.ID, func(tx *store.Tx) error {

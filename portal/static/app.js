@@ -1,6 +1,7 @@
 // Konstruct portal: small, dependency-free enhancements. Every page works
-// without this file; it adds confirmations, the model chain editor, the live
-// system prompt preview, counters and copy buttons.
+// without this file, but for the test chat; it adds confirmations, the model
+// chain editor, the live system prompt preview, counters, copy buttons and
+// the test chat.
 (function () {
   "use strict";
 
@@ -162,6 +163,155 @@
       var el = form.elements[k]; if (el) el.addEventListener("input", later);
     });
     var ch = $("#preview-channel"); if (ch) ch.addEventListener("change", refresh);
+  });
+
+  // The "try it" chat (<div data-chat>): a typed message is posted to the
+  // send URL with an ID made here, so a resent request is recorded once; the
+  // conversation's messages arrive as server-sent events from the events URL
+  // (EventSource reconnects on its own, resuming after the last event). Each
+  // reply shows how long it took from Send to the screen.
+  $$("[data-chat]").forEach(function (box) {
+    var log = $("[data-chat-log]", box), form = $("[data-chat-form]", box), input = $("textarea", form);
+    var button = $("button[type=submit]", form), status = $("[data-chat-status]", box);
+    var chatID = box.dataset.chatId, agent = box.dataset.agent || "The agent";
+    var source = null, seen = {}, pending = {}, typing = null, lastSent = 0;
+
+    function randomID() {
+      var b = new Uint8Array(12);
+      window.crypto.getRandomValues(b);
+      return Array.prototype.map.call(b, function (x) { return ("0" + x.toString(16)).slice(-2); }).join("");
+    }
+    function scroll() { log.scrollTop = log.scrollHeight; }
+    function bubble(kind, text, meta) {
+      var intro = $("[data-chat-intro]", log);
+      if (intro) intro.remove();
+      var row = document.createElement("div");
+      row.className = "chat-msg " + kind;
+      var b = document.createElement("div");
+      b.className = "chat-bubble";
+      b.textContent = text;
+      row.appendChild(b);
+      var m = document.createElement("div");
+      m.className = "chat-meta";
+      m.textContent = meta || "";
+      row.appendChild(m);
+      if (typing && typing.parentNode) log.insertBefore(row, typing); else log.appendChild(row);
+      scroll();
+      return row;
+    }
+    function showTyping(on) {
+      if (on && !typing) {
+        typing = document.createElement("div");
+        typing.className = "chat-msg agent typing";
+        typing.setAttribute("data-testid", "chat-typing");
+        typing.innerHTML = '<div class="chat-bubble"><span></span><span></span><span></span></div>';
+        log.appendChild(typing);
+        scroll();
+      } else if (!on && typing) {
+        typing.remove();
+        typing = null;
+      }
+    }
+    function seconds(ms) { return (ms / 1000).toFixed(ms < 10000 ? 1 : 0) + " s"; }
+    function onMessage(e) {
+      var m;
+      try { m = JSON.parse(e.data); } catch (err) { return; }
+      if (seen[m.id]) return;
+      seen[m.id] = true;
+      if (m.role === "user") {
+        var mine = pending[m.message_id];
+        if (mine) { $(".chat-meta", mine.row).textContent = "Sent"; mine.row.classList.remove("sending"); }
+        else bubble("me", m.text, "Sent");
+        return;
+      }
+      var took = lastSent ? performance.now() - lastSent : 0;
+      var meta = m.role === "assistant" ? agent : "Notice";
+      if (took) meta += " · replied in " + seconds(took);
+      if (m.provider) meta += " · " + m.provider + "/" + m.model;
+      var row = bubble(m.role === "assistant" ? "agent" : "notice", m.text, meta);
+      if (m.role === "assistant") row.setAttribute("data-testid", "chat-reply");
+      if (took) row.dataset.tookMs = Math.round(took);
+      showTyping(false);
+      lastSent = 0;
+      status.textContent = "";
+      quietLater();
+      if (m.role === "assistant") {
+        var done = document.querySelector("[data-chat-done]");
+        if (done && box.hasAttribute("data-setup")) {
+          done.classList.remove("waiting");
+          var fin = $("button", done); if (fin) fin.disabled = false;
+          var w = $("[data-waiting-text]", done); if (w) w.textContent = agent + " answered in " + seconds(took || 0) + ". You're all set.";
+          var step = document.querySelector("[data-testid=stepper] li:last-child");
+          if (step && !step.classList.contains("done")) {
+            step.classList.add("done");
+            $(".dot", step).innerHTML = '<svg class="i" aria-hidden="true"><use href="#i-check"></use></svg>';
+            $("small", step).textContent = "Done";
+          }
+        }
+      }
+    }
+    // The stream is open while a reply may come: from a send until a minute
+    // after the last answer (a reopened stream replays; seen drops repeats).
+    var idle = null;
+    function listen() {
+      clearTimeout(idle);
+      if (source) return;
+      source = new EventSource(box.dataset.eventsUrl + "?chat=" + encodeURIComponent(chatID));
+      source.addEventListener("message", onMessage);
+    }
+    function quietLater() {
+      clearTimeout(idle);
+      idle = setTimeout(function () { if (source && !lastSent) { source.close(); source = null; } }, 60000);
+    }
+    function send(text) {
+      text = text.trim();
+      if (!text) return;
+      var id = randomID();
+      var row = bubble("me sending", text, "Sending…");
+      pending[id] = { row: row };
+      lastSent = performance.now();
+      listen();
+      showTyping(true);
+      status.textContent = "";
+      button.disabled = true;
+      var sendOnce = function (attempt) {
+        return fetch(box.dataset.sendUrl, {
+          method: "POST", credentials: "same-origin",
+          headers: { "X-CSRF-Token": csrf(), "Content-Type": "application/json", "Accept": "application/json" },
+          body: JSON.stringify({ chat_id: chatID, message_id: id, text: text })
+        }).then(function (r) {
+          if (r.ok) return;
+          return r.json().then(function (j) { throw new Error(j.error && j.error.message || ("error " + r.status)); },
+            function () { throw new Error("error " + r.status); });
+        }, function (err) {
+          // The network failed: the same ID again is recorded once.
+          if (attempt < 2) return new Promise(function (ok) { setTimeout(ok, 800); }).then(function () { return sendOnce(attempt + 1); });
+          throw err;
+        });
+      };
+      sendOnce(0).catch(function (err) {
+        showTyping(false);
+        lastSent = 0;
+        $(".chat-meta", row).textContent = "Not sent";
+        row.classList.add("failed");
+        status.textContent = "The message was not sent: " + err.message;
+      }).then(function () { button.disabled = false; });
+    }
+    form.addEventListener("submit", function (e) {
+      e.preventDefault();
+      var text = input.value;
+      input.value = "";
+      input.style.height = "";
+      send(text);
+      input.focus();
+    });
+    input.addEventListener("keydown", function (e) {
+      if (e.key === "Enter" && !e.shiftKey && !e.isComposing) { e.preventDefault(); form.requestSubmit ? form.requestSubmit() : form.dispatchEvent(new Event("submit")); }
+    });
+    input.addEventListener("input", function () { input.style.height = ""; input.style.height = Math.min(input.scrollHeight, 160) + "px"; });
+    $$("[data-suggest]", box).forEach(function (b) {
+      b.addEventListener("click", function () { send(b.textContent); });
+    });
   });
 
   // Password strength hint (the server decides; this only guides).

@@ -6,7 +6,9 @@
 //   - Anthropic Messages: POST /v1/messages;
 //   - Ollama native chat: POST /api/chat (stream:false only);
 //   - embeddings: POST /v1/embeddings (OpenAI) and POST /api/embed (Ollama),
-//     with deterministic vectors from [Embedding] (see embed.go).
+//     with deterministic vectors from [Embedding] (see embed.go);
+//   - model lists: GET /v1/models (OpenAI and Anthropic, told apart by the
+//     anthropic-version header) and GET /api/tags (Ollama) (see models.go).
 //
 // Each test scripts the answers with a [Handler] that sees the parsed request
 // and returns a [Reply]: text, tool calls, an HTTP error in the provider's own
@@ -167,6 +169,9 @@ type Server struct {
 	blind        map[string]bool // models that refuse images (SetBlind)
 	embedHandler Handler
 	embeds       []Request
+	models       map[Wire][]string
+	listFailure  Reply
+	lists        []Request
 }
 
 // Option configures a Server.
@@ -197,6 +202,9 @@ func New(t testing.TB, opts ...Option) *Server {
 	mux.HandleFunc("POST /v1/embeddings", s.serveOpenAIEmbed)
 	mux.HandleFunc("POST /embeddings", s.serveOpenAIEmbed)
 	mux.HandleFunc("POST /api/embed", s.serveOllamaEmbed)
+	mux.HandleFunc("GET /v1/models", s.serveModels)
+	mux.HandleFunc("GET /models", s.serveModels)
+	mux.HandleFunc("GET /api/tags", s.serveOllamaTags)
 	s.ts = httptest.NewServer(mux)
 	s.URL = s.ts.URL
 	t.Cleanup(s.Close)

@@ -4,8 +4,9 @@
 // It serves auth.test, chat.postMessage, chat.update, conversations.replies,
 // conversations.history, users.info, oauth.v2.access, files.info and
 // apps.connections.open under URL() (which ends in /api/), uploaded files at
-// their private URLs (files.go), plus a Socket Mode WebSocket. Requests may
-// be form-encoded or JSON, with the
+// their private URLs (files.go), the OAuth v2 consent page an "Add to Slack"
+// install passes through (oauth.go), plus a Socket Mode WebSocket. Requests
+// may be form-encoded or JSON, with the
 // token in the form or as a Bearer header, as slack-go sends them; answers are
 // {"ok":true,...} or {"ok":false,"error":"..."}. Failures can be injected per
 // method, including a post that Slack stores but whose response is lost.
@@ -24,6 +25,7 @@ import (
 	"mime"
 	"net/http"
 	"net/http/httptest"
+	"net/url"
 	"sort"
 	"strconv"
 	"strings"
@@ -57,6 +59,11 @@ type Server struct {
 	files      map[string]File   // by ID (files.go)
 	users      map[string]string // "team/user" → display name (users.info)
 	outside    map[string]bool   // channels the bot is not a member of (posting: not_in_channel)
+
+	// The consent page (oauth.go): the workspace it installs into, and
+	// what it was asked.
+	installTeam string
+	authorizes  []url.Values
 }
 
 // Workspace is a registered Slack workspace (team) with its bot.
@@ -150,6 +157,8 @@ func New(t testing.TB) *Server {
 	mux.HandleFunc("/api/", s.serveAPI)
 	mux.HandleFunc("/socket", s.serveSocket)
 	mux.HandleFunc("/files-pri/", s.serveFile)
+	mux.HandleFunc("GET /oauth/v2/authorize", s.serveAuthorize)
+	mux.HandleFunc("POST /oauth/v2/authorize/decision", s.serveDecision)
 	s.srv = httptest.NewServer(mux)
 	t.Cleanup(s.Close)
 	return s

@@ -48,18 +48,8 @@ func NewClient(o Options) *Client {
 		o.Resolver = net.DefaultResolver
 	}
 	g := &Guard{Allow: o.Allow}
-	d := &dialer{guard: g, resolver: o.Resolver, net: net.Dialer{Timeout: 5 * time.Second, Control: g.control}}
-	tr := &http.Transport{
-		Proxy:                 nil, // never HTTP(S)_PROXY: a proxy would connect for us, unchecked
-		DialContext:           d.DialContext,
-		TLSClientConfig:       &tls.Config{MinVersion: tls.VersionTLS12},
-		TLSHandshakeTimeout:   5 * time.Second,
-		ResponseHeaderTimeout: DefaultTimeout,
-		MaxIdleConns:          32,
-		MaxIdleConnsPerHost:   4,
-		IdleConnTimeout:       30 * time.Second,
-		ForceAttemptHTTP2:     true,
-	}
+	tr := guardedTransport(g, o.Resolver)
+	tr.ResponseHeaderTimeout = DefaultTimeout
 	maxHops := o.MaxRedirects
 	return &Client{guard: g, maxResponseBytes: o.MaxResponseBytes, http: &http.Client{
 		Transport: tr,
@@ -90,6 +80,38 @@ func NewClient(o Options) *Client {
 			}
 			return nil
 		},
+	}}
+}
+
+// guardedTransport dials only what g allows, checked after resolution and
+// again just before connecting, and never through a proxy.
+func guardedTransport(g *Guard, r Resolver) *http.Transport {
+	d := &dialer{guard: g, resolver: r, net: net.Dialer{Timeout: 5 * time.Second, KeepAlive: 30 * time.Second, Control: g.control}}
+	return &http.Transport{
+		Proxy:               nil, // never HTTP(S)_PROXY: a proxy would connect for us, unchecked
+		DialContext:         d.DialContext,
+		TLSClientConfig:     &tls.Config{MinVersion: tls.VersionTLS12},
+		TLSHandshakeTimeout: 5 * time.Second,
+		MaxIdleConns:        32,
+		MaxIdleConnsPerHost: 4,
+		IdleConnTimeout:     30 * time.Second,
+		ForceAttemptHTTP2:   true,
+	}
+}
+
+// NewGuardedHTTPClient is a plain *http.Client with the same guard as tools
+// have, for other calls to URLs a tenant chose (its own LLM server): it
+// refuses loopback, private, link-local and metadata addresses unless allow
+// lists them. It sets no timeout and does not cap responses: its caller
+// bounds each call with a context (LLM answers can take a minute).
+func NewGuardedHTTPClient(allow []netip.Prefix) *http.Client {
+	tr := guardedTransport(&Guard{Allow: allow}, net.DefaultResolver)
+	tr.MaxIdleConns, tr.MaxIdleConnsPerHost, tr.IdleConnTimeout = 256, 16, 90*time.Second
+	return &http.Client{Transport: tr, CheckRedirect: func(req *http.Request, via []*http.Request) error {
+		if len(via) > DefaultMaxRedirects {
+			return fmt.Errorf("stopped after %d redirects", DefaultMaxRedirects)
+		}
+		return checkURL(req.URL)
 	}}
 }
 
