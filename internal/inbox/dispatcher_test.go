@@ -185,10 +185,16 @@ func TestPermanentFailureDoesNotBlockTheKey(t *testing.T) {
 	r.mu.Lock()
 	require.Equal(t, []string{"p-k0-000", "p-k0-002"}, r.got)
 	r.mu.Unlock()
+	// The key's hand-over is settled (its outcomes written) just after its
+	// last event was delivered: wait for the rejection to be recorded.
 	var outcome, lastErr string
-	require.NoError(t, s.WithDispatcher(context.Background(), func(tx *store.Tx) error {
-		return tx.QueryRowScan(context.Background(), `SELECT outcome, last_error FROM inbox WHERE event_id = 'p-k0-001'`, nil, &outcome, &lastErr)
-	}))
+	require.Eventually(t, func() bool {
+		require.NoError(t, s.WithDispatcher(context.Background(), func(tx *store.Tx) error {
+			return tx.QueryRowScan(context.Background(), `SELECT coalesce(outcome, ''), coalesce(last_error, '') FROM inbox WHERE event_id = 'p-k0-001'`,
+				nil, &outcome, &lastErr)
+		}))
+		return outcome != ""
+	}, 10*time.Second, 10*time.Millisecond)
 	require.Equal(t, "rejected", outcome)
 	require.Contains(t, lastErr, "invalid argument")
 }
