@@ -67,6 +67,8 @@ type Server struct {
 	hook      *statusHook
 	closed    bool
 	wg        sync.WaitGroup
+
+	mediaFiles *mediaStore // the media endpoints' files and URLs (media.go)
 }
 
 // extensions run on every new Server; files of this package append to it in
