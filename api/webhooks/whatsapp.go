@@ -235,6 +235,12 @@ func (h *WhatsApp) message(ctx context.Context, route Route, ch whatsapp.Change,
 	if md := m.Media; md != nil {
 		inbound.Media = []activities.MediaRef{{Source: store.ChannelWhatsApp, ID: md.ID, MimeType: md.MimeType, SHA256: md.SHA256,
 			Name: md.Filename, Caption: md.Caption}}
+		// The text is the caption alone: the conversation marks the file
+		// itself once it is fetched ("[image: …]", or why it was not read).
+		// The parser's note ("[image]") would otherwise be a second marker,
+		// and make a file alone that cannot be read a question for the
+		// model instead of a note to the user, as on Slack.
+		inbound.Text = md.Caption
 	}
 
 	outcome := OutcomeAccepted
