@@ -61,7 +61,8 @@ type transcriptData struct {
 	Conversation store.Conversation
 	Agent        *store.Agent
 	Messages     []store.Message
-	Sources      map[int][]store.Source // by turn: the chunks kb_search gave the model
+	Sources      map[int][]store.Source    // by turn: the chunks kb_search gave the model
+	Images       map[int][]transcriptImage // by turn: the images the user sent
 }
 
 func (p *Portal) conversationShow(c *gin.Context) {
@@ -87,7 +88,10 @@ func (p *Portal) conversationShow(c *gin.Context) {
 		if d.Messages, err = tx.ListMessages(ctx, id); err != nil {
 			return err
 		}
-		d.Sources, err = turnSources(ctx, tx, id)
+		if d.Sources, err = turnSources(ctx, tx, id); err != nil {
+			return err
+		}
+		d.Images, err = turnImages(ctx, tx, tenant.ID, id)
 		return err
 	})
 	if err != nil {

@@ -90,7 +90,8 @@ type escalationShowData struct {
 	Row          escRow
 	Conversation store.Conversation
 	Messages     []store.Message
-	PortalOnly   bool // not posted in Slack
+	Images       map[int][]transcriptImage // by turn: the images the user sent
+	PortalOnly   bool                      // not posted in Slack
 }
 
 func (p *Portal) escalationShow(c *gin.Context) {
@@ -118,20 +119,26 @@ func (p *Portal) escalationPage(c *gin.Context, status int, form *Form) {
 	if det.Agent != nil {
 		names[det.Agent.ID] = det.Agent.Name
 	}
+	images, err := p.conversationImages(c, tenant.ID, det.Conversation.ID)
+	if err != nil {
+		p.fail(c, err)
+		return
+	}
 	d := escalationShowData{Row: p.escalationRow(det.Escalation, names, time.Now()), Conversation: det.Conversation,
-		Messages: det.Messages, PortalOnly: det.Escalation.SlackTS == ""}
+		Messages: det.Messages, Images: images, PortalOnly: det.Escalation.SlackTS == ""}
 	title := "Escalation " + shortID(id.String())
 	p.render(c, status, "escalations/show", &Page{Title: title, Section: "escalations", Tenant: tenant, Form: form, Data: &d,
 		Crumbs: []Crumb{{"Escalations", "/t/" + tenant.ID.String() + "/escalations"}, {title, ""}}})
 }
 
 type liveMessageJSON struct {
-	ID      string `json:"id"`
-	Turn    int    `json:"turn"`
-	Role    string `json:"role"`
-	Who     string `json:"who"`
-	Content string `json:"content"`
-	At      string `json:"at"`
+	ID      string            `json:"id"`
+	Turn    int               `json:"turn"`
+	Role    string            `json:"role"`
+	Who     string            `json:"who"`
+	Content string            `json:"content"`
+	At      string            `json:"at"`
+	Images  []transcriptImage `json:"images,omitempty"` // the user's, with their message
 }
 
 // escalationLive feeds the escalation page's transcript and state while it
@@ -157,14 +164,24 @@ func (p *Portal) escalationLive(c *gin.Context) {
 	if det.Agent != nil {
 		agent = det.Agent.Name
 	}
+	images, err := p.conversationImages(c, tenant.ID, det.Conversation.ID)
+	if err != nil {
+		e := apperr.From(err)
+		c.JSON(e.Status, gin.H{"error": e.Code})
+		return
+	}
 	now := time.Now()
 	msgs := make([]liveMessageJSON, 0, len(det.Messages))
 	for _, m := range det.Messages {
 		if m.Role == "tool" {
 			continue
 		}
-		msgs = append(msgs, liveMessageJSON{ID: m.ID.String(), Turn: m.Turn, Role: m.Role, Who: speaker(m, agent),
-			Content: m.Content, At: datetime(m.CreatedAt)})
+		lm := liveMessageJSON{ID: m.ID.String(), Turn: m.Turn, Role: m.Role, Who: speaker(m, agent),
+			Content: m.Content, At: datetime(m.CreatedAt)}
+		if m.Role == "user" {
+			lm.Images = images[m.Turn]
+		}
+		msgs = append(msgs, lm)
 	}
 	h := det.Escalation
 	c.JSON(http.StatusOK, gin.H{"state": h.State, "state_label": escalationStateLabel(h.State), "sla": escalation.SLAStatus(h, now),

@@ -205,6 +205,7 @@ func (p *Portal) routes() []route {
 
 		r(get, t+"/conversations", read(authz.ObjConversations), p.conversationList),
 		r(get, t+"/conversations/:conversation_id", read(authz.ObjConversations), p.conversationShow),
+		r(get, t+"/media/:media_id", read(authz.ObjConversations), p.mediaShow),
 
 		r(get, t+"/escalations", read(authz.ObjEscalations), p.escalationList),
 		r(get, t+"/escalations/:escalation_id", read(authz.ObjEscalations), p.escalationShow),

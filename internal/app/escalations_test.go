@@ -2,6 +2,7 @@ package app_test
 
 import (
 	"context"
+	"crypto/sha256"
 	"encoding/json"
 	"html"
 	"net/http"
@@ -16,6 +17,7 @@ import (
 
 	"github.com/konstruct/konstruct/internal/escalation"
 	"github.com/konstruct/konstruct/internal/store"
+	"github.com/konstruct/konstruct/internal/testkit/testimage"
 )
 
 // staffActions lists the tenant's recorded staff actions, oldest first.
@@ -193,16 +195,28 @@ func TestBrowserEscalationLiveTranscriptAndReply(t *testing.T) {
 	submit(t, ctx, `[data-testid=escalations-table] tbody a`, `[data-testid=transcript]`)
 	require.Contains(t, text(t, ctx, "[data-testid=context-pack]"), "wants a refund if it is late")
 
-	// The user writes meanwhile (the workflow records it): it shows up.
+	// The user writes meanwhile, with a photo (the workflow stores the
+	// image, then records the message): both show up.
 	require.NoError(t, chromedp.Do(ctx, chromedp.Evaluate[chromedp.Void](`window.__sameDocument = true`)))
+	photo := testimage.PNG(40, 30, 7)
 	require.NoError(t, h.app.Store.WithTenant(context.Background(), tenantID, func(tx *store.Tx) error {
+		sum := sha256.Sum256(photo)
+		if _, err := tx.AddMedia(context.Background(), store.Media{ConversationID: sc.Escalation.ConversationID, EndUserRef: "Katherine Johnson",
+			Source: store.SourceWhatsApp, SourceID: "live-photo", MimeType: "image/png", SHA256: sum[:], Data: photo,
+			Caption: "the dented box", Turn: 9}); err != nil {
+			return err
+		}
 		_, err := tx.AddMessage(context.Background(), store.Message{ConversationID: sc.Escalation.ConversationID, Turn: 9, Role: "user",
-			Content: "Is anyone there? <b>hello</b>", Author: "Katherine Johnson", IdempotencyKey: "live-test"})
+			Content: "Is anyone there? <b>hello</b>\n[image: the dented box]", Author: "Katherine Johnson", IdempotencyKey: "live-test"})
 		return err
 	}))
 	_, err := chromedp.Run(ctx, chromedp.Poll[bool](`document.querySelector("[data-testid=transcript]").textContent.includes("Is anyone there? <b>hello</b>")`,
 		chromedp.WithPollingTimeout(20*time.Second)))
 	require.NoError(t, err, "the new message appears, as text")
+	loaded, err := chromedp.Run(ctx, chromedp.Poll[bool](`(() => { const img = document.querySelector("[data-testid=transcript] .msg-images img");
+		return !!img && img.complete && img.naturalWidth === 40 && img.alt === "the dented box"; })()`, chromedp.WithPollingTimeout(20*time.Second)))
+	require.NoError(t, err)
+	require.True(t, loaded, "the photo is shown with its message, loaded from the portal under its CSP")
 	same, err := chromedp.Run(ctx, chromedp.Evaluate[bool](`window.__sameDocument === true`))
 	require.NoError(t, err)
 	require.True(t, same, "without reloading the page")

@@ -136,6 +136,18 @@ func TestEveryRouteEveryRole(t *testing.T) {
 					ExternalKey: uuid.NewString(), WorkflowID: "wf-" + uuid.NewString(), UserRef: "U1"})
 				id = cv.ID
 				return err
+			case ":media_id":
+				cv, err := tx.EnsureConversation(ctx, store.Conversation{AgentID: agent.ID, Channel: store.ChannelWhatsApp,
+					ExternalKey: uuid.NewString(), WorkflowID: "wf-" + uuid.NewString(), UserRef: "15550001"})
+				if err != nil {
+					return err
+				}
+				img := []byte("GIF89a fixture")
+				sum := sha256.Sum256(img)
+				m, err := tx.AddMedia(ctx, store.Media{ConversationID: cv.ID, Source: store.SourceWhatsApp, SourceID: uuid.NewString(),
+					MimeType: "image/gif", SHA256: sum[:], Data: img, Turn: 1})
+				id = m.ID
+				return err
 			case ":escalation_id":
 				cv, err := tx.EnsureConversation(ctx, store.Conversation{AgentID: agent.ID, Channel: store.ChannelSlack,
 					ExternalKey: uuid.NewString(), WorkflowID: "wf-" + uuid.NewString(), UserRef: "U1"})

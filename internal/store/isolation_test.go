@@ -345,6 +345,9 @@ func TestTenantIsolationInEveryTable(t *testing.T) {
 	require.NoError(t, s.WithTenant(ctx, b.tenant.ID, func(tx *store.Tx) error {
 		_, err := tx.LoadMedia(ctx, []uuid.UUID{aMedia})
 		require.ErrorIs(t, err, store.ErrNotFound, "B loads A's image bytes by its ID")
+		listed, err := tx.ListConversationMedia(ctx, a.conversation.ID)
+		require.NoError(t, err)
+		require.Empty(t, listed, "B lists the images of A's conversation")
 		_, err = tx.SetMediaDescription(ctx, aMedia, "defaced", "x/y")
 		require.ErrorIs(t, err, store.ErrNotFound, "B describes A's image")
 		n, err := tx.ForgetEndUserMedia(ctx, "Ua")

@@ -27,16 +27,19 @@ type Media struct {
 	Caption          string
 	Description      string // "" until a vision model described it
 	DescriptionModel string
-	CreatedAt        time.Time
+	// Turn is the conversation's turn whose message brought the file (0:
+	// stored before turns were recorded).
+	Turn      int
+	CreatedAt time.Time
 }
 
 const mediaCols = `id, tenant_id, conversation_id, end_user_ref, source, source_id, mime_type, size_bytes, sha256,
-	name, caption, coalesce(description, ''), coalesce(description_model, ''), created_at`
+	name, caption, coalesce(description, ''), coalesce(description_model, ''), coalesce(turn, 0), created_at`
 
 func scanMedia(row pgx.Row, withData bool) (Media, error) {
 	var m Media
 	dest := []any{&m.ID, &m.TenantID, &m.ConversationID, &m.EndUserRef, &m.Source, &m.SourceID, &m.MimeType, &m.Size,
-		&m.SHA256, &m.Name, &m.Caption, &m.Description, &m.DescriptionModel, &m.CreatedAt}
+		&m.SHA256, &m.Name, &m.Caption, &m.Description, &m.DescriptionModel, &m.Turn, &m.CreatedAt}
 	if withData {
 		dest = append(dest, &m.Data)
 	}
@@ -60,15 +63,15 @@ func (t *Tx) FindMedia(ctx context.Context, source, sourceID string) (Media, err
 func (t *Tx) AddMedia(ctx context.Context, m Media) (Media, error) {
 	out, err := scanMedia(t.tx.QueryRow(ctx, `
 		WITH ins AS (
-			INSERT INTO media (tenant_id, conversation_id, end_user_ref, source, source_id, mime_type, size_bytes, sha256, data, name, caption)
-			VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)
+			INSERT INTO media (tenant_id, conversation_id, end_user_ref, source, source_id, mime_type, size_bytes, sha256, data, name, caption, turn)
+			VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, nullif($12, 0))
 			ON CONFLICT (tenant_id, source, source_id) DO NOTHING
 			RETURNING `+mediaCols+`)
 		SELECT * FROM ins
 		UNION ALL
 		SELECT `+mediaCols+` FROM media WHERE source = $4 AND source_id = $5 AND NOT EXISTS (SELECT 1 FROM ins)`,
 		t.scope(m.TenantID), m.ConversationID, m.EndUserRef, m.Source, m.SourceID, m.MimeType, len(m.Data), m.SHA256,
-		m.Data, m.Name, m.Caption), false)
+		m.Data, m.Name, m.Caption, m.Turn), false)
 	if errors.Is(err, ErrNotFound) {
 		// Another transaction stored it while this statement ran: the
 		// insert waited for it and did nothing, and the statement's snapshot
@@ -106,6 +109,20 @@ func (t *Tx) LoadMedia(ctx context.Context, ids []uuid.UUID) ([]Media, error) {
 			return nil, fmt.Errorf("store: load media %s: %w", id, ErrNotFound)
 		}
 		out = append(out, m)
+	}
+	return out, nil
+}
+
+// ListConversationMedia returns the files of a conversation (without their
+// bytes), oldest first: what the portal shows with its transcript.
+func (t *Tx) ListConversationMedia(ctx context.Context, conversationID uuid.UUID) ([]Media, error) {
+	rows, err := t.tx.Query(ctx, `SELECT `+mediaCols+` FROM media WHERE conversation_id = $1 ORDER BY created_at, id`, conversationID)
+	if err != nil {
+		return nil, fmt.Errorf("store: list conversation media: %w", mapErr(err))
+	}
+	out, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (Media, error) { return scanMedia(r, false) })
+	if err != nil {
+		return nil, fmt.Errorf("store: list conversation media: %w", mapErr(err))
 	}
 	return out, nil
 }

@@ -22,26 +22,29 @@ func TestMediaIsStoredOncePerFile(t *testing.T) {
 	sd := seed(t, ctx, s, "m")
 
 	png, gif := testimage.PNG(4, 4, 1), testimage.GIF(4, 4, 2)
-	add := func(sourceID string, data []byte, mime string) store.Media {
+	add := func(sourceID string, data []byte, mime string, turn int) store.Media {
 		sum := sha256.Sum256(data)
 		var out store.Media
 		require.NoError(t, s.WithTenant(ctx, sd.tenant.ID, func(tx *store.Tx) error {
 			var err error
 			out, err = tx.AddMedia(ctx, store.Media{ConversationID: sd.conversation.ID, EndUserRef: "U0ALICE",
 				Source: store.SourceWhatsApp, SourceID: sourceID, MimeType: mime, SHA256: sum[:], Data: data,
-				Name: "photo", Caption: "look"})
+				Name: "photo", Caption: "look", Turn: turn})
 			return err
 		}))
 		return out
 	}
-	first := add("1001", png, "image/png")
+	first := add("1001", png, "image/png", 3)
 	require.Equal(t, len(png), first.Size)
 	require.Equal(t, "look", first.Caption)
 	require.Nil(t, first.Data, "metadata only")
-	again := add("1001", gif, "image/gif") // a retried activity: the stored file stays
+	again := add("1001", gif, "image/gif", 4) // a retried activity: the stored file stays
 	require.Equal(t, first.ID, again.ID)
 	require.Equal(t, "image/png", again.MimeType)
-	second := add("1002", gif, "image/gif")
+	second := add("1002", gif, "image/gif", 0)
+	require.Equal(t, 3, first.Turn)
+	require.Equal(t, 3, again.Turn, "the turn that brought it first")
+	require.Zero(t, second.Turn, "no turn recorded")
 
 	require.NoError(t, s.WithTenant(ctx, sd.tenant.ID, func(tx *store.Tx) error {
 		got, err := tx.LoadMedia(ctx, []uuid.UUID{second.ID, first.ID})
@@ -62,6 +65,18 @@ func TestMediaIsStoredOncePerFile(t *testing.T) {
 		m, err := tx.FindMedia(ctx, store.SourceWhatsApp, "1001")
 		require.NoError(t, err)
 		require.Equal(t, "openai/gpt-4o", m.DescriptionModel)
+
+		// The portal lists a conversation's files, oldest first, without bytes.
+		list, err := tx.ListConversationMedia(ctx, sd.conversation.ID)
+		require.NoError(t, err)
+		require.Len(t, list, 3, "the seed's, and these two")
+		list = list[1:]
+		require.Equal(t, []uuid.UUID{first.ID, second.ID}, []uuid.UUID{list[0].ID, list[1].ID})
+		require.Equal(t, 3, list[0].Turn)
+		require.Nil(t, list[0].Data)
+		list, err = tx.ListConversationMedia(ctx, uuid.New())
+		require.NoError(t, err)
+		require.Empty(t, list)
 
 		_, err = tx.LoadMedia(ctx, []uuid.UUID{first.ID, uuid.New()})
 		require.ErrorIs(t, err, store.ErrNotFound)
@@ -88,7 +103,7 @@ func TestMediaIsStoredOncePerFile(t *testing.T) {
 	}))
 
 	// Deleting the tenant deletes its images.
-	add("1003", png, "image/png")
+	add("1003", png, "image/png", 5)
 	require.NoError(t, s.WithPlatform(ctx, func(tx *store.Tx) error { return tx.DeleteTenant(ctx, sd.tenant.ID) }))
 	require.NoError(t, s.WithPlatform(ctx, func(tx *store.Tx) error {
 		n, err := tx.QueryInt(ctx, `SELECT count(*) FROM media WHERE tenant_id = $1`, sd.tenant.ID)

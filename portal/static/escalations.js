@@ -1,7 +1,8 @@
 // Escalation page: the transcript updates while the page is open. Every few
 // seconds it asks a small JSON endpoint for the conversation's messages and
 // the escalation's state, and appends the messages it does not show yet
-// (text only: nothing from the server is parsed as HTML). Once the
+// (text only: nothing from the server is parsed as HTML; the images a user
+// sent are the portal's own /t/…/media/… URLs, set as attributes). Once the
 // escalation has ended, the reply box goes and polling slows down.
 (function () {
   "use strict";
@@ -23,6 +24,25 @@
     meta.className = "meta";
     meta.textContent = m.who + " · " + m.at;
     inner.appendChild(bubble);
+    if (m.images && m.images.length) {
+      var imgs = document.createElement("div");
+      imgs.className = "msg-images";
+      imgs.setAttribute("data-testid", "msg-images");
+      m.images.forEach(function (im) {
+        if (im.url.indexOf("/t/") !== 0) return; // only the portal's own media URLs
+        var a = document.createElement("a");
+        a.href = im.url;
+        a.target = "_blank";
+        a.rel = "noopener";
+        var img = document.createElement("img");
+        img.src = im.url;
+        img.alt = im.alt;
+        img.loading = "lazy";
+        a.appendChild(img);
+        imgs.appendChild(a);
+      });
+      inner.appendChild(imgs);
+    }
     inner.appendChild(meta);
     row.appendChild(inner);
     return row;
