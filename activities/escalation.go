@@ -55,6 +55,15 @@ func (l Links) Escalation(tenantID string, id uuid.UUID) string {
 	return strings.TrimRight(l.PublicURL, "/") + "/t/" + tenantID + "/escalations/" + id.String()
 }
 
+// Conversation is the portal page of a conversation (its transcript, with
+// the images the user sent).
+func (l Links) Conversation(tenantID string, id uuid.UUID) string {
+	if l.PublicURL == "" {
+		return ""
+	}
+	return strings.TrimRight(l.PublicURL, "/") + "/t/" + tenantID + "/conversations/" + id.String()
+}
+
 // Workflow is a workflow's page in the Temporal Web UI.
 func (l Links) Workflow(workflowID string) string {
 	if l.TemporalUIURL == "" {
@@ -622,12 +631,17 @@ type RelayInput struct {
 	WorkflowID     string      `json:"workflow_id"`
 	EscalationID   string      `json:"escalation_id"`
 	Turn           int         `json:"turn"`
-	User           UserMessage `json:"user"`
+	User           UserMessage `json:"user"` // its text marks the files it came with ("[image: …]")
+	// Files says the message came with files (FetchMedia's markers are in
+	// the text; the images are stored): the thread note links to the portal,
+	// which shows them.
+	Files bool `json:"files,omitempty"`
 }
 
 // RelayToStaff records a message the end user wrote while people own the
 // conversation (no model is asked) and relays it into the handoff's Slack
-// thread, exactly once. The portal shows it from the record.
+// thread, exactly once. The portal shows it from the record, with the
+// images it came with; the thread note links there.
 func (a *Conversation) RelayToStaff(ctx context.Context, in RelayInput) error {
 	ctx = logging.With(logCtx(ctx, in.TenantID, in.WorkflowID), slog.String("escalation_id", in.EscalationID))
 	tenantID, convID, err := parseIDs(in.TenantID, in.ConversationID)
@@ -662,7 +676,11 @@ func (a *Conversation) RelayToStaff(ctx context.Context, in RelayInput) error {
 	if in.User.Author != "" {
 		who = "User " + in.User.Author
 	}
-	a.threadNote(ctx, tenantID, h, turnKey+":relay", "*"+slack.Escape(who)+":* "+slack.Escape(in.User.Text), false)
+	note := "*" + slack.Escape(who) + ":* " + slack.Escape(in.User.Text)
+	if u := a.Links.Conversation(in.TenantID, convID); in.Files && u != "" {
+		note += "\n<" + u + "|See what they sent in the portal>"
+	}
+	a.threadNote(ctx, tenantID, h, turnKey+":relay", note, false)
 	return nil
 }
 

@@ -32,6 +32,9 @@ type FetchMediaInput struct {
 	EndUserRef     string     `json:"end_user_ref,omitempty"`
 	Turn           int        `json:"turn"`
 	Media          []MediaRef `json:"media"`
+	// ForStaff: people own the conversation, so the files go to them, not
+	// to a model: no notice that the assistant's models cannot see.
+	ForStaff bool `json:"for_staff,omitempty"`
 }
 
 // FetchMediaOutput says, per file in input order, what became of it, and
@@ -77,6 +80,8 @@ func fileLabel(ref MediaRef) string {
 		return ref.Name
 	case ref.Caption != "":
 		return "the image \"" + ref.Caption + "\""
+	case strings.HasPrefix(ref.MimeType, "image/"):
+		return "the image you sent" // a WhatsApp image without a caption
 	}
 	return "the file you sent"
 }
@@ -155,7 +160,7 @@ func (a *Conversation) FetchMedia(ctx context.Context, in FetchMediaInput) (Fetc
 		}
 		item.ID = m.ID.String()
 	}
-	if !out.CanSee {
+	if !out.CanSee && !in.ForStaff {
 		for _, item := range out.Items {
 			if item.ID != "" {
 				notes = append(notes, NoVisionNotice)
@@ -218,7 +223,8 @@ func (a *Conversation) fetchOne(ctx context.Context, tenantID, convID uuid.UUID,
 	err = a.Store.WithTenant(ctx, tenantID, func(tx *store.Tx) error {
 		var err error
 		m, err = tx.AddMedia(ctx, store.Media{ConversationID: convID, EndUserRef: in.EndUserRef, Source: ref.Source,
-			SourceID: ref.ID, MimeType: mime, SHA256: sum[:], Data: data, Name: clip(ref.Name, 1000), Caption: clip(ref.Caption, 4096)})
+			SourceID: ref.ID, MimeType: mime, SHA256: sum[:], Data: data, Name: clip(ref.Name, 1000), Caption: clip(ref.Caption, 4096),
+			Turn: in.Turn})
 		return err
 	})
 	if errors.Is(err, store.ErrReferenced) {

@@ -22,6 +22,7 @@ import (
 	"github.com/konstruct/konstruct/internal/store"
 	"github.com/konstruct/konstruct/internal/testkit"
 	"github.com/konstruct/konstruct/internal/testkit/fakeslack"
+	"github.com/konstruct/konstruct/internal/testkit/fakewhatsapp"
 	"github.com/konstruct/konstruct/internal/testkit/testimage"
 )
 
@@ -133,7 +134,7 @@ func TestFetchMediaFromWhatsApp(t *testing.T) {
 	require.Contains(t, out.Items[1].Refused, "not an image")
 	require.Contains(t, out.Items[2].Refused, "no longer available")
 	require.Equal(t, "I couldn't read the file you sent: it is not an image I can read (JPEG, PNG, WebP or GIF).\n"+
-		"I couldn't read the file you sent: WhatsApp says the file is no longer available.", out.Notice)
+		"I couldn't read the image you sent: WhatsApp says the file is no longer available.", out.Notice)
 
 	var stored []store.Media
 	require.NoError(t, r.st.WithTenant(context.Background(), r.tenantID, func(tx *store.Tx) error {
@@ -144,6 +145,7 @@ func TestFetchMediaFromWhatsApp(t *testing.T) {
 	require.Equal(t, "image/jpeg", stored[0].MimeType)
 	require.Equal(t, "U1", stored[0].EndUserRef)
 	require.Equal(t, sum[:], stored[0].SHA256)
+	require.Equal(t, 1, stored[0].Turn, "the turn it came with, for the portal's transcript")
 
 	// A retry (or the same media in a later message) is not downloaded again.
 	again, err := r.fetch(t, store.ChannelWhatsApp, addr, photo)
@@ -151,6 +153,32 @@ func TestFetchMediaFromWhatsApp(t *testing.T) {
 	require.Equal(t, out.Items[0].ID, again.Items[0].ID)
 	require.EqualValues(t, 1, downloads.Load())
 	require.EqualValues(t, 1, resolves.Load(), "resolved once")
+}
+
+// Files for people (the conversation is with staff) are fetched and stored
+// the same way; that the assistant's models cannot see is no news to them.
+func TestFetchMediaForStaff(t *testing.T) {
+	graph := fakewhatsapp.New(t)
+	graph.AddNumber("PN1", "token-PN1", "+1 555-0100", "T")
+	wa, err := whatsapp.NewMediaClient(whatsapp.MediaConfig{BaseURL: graph.URL()})
+	require.NoError(t, err)
+	r := newMediaRig(t, []string{"openai/gpt-3.5-turbo"}, nil, wa) // cannot see
+	m := graph.AddMedia("PN1", "image/png", testimage.PNG(8, 8, 5))
+	ref := MediaRef{Source: store.SourceWhatsApp, ID: m.ID, MimeType: m.MimeType, SHA256: m.SHA256, Caption: "the dent"}
+	v, err := r.env.ExecuteActivity(r.acts.FetchMedia, FetchMediaInput{TenantID: r.tenantID.String(), AgentID: r.agent.ID.String(),
+		ConversationID: r.conv.ID.String(), WorkflowID: "wf-media", Channel: store.ChannelWhatsApp,
+		Address: Address{PhoneNumberID: "PN1", Recipient: "15551234567"}, EndUserRef: "U1", Turn: 4, Media: []MediaRef{ref}, ForStaff: true})
+	require.NoError(t, err)
+	var out FetchMediaOutput
+	require.NoError(t, v.Get(&out))
+	require.False(t, out.CanSee)
+	require.NotEmpty(t, out.Items[0].ID, "stored for staff to see in the portal")
+	require.Equal(t, "[image: the dent]", out.Items[0].Marker)
+	require.Empty(t, out.Notice, "no \"I can't see images\" for a message people read")
+
+	out, err = r.fetch(t, store.ChannelWhatsApp, Address{PhoneNumberID: "PN1", Recipient: "15551234567"}, ref)
+	require.NoError(t, err)
+	require.Equal(t, NoVisionNotice, out.Notice, "for the agent, the user is told")
 }
 
 // A failed download fails the activity (Temporal retries it); nothing is

@@ -259,7 +259,7 @@ func (c *conversation) turn(ctx workflow.Context, m Inbound) error {
 
 	var media turnMedia
 	if len(m.Media) > 0 && workflow.GetVersion(ctx, changeMedia, workflow.DefaultVersion, 1) >= 1 {
-		media = c.fetchMedia(ctx, m)
+		media = c.fetchMedia(ctx, m, false)
 		answerable := media.answerable(m.Text)
 		m.Text = withMarkers(m.Text, media.markers) // the message as recorded, remembered and kept in the window
 		user.Text = m.Text

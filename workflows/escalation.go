@@ -213,14 +213,34 @@ func toolHandoff(tc activities.ToolCall, res activities.ToolOutput) (string, boo
 	return "The assistant asked for a person: " + res.Handoff, true
 }
 
+// changeRelayMedia names the change that fetches the files of a message
+// the user sends while people own the conversation (workflow.GetVersion):
+// before it, relay passed on the text alone, so an image reached staff as
+// nothing. It is only asked for such a message, so histories without one
+// replay as before.
+const changeRelayMedia = "relay-media"
+
 // relay takes a user's message while people own the conversation: it is
-// recorded and relayed to them, and no model is asked.
+// recorded and relayed to them, and no model is asked. Its files are
+// fetched and stored first, as for the model: staff get a marker for each
+// ("[image: caption]", or why it was not read) and a link to the portal,
+// which shows the images; the user is told about files that could not be
+// read, as when the agent answers.
 func (c *conversation) relay(ctx workflow.Context, m Inbound) error {
+	var media turnMedia
+	if len(m.Media) > 0 && workflow.GetVersion(ctx, changeRelayMedia, workflow.DefaultVersion, 1) >= 1 {
+		media = c.fetchMedia(ctx, m, true)
+		m.Text = withMarkers(m.Text, media.markers)
+	}
 	c.rememberWindow(ctx, activities.Message{Role: "user", Content: m.Text, Author: m.UserID, Turn: c.s.Turn})
-	return workflow.ExecuteLocalActivity(workflow.WithLocalActivityOptions(ctx, localOptions(time.Minute)), acts.RelayToStaff,
+	err := workflow.ExecuteLocalActivity(workflow.WithLocalActivityOptions(ctx, localOptions(time.Minute)), acts.RelayToStaff,
 		activities.RelayInput{TenantID: c.in.TenantID, ConversationID: c.s.ConversationID,
 			WorkflowID: workflow.GetInfo(ctx).WorkflowExecution.ID, EscalationID: c.s.Escalation.ID, Turn: c.s.Turn,
-			User: activities.UserMessage{Text: m.Text, Author: m.UserID, ExternalID: m.TS}}).Get(ctx, nil)
+			User: activities.UserMessage{Text: m.Text, Author: m.UserID, ExternalID: m.TS}, Files: len(media.ids) > 0}).Get(ctx, nil)
+	if err != nil || media.notice == "" {
+		return err
+	}
+	return c.deliver(ctx, m, activities.KindMedia, media.notice, nil, "", "")
 }
 
 // staffNote is how a staff reply sits in the agent's window: the agent

@@ -336,3 +336,34 @@ func TestContinueAsNewKeepsTheEscalation(t *testing.T) {
 	require.Len(t, e2.pages, 1, "the new run pages staff from the carried deadline")
 	require.Len(t, e2.ends, 1, "and hands back at the carried hand-back time")
 }
+
+// Files a user sends while people own the conversation are fetched and
+// stored as for the model, and relayed with their markers (staff see the
+// image in the portal, linked from the thread); a file that was not read is
+// told to the user; no model is asked — not even one that cannot see, whose
+// notice would mean nothing to staff.
+func TestFilesWhilePeopleOwnTheConversation(t *testing.T) {
+	env, f, e := escEnv(t)
+	f.fetchOut = fetchAs(false) // the agent's models cannot see: irrelevant to people
+	env.RegisterDelayedCallback(func() { env.SignalWorkflow(SignalMessage, msg("e1", "human please")) }, time.Second)
+	env.RegisterDelayedCallback(func() {
+		env.SignalWorkflow(SignalMessage, withMedia("e2", "the damage", photo))
+		env.SignalWorkflow(SignalMessage, withMedia("e3", "", pdf))
+	}, time.Minute)
+	env.ExecuteWorkflow(ConversationWorkflow, input())
+	require.NoError(t, env.GetWorkflowError())
+
+	require.Len(t, f.fetched, 2)
+	for _, in := range f.fetched {
+		require.True(t, in.ForStaff, "fetched for people, not for a model")
+	}
+	require.Equal(t, 2, f.fetched[0].Turn)
+	require.Len(t, e.relays, 2)
+	require.Equal(t, "the damage\n[image: photo.png]", e.relays[0].User.Text)
+	require.True(t, e.relays[0].Files, "an image was stored: the thread links to the portal")
+	require.Equal(t, "[file invoice.pdf not read]", e.relays[1].User.Text)
+	require.False(t, e.relays[1].Files)
+	require.Equal(t, []string{"handoff: A person will take over.", "media: I couldn't read invoice.pdf.", "notice: " + handBackNotice},
+		f.texts(), "the user hears about the file that was not read, and nothing about vision (then nobody answered)")
+	require.Len(t, f.responds, 1, "only the message that handed off asked the model")
+}

@@ -50,13 +50,14 @@ type turnMedia struct {
 
 // fetchMedia downloads and stores the files of m. It never fails the turn:
 // files that could not be downloaded, even after retrying, are told to the
-// user like files that were refused.
-func (c *conversation) fetchMedia(ctx workflow.Context, m Inbound) turnMedia {
+// user like files that were refused. forStaff: people own the conversation
+// and get the files, not a model.
+func (c *conversation) fetchMedia(ctx workflow.Context, m Inbound, forStaff bool) turnMedia {
 	var out activities.FetchMediaOutput
 	err := workflow.ExecuteActivity(workflow.WithActivityOptions(ctx, fetchMediaOptions()), acts.FetchMedia,
 		activities.FetchMediaInput{TenantID: c.in.TenantID, AgentID: c.in.AgentID, ConversationID: c.s.ConversationID,
 			WorkflowID: workflow.GetInfo(ctx).WorkflowExecution.ID, Channel: c.in.Channel, Address: c.in.Address,
-			EndUserRef: m.UserID, Turn: c.s.Turn, Media: m.Media}).Get(ctx, &out)
+			EndUserRef: m.UserID, Turn: c.s.Turn, Media: m.Media, ForStaff: forStaff}).Get(ctx, &out)
 	var tm turnMedia
 	if err != nil {
 		workflow.GetLogger(ctx).Warn("files of the message could not be downloaded", "turn", c.s.Turn, "error", err)

@@ -44,7 +44,7 @@ func fetchAs(canSee bool) func(activities.FetchMediaInput) activities.FetchMedia
 				continue
 			}
 			out.Items = append(out.Items, activities.FetchedMedia{ID: "media-" + r.ID, Marker: activities.MediaMarker(r.Name, r.Caption)})
-			if !canSee {
+			if !canSee && !in.ForStaff {
 				notes = append(notes, activities.NoVisionNotice)
 			}
 		}

@@ -2,8 +2,11 @@ package e2e
 
 import (
 	"context"
+	"encoding/base64"
 	"fmt"
 	"net/http"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -11,11 +14,15 @@ import (
 	"github.com/google/uuid"
 	"github.com/jackc/pgx/v5"
 	"github.com/stretchr/testify/require"
+	"go.temporal.io/sdk/client"
 
+	"github.com/konstruct/konstruct/internal/testkit"
 	"github.com/konstruct/konstruct/internal/testkit/fakellm"
 	"github.com/konstruct/konstruct/internal/testkit/fakeslack"
 	"github.com/konstruct/konstruct/internal/testkit/fakewhatsapp"
 	"github.com/konstruct/konstruct/internal/testkit/platform"
+	"github.com/konstruct/konstruct/internal/testkit/testimage"
+	"github.com/konstruct/konstruct/workflows"
 )
 
 // supportWorkspace connects a new fake Slack workspace to a WhatsApp
@@ -221,4 +228,119 @@ func TestWhatsAppEscalation(t *testing.T) {
 		"escalation.staff_message", "escalation.user_message", "escalation.staff_message", "escalation.staff_message",
 		"escalation.user_message", "escalation.staff_message", "escalation.resolved", "escalation.handed_back"},
 		escalationAudit(t, p, support))
+}
+
+// escalationMediaHistoryFile is a WhatsApp conversation handed to people in
+// which the user sends an image and a file too big to read: the
+// "relay-media" change (workflow.GetVersion).
+const escalationMediaHistoryFile = "conversation_v4_escalation_media.json"
+
+// Images a WhatsApp user sends while people own the conversation reach
+// staff: the image is downloaded and stored as for the model, the relayed
+// message in the handoff thread marks it ("[image: caption]") and links to
+// the portal's conversation, which shows it; a file too big to read is
+// marked for staff and told to the user; no model is asked. The history
+// replays; with KONSTRUCT_UPDATE_HISTORY=1 it is written to workflows/testdata.
+func TestWhatsAppImagesWhilePeopleOwnTheConversation(t *testing.T) {
+	p := platform.Start(t, platform.Options{Env: map[string]string{"KONSTRUCT_MEDIA_MAX_BYTES": "65536"}})
+	p.LLM.SetHandler(func(r fakellm.Request) fakellm.Reply {
+		switch {
+		case strings.Contains(r.System, "human support colleague"):
+			return fakellm.Text("The user's parcel arrived damaged.")
+		case strings.Contains(r.LastUserText(), "handed the conversation back to you"):
+			return fakellm.Text("Glad that was sorted!")
+		}
+		return fakellm.Text("echo: " + r.LastUserText())
+	})
+	tn := p.NewWhatsAppTenant("WA Photos", platform.AgentSpec{Name: "Pia", Escalation: map[string]any{"keywords": []string{"damaged"}}})
+	support := supportWorkspace(t, p, tn)
+	setSupport(t, p, support, "C0PHOTOS", 600, 3600)
+	const user = "447700900501"
+
+	status, _ := p.PostWhatsApp(tn.Messages(fakewhatsapp.Text(user, "my parcel arrived damaged")))
+	require.Equal(t, http.StatusOK, status)
+	p.WhatsApp.WaitForSentTo(t, tn.PhoneNumberID, user, 1, replyTimeout)
+	handoff := p.Slack.WaitForMessages(t, "C0PHOTOS", 2, replyTimeout)[0]
+	esc := escalations(t, p, support)[0]
+	llmBefore := p.LLM.Count()
+
+	// A photo with a caption: downloaded, stored, relayed with its marker
+	// and a link to the portal.
+	jpeg := testimage.JPEG(32, 24, 21)
+	photo := p.WhatsApp.AddMedia(tn.PhoneNumberID, "image/jpeg", jpeg)
+	postWhatsAppImage(t, p, tn, photo, user, "the dented box")
+	convID := onlyConversation(t, p, support)
+	link := p.URL + "/t/" + tn.ID + "/conversations/" + convID
+	p.Slack.WaitFor(t, "the photo relayed with its marker and a link to the portal", replyTimeout,
+		inThread(handoff.TS, "the dented box\n[image: the dented box]\n<"+link+"|See what they sent in the portal>"))
+	require.Equal(t, 1, p.WhatsApp.MediaCalls(fakewhatsapp.OpMediaDownload, photo.ID))
+	var turn, size int
+	require.NoError(t, queryRow(t, p, `SELECT turn, size_bytes FROM media WHERE tenant_id = $1 AND source_id = $2`,
+		[]any{tn.ID, photo.ID}, &turn, &size))
+	require.Equal(t, len(jpeg), size)
+	require.Equal(t, 2, turn, "the turn it came with: the portal shows it under that message")
+
+	// A file too big to read: staff see why, and the user is told.
+	big := p.WhatsApp.AddMedia(tn.PhoneNumberID, "image/png", testimage.Sized(100<<10))
+	postWhatsAppImage(t, p, tn, big, user, "")
+	sent := p.WhatsApp.WaitForSentTo(t, tn.PhoneNumberID, user, 2, replyTimeout)
+	require.True(t, strings.HasPrefix(sent[1].Text, "I couldn't read the image you sent: it is larger than 64 KB (it is 10"), sent[1].Text)
+	p.Slack.WaitFor(t, "the unread file marked for staff", replyTimeout,
+		inThread(handoff.TS, "[file the image you sent not read: it is larger than 64 KB (it is 10"))
+	require.Equal(t, llmBefore, p.LLM.Count(), "no model while people own the conversation")
+
+	// The messages as staff and the portal read them.
+	got := getEscalation(t, p, support, esc.ID)
+	var users []string
+	for _, m := range got.Messages {
+		if m.Role == "user" {
+			users = append(users, m.Content)
+		}
+	}
+	require.Len(t, users, 3)
+	require.Equal(t, []string{"my parcel arrived damaged", "the dented box\n[image: the dented box]"}, users[:2])
+	require.True(t, strings.HasPrefix(users[2], "[file the image you sent not read: it is larger than 64 KB"), users[2])
+
+	// Staff resolve; the agent follows up, with the marker in its window.
+	p.MustDo(http.MethodPost, "/api/v1/tenants/"+tn.ID+"/escalations/"+esc.ID+"/resolve", p.AdminToken, nil, http.StatusAccepted, nil)
+	sent = p.WhatsApp.WaitForSentTo(t, tn.PhoneNumberID, user, 3, replyTimeout)
+	require.Equal(t, "Glad that was sorted!", sent[2].Text)
+	reqs := p.LLM.Requests()
+	var window []string
+	for _, m := range reqs[len(reqs)-1].Messages {
+		window = append(window, m.Content)
+	}
+	require.Contains(t, strings.Join(window, "\n"), "[image: the dented box]")
+
+	c := testkit.NewTemporal(t)
+	id := workflows.ConversationID(tn.ID, "whatsapp", workflows.WhatsAppKey(tn.PhoneNumberID, user))
+	hist := settledHistory(t, c, id)
+	require.Contains(t, string(hist), "FetchMedia")
+	require.Contains(t, string(hist), base64.StdEncoding.EncodeToString([]byte(`"relay-media"`)), "the change's version marker")
+	require.NoError(t, workflows.Replay(hist))
+	if os.Getenv("KONSTRUCT_UPDATE_HISTORY") == "1" {
+		path := filepath.Join("..", "..", "workflows", "testdata", escalationMediaHistoryFile)
+		require.NoError(t, os.WriteFile(path, hist, 0o644))
+		t.Logf("wrote %s (%d bytes)", path, len(hist))
+	}
+}
+
+// settledHistory fetches a workflow's history once its last workflow task
+// has completed (a reply is sent from inside a task: the test may see it
+// before the task is recorded).
+func settledHistory(t *testing.T, c client.Client, id string) []byte {
+	t.Helper()
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		hist, err := workflows.FetchHistory(context.Background(), c, id, "")
+		require.NoError(t, err)
+		s := string(hist)
+		if strings.LastIndex(s, "EVENT_TYPE_WORKFLOW_TASK_COMPLETED") > strings.LastIndex(s, "EVENT_TYPE_WORKFLOW_TASK_STARTED") {
+			return hist
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the workflow's last task did not complete: %s", s[max(0, len(s)-3000):])
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
 }
