@@ -34,8 +34,8 @@ func TestBrowserConnectWhatsApp(t *testing.T) {
 	visit(t, ctx, h.URL+"/sign-up")
 	fill(t, ctx, map[string]string{"#name": "Ada Lovelace", "#email": "ada@acme.test", "#organisation": "Acme Robotics",
 		"#password": "Analytical-Engine-1843"})
-	submit(t, ctx, `button[type=submit]`, ".stats")
-	home := strings.TrimPrefix(location(t, ctx), h.URL)
+	submit(t, ctx, `button[type=submit]`, "[data-testid=stepper]") // a new organisation lands in the setup stepper
+	home := strings.TrimSuffix(strings.TrimPrefix(location(t, ctx), h.URL), "/onboarding")
 	tenant := uuid.MustParse(strings.TrimPrefix(home, "/t/"))
 	sam := seedAgents(t, h, tenant, "Sam")[0]
 
