@@ -413,6 +413,9 @@ func (a *Conversation) Deliver(ctx context.Context, in DeliverInput) (DeliverOut
 				sent = append(sent, [2]string{claims[i].Key, id})
 			}
 		}
+		if out.Held, err = a.held(ctx, tenantID, outlet, conn, in, claims[0].Key); err != nil {
+			return DeliverOutput{}, err
+		}
 	}
 	// One transaction marks the parts sent and records the messages: a crash
 	// before it leaves pending claims, which the retry resolves with Find.
@@ -455,6 +458,41 @@ func (a *Conversation) Deliver(ctx context.Context, in DeliverInput) (DeliverOut
 		a.Metrics.observeTurn(in.Channel, time.Since(in.ReceivedAt))
 	}
 	return out, nil
+}
+
+// held returns the text the user did not see because the channel's
+// template went instead: this message's, when its first part (firstKey) went
+// as the template; for a KindTemplate sent after Meta reported a part
+// failed, the failed part's message, from its record.
+func (a *Conversation) held(ctx context.Context, tenantID uuid.UUID, outlet Outlet, conn Connection, in DeliverInput, firstKey string) (string, error) {
+	if in.Kind == KindTemplate {
+		wf, turn, kind, _, ok := ParsePartKey(in.HeldKey)
+		if !ok || !heldKind(kind) {
+			return "", nil
+		}
+		var m store.Message
+		err := a.Store.WithTenant(ctx, tenantID, func(tx *store.Tx) error {
+			var err error
+			m, err = tx.GetMessageByKey(ctx, wf+":"+strconv.Itoa(turn)+":"+kind)
+			return err
+		})
+		if errors.Is(err, store.ErrNotFound) {
+			return "", nil
+		}
+		if err != nil {
+			return "", fmt.Errorf("activities: deliver: held message: %w", err)
+		}
+		return outboundText(DeliverInput{Kind: kind, Text: m.Content, Author: m.Author}), nil
+	}
+	stand, ok := outlet.(templateStandIn)
+	if !ok || !heldKind(in.Kind) {
+		return "", nil
+	}
+	template, err := stand.SentTemplate(ctx, conn, firstKey)
+	if err != nil || !template {
+		return "", err
+	}
+	return outboundText(in), nil
 }
 
 // claimParts loads the channel connection's token (when the channel has

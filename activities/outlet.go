@@ -34,6 +34,13 @@ type Outlet interface {
 	Find(ctx context.Context, conn Connection, addr Address, key string) (string, bool, error)
 }
 
+// templateStandIn is an Outlet that may send the channel's approved
+// template instead of a message (WhatsApp outside the 24-hour window).
+type templateStandIn interface {
+	// SentTemplate reports whether the part keyed key went out as the template.
+	SentTemplate(ctx context.Context, conn Connection, key string) (bool, error)
+}
+
 // Connection is what an outlet sends with: the tenant's connection row and
 // its secret (bot or access token), opened.
 type Connection struct {

@@ -196,7 +196,17 @@ const (
 	KindMedia    = "media"   // about the files of the message: not read, or no model can see
 	KindHandoff  = "handoff" // "a person will take over"
 	KindStaff    = "staff"   // a support person's reply, relayed (recorded with role "staff")
+	// KindHeld shows the user, once they write again, what reached them
+	// only as the approved template (DeliverOutput.Held).
+	KindHeld = "held"
 )
+
+// heldKinds are the messages worth showing the user once they write again,
+// when the template stood in for them: answers and people's words, not
+// notices that are stale by then.
+func heldKind(kind string) bool {
+	return kind == KindReply || kind == KindStaff || kind == KindHandoff || kind == KindHeld
+}
 
 // DeliverInput posts a message into the conversation's thread and records it.
 type DeliverInput struct {
@@ -218,11 +228,20 @@ type DeliverInput struct {
 	// Author names the support person of a KindStaff message: the user sees
 	// "Author: text", and the record keeps the text with its author.
 	Author string `json:"author,omitempty"`
+	// HeldKey, for a KindTemplate delivery, is the key of the part Meta
+	// reported failed (outside the window): its message is what the
+	// template stands in for (DeliverOutput.Held).
+	HeldKey string `json:"held_key,omitempty"`
 }
 
 // DeliverOutput lists the channel's IDs of the posted parts.
 type DeliverOutput struct {
 	ExternalIDs []string `json:"external_ids,omitempty"`
+	// Held is the text the user has not seen because the channel's approved
+	// template went instead (WhatsApp, outside the 24-hour window — the
+	// template asks them to answer to see it): the conversation shows it
+	// when they write again. "" when the message itself went out.
+	Held string `json:"held,omitempty"`
 }
 
 // StatusInput records a conversation's status.

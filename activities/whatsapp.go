@@ -251,6 +251,21 @@ func (o *WhatsAppOutlet) Find(ctx context.Context, conn Connection, _ Address, k
 	return "", false, nil
 }
 
+// SentTemplate reports whether the part keyed key went out as the approved
+// template instead of its text.
+func (o *WhatsAppOutlet) SentTemplate(ctx context.Context, conn Connection, key string) (bool, error) {
+	var a store.OutboundAttempt
+	err := o.Store.WithTenant(ctx, conn.Row.TenantID, func(tx *store.Tx) error {
+		var err error
+		a, err = tx.GetOutboundAttempt(ctx, key)
+		return err
+	})
+	if err != nil {
+		return false, fmt.Errorf("activities: whatsapp: sent as: %w", err)
+	}
+	return a.SentAs == sentAsTemplate, nil
+}
+
 // tokenRefused marks the connection as needing a new token and tells the
 // operator — an audit event and an email to the tenant's admins — once.
 func (o *WhatsAppOutlet) tokenRefused(ctx context.Context, conn Connection, cause error) {

@@ -251,3 +251,24 @@ func TestWhatsAppOutletErrors(t *testing.T) {
 	_, err = f.outlet.Post(f.ctx, f.conn, alice, f.part(t, KindReply, 0, "a3"))
 	require.ErrorAs(t, err, &ae, "the whole number waits out 130429")
 }
+
+// SentTemplate tells Deliver which messages reached the user only as the
+// template (so the conversation shows them when the user writes again).
+func TestWhatsAppOutletSentTemplate(t *testing.T) {
+	f := newOutletFixture(t)
+	open := f.user(t, "US.3", "16505550003", time.Now())
+	closed := f.user(t, "US.4", "16505550004", time.Now().Add(-25*time.Hour))
+	text, tmpl := f.part(t, KindStaff, 0, "Jane: on it"), f.part(t, KindStaff, 0, "Jane: refunded")
+	_, err := f.outlet.Post(f.ctx, f.conn, open, text)
+	require.NoError(t, err)
+	_, err = f.outlet.Post(f.ctx, f.conn, closed, tmpl)
+	require.NoError(t, err)
+	got, err := f.outlet.SentTemplate(f.ctx, f.conn, text.Key)
+	require.NoError(t, err)
+	require.False(t, got)
+	got, err = f.outlet.SentTemplate(f.ctx, f.conn, tmpl.Key)
+	require.NoError(t, err)
+	require.True(t, got, "outside the window the template went instead")
+	_, err = f.outlet.SentTemplate(f.ctx, f.conn, "no-such-key")
+	require.ErrorIs(t, err, store.ErrNotFound)
+}

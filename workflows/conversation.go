@@ -241,6 +241,11 @@ func (c *conversation) turn(ctx workflow.Context, m Inbound) error {
 	}
 	c.s.Turn++
 	user := &activities.UserMessage{Text: m.Text, Author: m.UserID, ExternalID: m.TS}
+	if len(c.s.Held) > 0 && workflow.GetVersion(ctx, changeHeldMessages, workflow.DefaultVersion, 1) >= 1 {
+		if err := c.showHeld(ctx, m); err != nil {
+			return err
+		}
+	}
 
 	if m.OverLimit != nil {
 		text := ""
@@ -461,7 +466,11 @@ func (c *conversation) send(ctx workflow.Context, in activities.DeliverInput) er
 // deliverInput runs Deliver; a channel that can no longer be posted to is
 // logged, not a failure of the conversation.
 func (c *conversation) deliverInput(ctx workflow.Context, in activities.DeliverInput) error {
-	err := workflow.ExecuteLocalActivity(workflow.WithLocalActivityOptions(ctx, localOptions(time.Minute)), acts.Deliver, in).Get(ctx, nil)
+	var out activities.DeliverOutput
+	err := workflow.ExecuteLocalActivity(workflow.WithLocalActivityOptions(ctx, localOptions(time.Minute)), acts.Deliver, in).Get(ctx, &out)
+	if err == nil && out.Held != "" {
+		c.hold(out.Held)
+	}
 	var appErr *temporal.ApplicationError
 	if errors.As(err, &appErr) && appErr.Type() == activities.ErrChannelGone {
 		// The workspace was disconnected or revoked the token: nobody can be

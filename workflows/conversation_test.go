@@ -34,6 +34,9 @@ type fakeActs struct {
 	fetched  []activities.FetchMediaInput
 	fetchErr error
 	fetchOut func(in activities.FetchMediaInput) activities.FetchMediaOutput
+	// held decides which deliveries reached the user only as the template
+	// (whatsapp_test.go).
+	held func(in activities.DeliverInput) string
 }
 
 func (f *fakeActs) Open(_ context.Context, in activities.OpenInput) (activities.OpenOutput, error) {
@@ -62,7 +65,11 @@ func (f *fakeActs) Deliver(_ context.Context, in activities.DeliverInput) (activ
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	f.delivered = append(f.delivered, in)
-	return activities.DeliverOutput{ExternalIDs: []string{"ts"}}, nil
+	out := activities.DeliverOutput{ExternalIDs: []string{"ts"}}
+	if f.held != nil {
+		out.Held = f.held(in)
+	}
+	return out, nil
 }
 
 func (f *fakeActs) SetStatus(_ context.Context, in activities.StatusInput) error {

@@ -117,6 +117,9 @@ type State struct {
 	// Escalation is the handoff state machine (escalation.go); nil until the
 	// conversation is first handed to people.
 	Escalation *EscalationState `json:"escalation,omitempty"`
+	// Held are messages that reached the user only as WhatsApp's approved
+	// template, shown when they write again (changeHeldMessages).
+	Held []string `json:"held,omitempty"`
 }
 
 // seenCap bounds the duplicate-event memory; Slack retries within minutes.

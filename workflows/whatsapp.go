@@ -1,6 +1,8 @@
 package workflows
 
 import (
+	"strings"
+
 	"go.temporal.io/sdk/workflow"
 
 	"github.com/konstruct/konstruct/activities"
@@ -51,6 +53,37 @@ func (c *conversation) deliveryFailed(ctx workflow.Context, f *activities.Delive
 	logger.Info("reply refused outside the 24-hour window; sending the approved template", "wamid", f.WAMID, "turn", f.Turn)
 	return c.deliverInput(ctx, activities.DeliverInput{TenantID: c.in.TenantID, ConversationID: c.s.ConversationID,
 		WorkflowID: workflow.GetInfo(ctx).WorkflowExecution.ID, Channel: c.in.Channel, Address: c.in.Address,
-		Turn: f.Turn, Kind: activities.KindTemplate,
+		Turn: f.Turn, Kind: activities.KindTemplate, HeldKey: f.Key,
 		Text: "[The reply could not be delivered: more than 24 hours had passed since the user's last message, so the approved template was sent instead.]"})
+}
+
+// changeHeldMessages names the change that shows a WhatsApp user, when they
+// write again, the messages that reached them only as the approved template
+// (workflow.GetVersion). The template asks them to answer to see the reply
+// ("We have a reply to your question — answer this message to see it"); a
+// staff reply, especially, would otherwise never reach them. Deliver reports
+// such a message (DeliverOutput.Held, kept in State.Held); the version is
+// asked only when one is held, so histories without any replay as before.
+const changeHeldMessages = "held-messages"
+
+// heldCap bounds State.Held: a user silent through more messages than this
+// is shown the latest ones.
+const heldCap = 10
+
+// hold keeps a message the user has not seen, for showHeld.
+func (c *conversation) hold(text string) {
+	c.s.Held = append(c.s.Held, text)
+	if len(c.s.Held) > heldCap {
+		c.s.Held = c.s.Held[len(c.s.Held)-heldCap:]
+	}
+}
+
+// showHeld sends the held messages, in one message quoting the user's (the
+// window is open again: they just wrote), before their message is answered
+// or relayed. Sent as the template again (their message was late), they
+// stay held.
+func (c *conversation) showHeld(ctx workflow.Context, m Inbound) error {
+	held := c.s.Held
+	c.s.Held = nil
+	return c.deliver(ctx, m, activities.KindHeld, strings.Join(held, "\n\n"), nil, "", "")
 }

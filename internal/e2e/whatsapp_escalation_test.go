@@ -78,8 +78,9 @@ func inThread(ts, text string) func([]fakeslack.Posted) bool {
 // not even with the worker SIGKILLed and restarted in the middle, which
 // loses nothing. With the user's 24-hour window closed, a staff reply goes
 // out as the tenant's approved template (as Konstruct knows the window
-// closed, and as Meta reports it after accepting the message). Resolve over
-// REST hands back, and the agent speaks first on WhatsApp.
+// closed, and as Meta reports it after accepting the message), and the reply
+// it stood in for is shown when the user writes again. Resolve over REST
+// hands back, and the agent speaks first on WhatsApp.
 func TestWhatsAppEscalation(t *testing.T) {
 	p := platform.Start(t, platform.Options{})
 	p.LLM.SetHandler(func(r fakellm.Request) fakellm.Reply {
@@ -179,8 +180,14 @@ func TestWhatsAppEscalation(t *testing.T) {
 	require.Equal(t, tn.Language, got.Language)
 	require.Equal(t, "Bearer "+tn.Token, got.Authorization)
 
-	// The user answers the template, which opens the window again.
-	say("ok, what was it?")
+	// The user answers the template ("answer this message to see it"),
+	// which opens the window again: the staff reply it stood in for is
+	// shown, quoting their answer, which is relayed to the thread.
+	answer := say("ok, what was it?")
+	got = wa(7)[6]
+	require.True(t, strings.HasSuffix(got.Text, ": Your refund was paid out today."), got.Text)
+	require.Equal(t, "text", got.Type)
+	require.Equal(t, answer.ID, got.ReplyTo)
 	p.Slack.WaitFor(t, "the answer to the template relayed", replyTimeout, inThread(handoff.TS, "ok, what was it?"))
 
 	// Meta accepts a staff reply and reports afterwards that the window was
@@ -188,14 +195,14 @@ func TestWhatsAppEscalation(t *testing.T) {
 	p.WhatsApp.Fail(fakewhatsapp.OpMessages, fakewhatsapp.Failure{Code: 131047, Async: true})
 	p.MustDo(http.MethodPost, "/api/v1/tenants/"+tn.ID+"/escalations/"+esc.ID+"/messages", p.AdminToken,
 		map[string]string{"text": "Is there anything else?"}, http.StatusAccepted, nil)
-	sent := wa(8)
-	require.True(t, strings.HasSuffix(sent[6].Text, ": Is there anything else?"), sent[6].Text)
-	require.Equal(t, "template", sent[7].Type, "the template after Meta's failed status")
+	sent := wa(9)
+	require.True(t, strings.HasSuffix(sent[7].Text, ": Is there anything else?"), sent[7].Text)
+	require.Equal(t, "template", sent[8].Type, "the template after Meta's failed status")
 	require.Len(t, p.LLM.Requests(), llmBefore, "no model call while people own the conversation")
 
 	// Resolve over REST: the agent has the conversation again and speaks first.
 	p.MustDo(http.MethodPost, "/api/v1/tenants/"+tn.ID+"/escalations/"+esc.ID+"/resolve", p.AdminToken, nil, http.StatusAccepted, nil)
-	got = wa(9)[8]
+	got = wa(10)[9]
 	require.Equal(t, "Glad that was sorted! Anything else I can do?", got.Text, "the agent speaks first")
 	reqs := p.LLM.Requests()
 	var window []string
@@ -206,13 +213,16 @@ func TestWhatsAppEscalation(t *testing.T) {
 	require.Contains(t, joined, "Hi, I'm Jane. Your refund is on its way.", "the human part is in the agent's context")
 	require.Contains(t, joined, "the box was damaged")
 
-	// The agent answers again (the cooldown keeps the keyword quiet).
+	// The user writes: first the staff reply Meta refused is shown, then
+	// the agent answers (the cooldown keeps the keyword quiet).
 	say("thanks! a refund question for later")
-	require.Equal(t, "echo: thanks! a refund question for later", wa(10)[9].Text)
+	sent = wa(12)
+	require.True(t, strings.HasSuffix(sent[10].Text, ": Is there anything else?"), sent[10].Text)
+	require.Equal(t, "echo: thanks! a refund question for later", sent[11].Text)
 
 	// Every message reached the user once, in order.
-	sent = p.WhatsApp.SentTo(tn.PhoneNumberID, user)
-	require.Len(t, sent, 10)
+	sent = whatsAppBarrier(t, p, tn, user, "", 13)
+	require.Len(t, sent, 13)
 	final := getEscalation(t, p, support, esc.ID)
 	require.Equal(t, "resolved", final.State)
 	require.NotNil(t, final.FirstResponseAt)
@@ -228,7 +238,25 @@ func TestWhatsAppEscalation(t *testing.T) {
 		"escalation.staff_message", "escalation.user_message", "escalation.staff_message", "escalation.staff_message",
 		"escalation.user_message", "escalation.staff_message", "escalation.resolved", "escalation.handed_back"},
 		escalationAudit(t, p, support))
+
+	// The history replays (the held-messages change among others); with
+	// KONSTRUCT_UPDATE_HISTORY=1 it is written to workflows/testdata.
+	c := testkit.NewTemporal(t)
+	hist := settledHistory(t, c, workflows.ConversationID(tn.ID, "whatsapp", workflows.WhatsAppKey(tn.PhoneNumberID, user)))
+	require.Contains(t, string(hist), base64.StdEncoding.EncodeToString([]byte(`"held-messages"`)), "the change's version marker")
+	require.NoError(t, workflows.Replay(hist))
+	if os.Getenv("KONSTRUCT_UPDATE_HISTORY") == "1" {
+		path := filepath.Join("..", "..", "workflows", "testdata", whatsAppEscalationHistoryFile)
+		require.NoError(t, os.WriteFile(path, hist, 0o644))
+		t.Logf("wrote %s (%d bytes)", path, len(hist))
+	}
 }
+
+// whatsAppEscalationHistoryFile is TestWhatsAppEscalation's conversation:
+// a handoff from WhatsApp, staff replies (one outside the window, one Meta
+// refused afterwards), a worker killed in human mode, the held replies shown
+// when the user wrote again (the "held-messages" change), resolve.
+const whatsAppEscalationHistoryFile = "conversation_v4_whatsapp_escalation.json"
 
 // escalationMediaHistoryFile is a WhatsApp conversation handed to people in
 // which the user sends an image and a file too big to read: the

@@ -160,6 +160,16 @@ func (t *Tx) AddMessage(ctx context.Context, m Message) (inserted bool, err erro
 	return true, nil
 }
 
+// GetMessageByKey returns the message recorded under idempotency key, or
+// ErrNotFound.
+func (t *Tx) GetMessageByKey(ctx context.Context, key string) (Message, error) {
+	m, err := scanMessage(t.tx.QueryRow(ctx, `SELECT `+messageCols+` FROM messages WHERE idempotency_key = $1`, key))
+	if err != nil {
+		return Message{}, fmt.Errorf("store: get message %s: %w", key, err)
+	}
+	return m, nil
+}
+
 // ListMessages returns a conversation's messages in order.
 func (t *Tx) ListMessages(ctx context.Context, conversationID uuid.UUID) ([]Message, error) {
 	rows, err := t.tx.Query(ctx, `SELECT `+messageCols+` FROM messages WHERE conversation_id = $1

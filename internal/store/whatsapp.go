@@ -202,6 +202,7 @@ func (t *Tx) ApplyWhatsAppStatus(ctx context.Context, st WhatsAppStatus) (Outbou
 type OutboundAttempt struct {
 	ExternalID     string // set once Meta's status webhook named the message
 	DeliveryStatus string
+	SentAs         string     // text | template | skipped ("" before the first attempt)
 	PostStartedAt  *time.Time // the last attempt to post began
 	RefusedAt      *time.Time // Meta answered that attempt with an error: nothing was sent
 	Now            time.Time  // the database's clock, to compare the times above with
@@ -210,8 +211,8 @@ type OutboundAttempt struct {
 // GetOutboundAttempt reads the send state of key.
 func (t *Tx) GetOutboundAttempt(ctx context.Context, key string) (OutboundAttempt, error) {
 	var a OutboundAttempt
-	err := t.tx.QueryRow(ctx, `SELECT external_id, delivery_status, post_started_at, refused_at, now()
-		FROM outbound_messages WHERE key = $1`, key).Scan(&a.ExternalID, &a.DeliveryStatus, &a.PostStartedAt, &a.RefusedAt, &a.Now)
+	err := t.tx.QueryRow(ctx, `SELECT external_id, delivery_status, sent_as, post_started_at, refused_at, now()
+		FROM outbound_messages WHERE key = $1`, key).Scan(&a.ExternalID, &a.DeliveryStatus, &a.SentAs, &a.PostStartedAt, &a.RefusedAt, &a.Now)
 	if err != nil {
 		return OutboundAttempt{}, fmt.Errorf("store: get outbound attempt %s: %w", key, mapErr(err))
 	}
