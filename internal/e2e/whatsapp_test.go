@@ -247,8 +247,11 @@ func TestWhatsAppDeliveryFailures(t *testing.T) {
 		status, _ := p.PostWhatsApp(fakewhatsapp.Statuses(tn.PhoneNumberID, fakewhatsapp.StatusSpec{ID: sent[0].WAMID, Status: "failed",
 			RecipientID: user, Errors: []fakewhatsapp.ErrorSpec{{Code: 131047, Title: "Re-engagement message"}}}))
 		require.Equal(t, http.StatusOK, status)
-		sent = whatsAppBarrier(t, p, tn, user, "", 3)
-		require.Len(t, sent, 3, "one template")
+		// The user answers the template: the reply it stood in for is shown,
+		// once, then their message is answered.
+		sent = whatsAppBarrier(t, p, tn, user, "", 4)
+		require.Len(t, sent, 4, "one template")
+		require.Equal(t, "echo: hello?", sent[2].Text, "the reply the template stood in for, when the user wrote again")
 	})
 
 	t.Run("a rate limit is waited out and the reply sent once", func(t *testing.T) {
