@@ -43,7 +43,10 @@ func TestRecordWhatsAppHistory(t *testing.T) {
 	sent = p.WhatsApp.WaitForSentTo(t, tn.PhoneNumberID, user, 3, replyTimeout)
 	require.Contains(t, sent[2].Text, "stickers")
 	post(fakewhatsapp.Of(user, "reaction", map[string]any{"message_id": sent[2].WAMID, "emoji": "👍"}))
-	whatsAppBarrier(t, p, tn, user, "", 4)
+	// The barrier is the user's first message since the template: the reply
+	// it stood in for is shown first.
+	sent = whatsAppBarrier(t, p, tn, user, "", 5)
+	require.Equal(t, "echo: hello", sent[3].Text)
 
 	c := testkit.NewTemporal(t)
 	id := workflows.ConversationID(tn.ID, "whatsapp", workflows.WhatsAppKey(tn.PhoneNumberID, user))
