@@ -3,7 +3,6 @@ package webhooks
 import (
 	"context"
 	"errors"
-	"io"
 	"log/slog"
 	"net/http"
 	"strconv"
@@ -81,15 +80,8 @@ func (h *Slack) events(c *gin.Context) {
 		c.Request = c.Request.WithContext(logging.With(c.Request.Context(), slog.Int("slack_retry_num", n),
 			slog.String("slack_retry_reason", c.GetHeader("X-Slack-Retry-Reason"))))
 	}
-	body, err := io.ReadAll(c.Request.Body)
-	if err != nil {
-		var tooBig *http.MaxBytesError
-		if errors.As(err, &tooBig) {
-			h.Metrics.outcome("slack", OutcomeTooLarge)
-			apiutil.Error(c, apperr.New(http.StatusRequestEntityTooLarge, "body_too_large", "the event is larger than the limit"))
-			return
-		}
-		apiutil.Error(c, apperr.BadRequest("unreadable_body", "the request body could not be read").Wrap(err))
+	body, ok := readBody(c, h.Metrics, "slack", "the event")
+	if !ok {
 		return
 	}
 	// Verify before parsing: nothing in an unsigned body is looked at.
@@ -186,7 +178,7 @@ func (h *Slack) Handle(ctx context.Context, env slack.Envelope) (string, error) 
 	}
 
 	outcome := OutcomeAccepted
-	over, err := h.overLimit(ctx, route, msg)
+	over, err := overLimit(ctx, h.Limiter, route, h.TenantRatePerMinute, h.ChannelRatePerMinute, "slack:"+msg.TeamID+":"+msg.ChannelID)
 	if err != nil {
 		return OutcomeUnavailable, err
 	}
@@ -257,33 +249,6 @@ func (h *Slack) staffReply(ctx context.Context, route Route, msg *slack.Message)
 		return OutcomeIgnored, true, nil // an ordinary thread of the workspace
 	}
 	return "", false, nil
-}
-
-// overLimit counts the message against its tenant's and channel's limits.
-func (h *Slack) overLimit(ctx context.Context, route Route, msg *slack.Message) (*workflows.OverLimit, error) {
-	tenantRate := route.TenantRatePerMinute
-	if tenantRate == 0 {
-		tenantRate = h.TenantRatePerMinute
-	}
-	channelRate := route.ChannelRatePerMinute
-	if channelRate == 0 {
-		channelRate = h.ChannelRatePerMinute
-	}
-	res, err := h.Limiter.Allow(ctx, "tenant:"+route.TenantID.String(), tenantRate)
-	if err != nil {
-		return nil, err
-	}
-	if !res.Allowed {
-		return &workflows.OverLimit{Scope: "tenant", PerMinute: tenantRate, RetryAfter: res.RetryAfter}, nil
-	}
-	res, err = h.Limiter.Allow(ctx, "channel:slack:"+msg.TeamID+":"+msg.ChannelID, channelRate)
-	if err != nil {
-		return nil, err
-	}
-	if !res.Allowed {
-		return &workflows.OverLimit{Scope: "channel", PerMinute: channelRate, RetryAfter: res.RetryAfter}, nil
-	}
-	return nil, nil
 }
 
 // SocketHandler adapts Handle for Socket Mode: returning an error leaves the

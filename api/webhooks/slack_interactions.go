@@ -3,7 +3,6 @@ package webhooks
 import (
 	"context"
 	"errors"
-	"io"
 	"log/slog"
 	"net/http"
 	"time"
@@ -45,15 +44,8 @@ func (h *SlackInteractions) interactions(c *gin.Context) {
 	if h.Now != nil {
 		now = h.Now
 	}
-	body, err := io.ReadAll(c.Request.Body)
-	if err != nil {
-		var tooBig *http.MaxBytesError
-		if errors.As(err, &tooBig) {
-			h.Metrics.outcome("slack_interactions", OutcomeTooLarge)
-			apiutil.Error(c, apperr.New(http.StatusRequestEntityTooLarge, "body_too_large", "the interaction is larger than the limit"))
-			return
-		}
-		apiutil.Error(c, apperr.BadRequest("unreadable_body", "the request body could not be read").Wrap(err))
+	body, ok := readBody(c, h.Metrics, "slack_interactions", "the interaction")
+	if !ok {
 		return
 	}
 	// Verify before parsing: nothing in an unsigned body is looked at.

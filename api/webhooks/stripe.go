@@ -3,7 +3,6 @@ package webhooks
 import (
 	"context"
 	"errors"
-	"io"
 	"log/slog"
 	"net/http"
 	"time"
@@ -54,15 +53,8 @@ func (h *Stripe) events(c *gin.Context) {
 	defer func() { h.Metrics.acked("stripe", time.Since(start).Seconds()) }()
 	ctx := c.Request.Context()
 
-	body, err := io.ReadAll(c.Request.Body)
-	if err != nil {
-		var tooBig *http.MaxBytesError
-		if errors.As(err, &tooBig) {
-			h.Metrics.outcome("stripe", OutcomeTooLarge)
-			apiutil.Error(c, apperr.New(http.StatusRequestEntityTooLarge, "body_too_large", "the event is larger than the limit"))
-			return
-		}
-		apiutil.Error(c, apperr.BadRequest("unreadable_body", "the request body could not be read").Wrap(err))
+	body, ok := readBody(c, h.Metrics, "stripe", "the event")
+	if !ok {
 		return
 	}
 	if h.Secret == "" {

@@ -5,7 +5,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"log/slog"
 	"net/http"
 	"time"
@@ -113,15 +112,8 @@ func (h *WhatsApp) events(c *gin.Context) {
 	defer func() { h.Metrics.acked("whatsapp", time.Since(start).Seconds()) }()
 	ctx := c.Request.Context()
 
-	body, err := io.ReadAll(c.Request.Body)
-	if err != nil {
-		var tooBig *http.MaxBytesError
-		if errors.As(err, &tooBig) {
-			h.Metrics.outcome("whatsapp", OutcomeTooLarge)
-			apiutil.Error(c, apperr.New(http.StatusRequestEntityTooLarge, "body_too_large", "the webhook is larger than the limit"))
-			return
-		}
-		apiutil.Error(c, apperr.BadRequest("unreadable_body", "the request body could not be read").Wrap(err))
+	body, ok := readBody(c, h.Metrics, "whatsapp", "the webhook")
+	if !ok {
 		return
 	}
 	// Verify before parsing: nothing in an unsigned body is looked at.
@@ -257,7 +249,7 @@ func (h *WhatsApp) message(ctx context.Context, route Route, ch whatsapp.Change,
 
 	outcome := OutcomeAccepted
 	if !inbound.RecordOnly {
-		over, err := h.overLimit(ctx, route, ch.PhoneNumberID, userKey)
+		over, err := overLimit(ctx, h.Limiter, route, h.TenantRatePerMinute, h.ChannelRatePerMinute, "whatsapp:"+ch.PhoneNumberID+":"+userKey)
 		if err != nil {
 			return OutcomeUnavailable, err
 		}
@@ -287,34 +279,6 @@ func (h *WhatsApp) message(ctx context.Context, route Route, ch whatsapp.Change,
 		h.Wake()
 	}
 	return outcome, nil
-}
-
-// overLimit counts the message against its tenant's limit and its end
-// user's on the number.
-func (h *WhatsApp) overLimit(ctx context.Context, route Route, phoneNumberID, userKey string) (*workflows.OverLimit, error) {
-	tenantRate := route.TenantRatePerMinute
-	if tenantRate == 0 {
-		tenantRate = h.TenantRatePerMinute
-	}
-	userRate := route.ChannelRatePerMinute
-	if userRate == 0 {
-		userRate = h.ChannelRatePerMinute
-	}
-	res, err := h.Limiter.Allow(ctx, "tenant:"+route.TenantID.String(), tenantRate)
-	if err != nil {
-		return nil, err
-	}
-	if !res.Allowed {
-		return &workflows.OverLimit{Scope: "tenant", PerMinute: tenantRate, RetryAfter: res.RetryAfter}, nil
-	}
-	res, err = h.Limiter.Allow(ctx, "channel:whatsapp:"+phoneNumberID+":"+userKey, userRate)
-	if err != nil {
-		return nil, err
-	}
-	if !res.Allowed {
-		return &workflows.OverLimit{Scope: "channel", PerMinute: userRate, RetryAfter: res.RetryAfter}, nil
-	}
-	return nil, nil
 }
 
 // status records a status on the message it is about. A failure the

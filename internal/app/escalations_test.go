@@ -181,8 +181,8 @@ func TestBrowserEscalationLiveTranscriptAndReply(t *testing.T) {
 	visit(t, ctx, h.URL+"/sign-up")
 	fill(t, ctx, map[string]string{"#name": "Esme Lane", "#email": "esme@acme.test", "#organisation": "Acme Robotics",
 		"#password": "Hand-It-Over-1597"})
-	submit(t, ctx, `button[type=submit]`, ".stats")
-	home := strings.TrimPrefix(location(t, ctx), h.URL)
+	submit(t, ctx, `button[type=submit]`, "[data-testid=stepper]") // a new organisation lands in the setup stepper
+	home := strings.TrimSuffix(strings.TrimPrefix(location(t, ctx), h.URL), "/onboarding")
 	tenantID := uuid.MustParse(strings.TrimPrefix(home, "/t/"))
 	sc := seedShowcase(t, h, tenantID, "acme")
 
