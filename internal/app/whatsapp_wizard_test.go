@@ -109,10 +109,14 @@ func TestBrowserWhatsAppWizard(t *testing.T) {
 	require.Equal(t, h.URL+"/webhooks/whatsapp", text(t, ctx, "[data-testid=webhook-url]"))
 	require.Equal(t, waVerifyToken, text(t, ctx, "[data-testid=verify-token]"))
 	for _, sel := range []string{"[data-testid=copy-webhook-url]", "[data-testid=copy-verify-token]"} {
-		copied, err := chromedp.Run(ctx, chromedp.Evaluate[string](`document.querySelector(`+jsString(sel)+`).dataset.copy`))
+		copied, err := chromedp.Run(ctx, chromedp.Evaluate[string](`document.querySelector(`+jsString(sel)+`).dataset.copyText`))
 		require.NoError(t, err)
 		require.NotEmpty(t, copied, sel)
 	}
+	require.NoError(t, chromedp.Do(ctx, chromedp.Click(css("[data-testid=copy-verify-token]"))))
+	_, err = chromedp.Run(ctx, chromedp.Poll[bool](`["Copied", "Press Ctrl+C"].includes(document.querySelector("[data-testid=copy-verify-token]").textContent.trim())`,
+		chromedp.WithPollingTimeout(10*time.Second)))
+	require.NoError(t, err, "the copy button says what it did")
 	steps := text(t, ctx, "[data-testid=whatsapp-webhook]")
 	require.Contains(t, steps, "WhatsApp → Configuration")
 	require.Contains(t, steps, "Verify and save")

@@ -22,6 +22,35 @@
     sync();
   }
 
+  // Copy buttons next to what to paste into Meta's console. The clipboard
+  // API needs a secure context; elsewhere the text is selected instead, for
+  // Ctrl+C. Either way the button says what happened.
+  Array.prototype.forEach.call(document.querySelectorAll("[data-copy-text]"), function (b) {
+    var label = b.lastChild;
+    function say(what) {
+      var was = label.textContent;
+      label.textContent = what;
+      setTimeout(function () { label.textContent = was; }, 1500);
+    }
+    function select() {
+      var code = b.parentNode.querySelector("code");
+      if (!code) return;
+      var range = document.createRange();
+      range.selectNodeContents(code);
+      var sel = window.getSelection();
+      sel.removeAllRanges();
+      sel.addRange(range);
+      say("Press Ctrl+C");
+    }
+    b.addEventListener("click", function () {
+      if (navigator.clipboard && window.isSecureContext) {
+        navigator.clipboard.writeText(b.getAttribute("data-copy-text")).then(function () { say("Copied"); }, select);
+      } else {
+        select();
+      }
+    });
+  });
+
   var box = document.querySelector("[data-webhook-status]");
   if (!box) return;
   var url = box.getAttribute("data-webhook-status");
