@@ -12,6 +12,7 @@ import (
 	"github.com/google/uuid"
 	"github.com/stretchr/testify/require"
 
+	"github.com/konstruct/konstruct/internal/channel/whatsapp"
 	"github.com/konstruct/konstruct/internal/store"
 	"github.com/konstruct/konstruct/internal/testkit/apitest"
 	"github.com/konstruct/konstruct/internal/testkit/fakewhatsapp"
@@ -79,6 +80,16 @@ func TestWhatsAppWebhookContract(t *testing.T) {
 	require.True(t, strings.HasPrefix(r.Header.Get("Content-Type"), "text/plain"))
 	q.Set("hub.verify_token", "verify-1234")
 	s.Do(t, http.MethodGet, "/webhooks/whatsapp?"+q.Encode(), "", nil).ExpectError(t, http.StatusForbidden, "forbidden", "")
+	// Only the successful one is recorded, durably, under the right token's
+	// digest (the setup wizard's "Check" reads it).
+	for token, want := range map[string]int64{"verify-123": 1, "verify-1234": 0} {
+		require.NoError(t, s.Store.WithTenant(context.Background(), a.ID, func(tx *store.Tx) error {
+			v, found, err := tx.GetWhatsAppVerification(context.Background(), whatsapp.VerifyTokenSHA256(token))
+			require.Equal(t, want > 0, found, token)
+			require.Equal(t, want, v.Count, token)
+			return err
+		}))
+	}
 
 	// Unsigned or wrongly signed: 401, nothing recorded.
 	m := fakewhatsapp.Text("16505551234", "hi")
@@ -140,6 +151,11 @@ func TestWhatsAppWebhookContract(t *testing.T) {
 	r = post(fakewhatsapp.Messages("1110001", fakewhatsapp.Text("16505551234", "while the database is down")), waSecret)
 	r.ExpectError(t, http.StatusServiceUnavailable, "unavailable", "")
 	require.Equal(t, "1", r.Header.Get("Retry-After"))
+	// Meta's handshake is still answered: the record of it is not worth a
+	// failed verification.
+	q.Set("hub.verify_token", "verify-123")
+	r = s.Do(t, http.MethodGet, "/webhooks/whatsapp?"+q.Encode(), "", nil).Expect(t, http.StatusOK)
+	require.Equal(t, "987654", string(r.Body))
 }
 
 // Without an app secret the server cannot tell Meta's deliveries from

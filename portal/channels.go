@@ -17,16 +17,11 @@ type channelListData struct {
 	Agents     []store.Agent // the choices of the Connect Slack form
 	AgentNames map[string]string
 	PublicURL  string
-	// WhatsApp: what to paste into Meta's console (the webhook is
-	// {PublicURL}/webhooks/whatsapp), and whether this server can receive
-	// it at all (an app secret to verify deliveries with).
-	VerifyToken        string
-	WhatsAppConfigured bool
-	// Agents that declared a business function, the only ones that may
-	// answer on WhatsApp.
-	WhatsAppAgents []store.Agent
-	SlackOAuth     bool   // "Add to Slack" is set up on this server
-	Manifest       string // the Slack app manifest, filled in for this server
+	// WhatsApp numbers are connected by the setup wizard (whatsapp_setup.go);
+	// this page says when the server lacks what WhatsApp needs.
+	WhatsAppMissing []missingSetting
+	SlackOAuth      bool   // "Add to Slack" is set up on this server
+	Manifest        string // the Slack app manifest, filled in for this server
 }
 
 // channelsPage renders the Channels page: the connections and, for those who
@@ -34,8 +29,7 @@ type channelListData struct {
 // what was submitted and its errors; never the bot token).
 func (p *Portal) channelsPage(c *gin.Context, tenant *store.Tenant, status int, form *Form) {
 	ctx := c.Request.Context()
-	d := channelListData{AgentNames: map[string]string{}, PublicURL: p.d.Config.PublicURL,
-		VerifyToken: p.d.Config.WhatsAppVerifyToken, WhatsAppConfigured: p.d.Config.WhatsAppAppSecret != "",
+	d := channelListData{AgentNames: map[string]string{}, PublicURL: p.d.Config.PublicURL, WhatsAppMissing: p.whatsAppMissing(),
 		SlackOAuth: p.slackOAuthEnabled(), Manifest: slack.Manifest(p.d.Config.PublicURL)}
 	var err error
 	if d.Agents, err = p.d.Designer.List(ctx, tenant.ID); err != nil {
@@ -44,9 +38,6 @@ func (p *Portal) channelsPage(c *gin.Context, tenant *store.Tenant, status int, 
 	}
 	for _, a := range d.Agents {
 		d.AgentNames[a.ID.String()] = a.Name
-		if a.BusinessFunction != "" {
-			d.WhatsAppAgents = append(d.WhatsAppAgents, a)
-		}
 	}
 	if d.Channels, err = p.d.Designer.ListChannels(ctx, tenant.ID); err != nil {
 		p.fail(c, err)
@@ -89,42 +80,6 @@ func (p *Portal) channelConnectSlack(c *gin.Context) {
 	default:
 		p.back(c, "/t/"+tenant.ID.String()+"/channels", "success", "Connected the Slack workspace "+channelName(ch)+
 			". Mention the bot in a channel or send it a direct message, and your agent answers in the thread.")
-	}
-}
-
-// channelConnectWhatsApp connects a WhatsApp number from the Channels
-// page's form, through the same service as the REST API: the Graph API
-// checks the token first, and the agent must declare its business function.
-// The access token is never sent back to the browser.
-func (p *Portal) channelConnectWhatsApp(c *gin.Context) {
-	tenant, ok := p.tenantInView(c)
-	if !ok {
-		return
-	}
-	in := designer.WhatsAppConnection{PhoneNumberID: c.PostForm("phone_number_id"), WABAID: c.PostForm("waba_id"),
-		AccessToken: c.PostForm("access_token"), AgentID: c.PostForm("agent_id"),
-		TemplateName: c.PostForm("template_name"), TemplateLanguage: c.PostForm("template_language")}
-	ch, err := p.d.Designer.ConnectWhatsApp(c.Request.Context(), viewerOf(c).Principal, tenant.ID, in)
-	form := &Form{Values: map[string]string{"phone_number_id": in.PhoneNumberID, "waba_id": in.WABAID, "agent_id": in.AgentID,
-		"template_name": in.TemplateName, "template_language": in.TemplateLanguage, "form": "whatsapp"}}
-	var fields apperr.Fields
-	switch e := apperr.From(err); {
-	case errors.As(err, &fields):
-		form.Errors = fields
-		if msg := fields.Message("business_function"); msg != "" {
-			// The agent's field, not the form's: say it next to the agent.
-			form.Errors = append(form.Errors, apperr.Invalid("agent_id", capitalise(msg)+"."))
-		}
-		p.channelsPage(c, tenant, http.StatusUnprocessableEntity, form)
-	case err != nil && (e.Status == http.StatusConflict || e.Status == http.StatusServiceUnavailable):
-		form.Message = capitalise(e.Message) + ". Nothing was saved."
-		p.channelsPage(c, tenant, e.Status, form)
-	case err != nil:
-		p.fail(c, err)
-	default:
-		p.back(c, "/t/"+tenant.ID.String()+"/channels", "success", "Connected the WhatsApp number "+channelName(ch)+
-			". Messages reach your agent once the number's WhatsApp Business Account is subscribed to the app whose webhook is "+
-			p.d.Config.PublicURL+"/webhooks/whatsapp.")
 	}
 }
 

@@ -96,7 +96,7 @@ func (p *Portal) dashboard(c *gin.Context) {
 		if !prog.Completed {
 			setup := "/t/" + tenant.ID.String() + "/onboarding?step="
 			d.Steps = []onboardingStep{
-				{Title: "Connect a channel", Text: "Add Konstruct to your Slack workspace, or try the agent in the portal first.",
+				{Title: "Connect a channel", Text: "Add Konstruct to your Slack workspace or connect a WhatsApp number, or try the agent in the portal first.",
 					URL: setup + "1", Action: "Connect", Done: prog.ChannelDone, Allowed: true},
 				{Title: "Configure your agent", Text: "Its name, what it does and how it sounds, with a live preview of its instructions.",
 					URL: setup + "2", Action: "Configure", Done: prog.AgentDone, Allowed: true},

@@ -37,14 +37,21 @@ type onboardingData struct {
 	// Step 1.
 	SlackOAuth    bool // "Add to Slack" is set up on this server
 	SlackChannels []store.ChannelConnection
-	AgentNames    map[string]string // who each connection routes to
+	// WhatsApp numbers connected, and the settings this server lacks for
+	// WhatsApp (the setup wizard explains them).
+	WhatsAppChannels []store.ChannelConnection
+	WhatsAppMissing  []missingSetting
+	AgentNames       map[string]string // who each connection routes to
 	// Step 2.
 	Form           onboarding.AgentForm
 	Preview        string
-	PreviewChannel string   // the channel the preview is written for ("" none)
-	Models         []string // choices for the first model
-	DefaultModels  []string
-	OwnKeys        []string // providers the tenant brought its own key for
+	PreviewChannel string // the channel the preview is written for ("" none)
+	// The agent's business function (its scope on WhatsApp), which the
+	// preview includes; changed in the Agent Designer, not here.
+	BusinessFunction string
+	Models           []string // choices for the first model
+	DefaultModels    []string
+	OwnKeys          []string // providers the tenant brought its own key for
 	// Step 3.
 	Chat *chatView
 }
@@ -65,19 +72,17 @@ func (p *Portal) onboardingPage(c *gin.Context, tenant *store.Tenant, step, stat
 	if step < onboarding.StepChannel || step > onboarding.StepTest {
 		step = prog.Next()
 	}
-	d := &onboardingData{Step: step, Progress: prog, Agent: prog.Agent, SlackOAuth: p.slackOAuthEnabled(),
-		DefaultModels: p.d.Config.DefaultModels}
-	for i, s := range stepTitles {
-		n := i + 1
-		d.Steps = append(d.Steps, stepView{N: n, Title: s.title, Short: s.short, Current: n == step,
-			Done: []bool{prog.ChannelDone, prog.AgentDone, prog.TestDone}[i]})
-	}
+	d := &onboardingData{Step: step, Steps: setupSteps(prog, step), Progress: prog, Agent: prog.Agent, SlackOAuth: p.slackOAuthEnabled(),
+		DefaultModels: p.d.Config.DefaultModels, WhatsAppMissing: p.whatsAppMissing()}
 	for _, ch := range prog.Channels {
-		if ch.Kind == store.ChannelSlack {
+		switch ch.Kind {
+		case store.ChannelSlack:
 			d.SlackChannels = append(d.SlackChannels, ch)
+		case store.ChannelWhatsApp:
+			d.WhatsAppChannels = append(d.WhatsAppChannels, ch)
 		}
 	}
-	if len(d.SlackChannels) > 0 {
+	if len(d.SlackChannels) > 0 || len(d.WhatsAppChannels) > 0 {
 		list, err := p.d.Designer.List(ctx, tenant.ID)
 		if err != nil {
 			p.fail(c, err)
@@ -99,8 +104,13 @@ func (p *Portal) onboardingPage(c *gin.Context, tenant *store.Tenant, step, stat
 			d.Form = onboarding.FormOf(agentOf(onboarding.DefaultAgent(tenant.Name)))
 		}
 		d.PreviewChannel = previewChannel(prog)
+		if prog.Agent != nil {
+			// Declared when a WhatsApp number was connected; the form keeps it.
+			d.BusinessFunction = prog.Agent.BusinessFunction
+		}
 		d.Preview = agents.SystemPrompt(store.Agent{Name: strings.TrimSpace(d.Form.Name), Role: strings.TrimSpace(d.Form.Role),
-			Persona: strings.TrimSpace(d.Form.Persona), SystemPrompt: strings.TrimSpace(d.Form.Instructions)}, d.PreviewChannel)
+			Persona: strings.TrimSpace(d.Form.Persona), SystemPrompt: strings.TrimSpace(d.Form.Instructions),
+			BusinessFunction: d.BusinessFunction}, d.PreviewChannel)
 		keys, err := p.d.LLMKeys.List(ctx, tenant.ID)
 		if err != nil {
 			p.fail(c, err)
@@ -124,6 +134,17 @@ func (p *Portal) onboardingPage(c *gin.Context, tenant *store.Tenant, step, stat
 	}
 	p.render(c, status, "onboarding", &Page{Title: "Set up " + tenant.Name, Section: "dashboard", Tenant: tenant,
 		Crumbs: []Crumb{{"Setup", ""}}, Form: form, Data: d})
+}
+
+// setupSteps is the stepper's header, with step current highlighted.
+func setupSteps(prog onboarding.Progress, current int) []stepView {
+	var out []stepView
+	for i, s := range stepTitles {
+		n := i + 1
+		out = append(out, stepView{N: n, Title: s.title, Short: s.short, Current: n == current,
+			Done: []bool{prog.ChannelDone, prog.AgentDone, prog.TestDone}[i]})
+	}
+	return out
 }
 
 // previewChannel is the channel the agent's prompt preview is written for:

@@ -223,7 +223,11 @@ func (p *Portal) routes() []route {
 
 		r(get, t+"/channels", read(authz.ObjChannels), p.channelList),
 		r(post, t+"/channels/slack", write(authz.ObjChannels), p.channelConnectSlack),
+		r(get, t+"/channels/whatsapp", write(authz.ObjChannels), p.whatsAppSetup),
 		r(post, t+"/channels/whatsapp", write(authz.ObjChannels), p.channelConnectWhatsApp),
+		r(get, t+"/channels/:channel_id/webhook", read(authz.ObjChannels), p.whatsAppWebhookPage),
+		r(get, t+"/channels/:channel_id/webhook/status", read(authz.ObjChannels), p.whatsAppWebhookStatus),
+		r(post, t+"/channels/:channel_id/webhook/check", read(authz.ObjChannels), p.whatsAppWebhookCheck),
 		r(post, t+"/channels/:channel_id/template", write(authz.ObjChannels), p.channelTemplate),
 		r(post, t+"/channels/:channel_id/delete", write(authz.ObjChannels), p.channelDelete),
 

@@ -49,6 +49,11 @@ func samplePages(t *testing.T) map[string]any {
 		Users: 2, Agents: 1, Conversations: 5, LastActivity: &now}
 	usage := store.UsageTotals{Calls: 12, InputTokens: 12345, OutputTokens: 678, CostMicroUSD: 1234567}
 	ch := store.ChannelConnection{ID: uuid.New(), TenantID: tid, AgentID: aid, Kind: store.ChannelSlack, ExternalID: "T0123", DisplayName: evil, Status: "active", CreatedAt: now}
+	wa := store.ChannelConnection{ID: uuid.New(), TenantID: tid, AgentID: aid, Kind: store.ChannelWhatsApp, ExternalID: "106540352242922", DisplayName: evil,
+		Status: "active", TemplateName: "we_have_a_reply", TemplateLanguage: "en_US", CreatedAt: now}
+	fn := agent
+	fn.ID, fn.BusinessFunction = uuid.New(), evil
+	missing := []missingSetting{{Name: "KONSTRUCT_WHATSAPP_APP_SECRET", What: evil}}
 	due := now.Add(15 * time.Minute)
 	handoff := store.Handoff{ID: uuid.New(), TenantID: tid, ConversationID: conv.ID, AgentID: aid, WorkflowID: evil, State: store.EscalationWaiting,
 		Trigger: store.TriggerKeyword, Reason: evil, Summary: evil, SummarySource: "transcript", Channel: store.ChannelSlack, UserRef: evil,
@@ -76,12 +81,18 @@ func samplePages(t *testing.T) map[string]any {
 		"knowledge/list":     &knowledgeListData{Documents: []docRow{{Document: store.Document{ID: aid, Title: evil, SourceType: "pdf", Status: store.DocFailed, Error: evil, ChunksTotal: 4, ChunksDone: 2, Version: 2, UpdatedAt: now}, Pct: 50}}, MaxBytes: 1 << 20, Pending: true},
 		"knowledge/show":     &knowledgeShowData{Document: docRow{Document: store.Document{ID: aid, Title: evil, Status: store.DocIndexing, Error: evil, WorkflowID: evil}}, Chunks: []store.Chunk{{ID: aid, Heading: evil, Content: evil, Embedded: true}, {ID: aid, Ordinal: 1, Content: evil}}},
 		"knowledge/search":   &knowledgeSearchData{Query: evil, TopK: 5, MaxTopK: 20, Result: &knowledge.SearchResult{Model: evil, Warning: evil, Hits: []knowledge.Hit{{ChunkID: aid, DocumentID: aid, DocumentTitle: evil, Heading: evil, Content: evil, Score: 0.03, VectorRank: 1, Similarity: 0.9, Citation: evil}, {ChunkID: aid, Content: evil, TextRank: 2}}}},
-		"channels":           &channelListData{Channels: []store.ChannelConnection{ch}, AgentNames: map[string]string{aid.String(): agent.Name}, Agents: []store.Agent{agent}},
-		"team":               &teamData{Members: []store.User{user}, Invitations: []store.Invitation{inv, expired}, Roles: []string{"a"}, Admins: 1, TTLHours: 72},
-		"usage":              sampleCosts(tid, aid, agent),
-		"billing":            sampleBilling(agent),
-		"admin/costs":        &adminCostsData{Query: costQuery{Range: "7d"}, Ranges: costRanges, Label: evil, Tenants: []store.TenantUsage{{TenantID: tid, TenantName: evil, PlanID: "pro", Status: "past_due", UsageTotals: usage}}, Top: usage.CostMicroUSD},
-		"escalations/list":   &escalationListData{Rows: []escRow{{Handoff: handoff, AgentName: evil, SLA: "overdue", Waiting: 3 * time.Minute}}, Counts: store.HandoffCounts{Waiting: 1}, Filter: "open"},
+		"channels":           &channelListData{Channels: []store.ChannelConnection{ch, wa}, AgentNames: map[string]string{aid.String(): agent.Name}, Agents: []store.Agent{agent}, WhatsAppMissing: missing},
+		"whatsapp/setup": &whatsAppSetupData{Onboarding: true, Steps: []stepView{{N: 1, Title: evil, Current: true}, {N: 2}, {N: 3}}, Agents: []store.Agent{agent, fn},
+			Qualified: 1, Selected: aid.String(), Connected: []store.ChannelConnection{wa}, AgentNames: map[string]string{aid.String(): evil}, PublicURL: "https://x/" + evil},
+		"whatsapp/webhook": &whatsAppWebhookData{Onboarding: true, Steps: []stepView{{N: 1, Title: evil, Current: true, Done: true}}, Channel: wa, AgentName: evil,
+			WebhookURL: "https://x/" + evil, VerifyToken: evil, Missing: missing, Status: statusOf(designer.WhatsAppWebhook{Channel: wa, Verified: true,
+				Verification: store.WhatsAppVerification{LastAt: now}, Activity: store.WhatsAppActivity{LastMessageAt: &now}, CheckedAt: now}),
+			StatusURL: "/s?" + evil, CheckURL: "/c?" + evil, NextURL: "/n?" + evil},
+		"team":             &teamData{Members: []store.User{user}, Invitations: []store.Invitation{inv, expired}, Roles: []string{"a"}, Admins: 1, TTLHours: 72},
+		"usage":            sampleCosts(tid, aid, agent),
+		"billing":          sampleBilling(agent),
+		"admin/costs":      &adminCostsData{Query: costQuery{Range: "7d"}, Ranges: costRanges, Label: evil, Tenants: []store.TenantUsage{{TenantID: tid, TenantName: evil, PlanID: "pro", Status: "past_due", UsageTotals: usage}}, Top: usage.CostMicroUSD},
+		"escalations/list": &escalationListData{Rows: []escRow{{Handoff: handoff, AgentName: evil, SLA: "overdue", Waiting: 3 * time.Minute}}, Counts: store.HandoffCounts{Waiting: 1}, Filter: "open"},
 		"escalations/show": &escalationShowData{Row: escRow{Handoff: handoff, AgentName: evil, SLA: "waiting", Waiting: time.Minute}, Conversation: conv,
 			Messages: []store.Message{{ID: uuid.New(), Turn: 1, Role: "user", Content: evil, Author: evil, CreatedAt: now}, {ID: uuid.New(), Turn: 2, Role: "staff", Content: evil, Author: evil, CreatedAt: now}, {Turn: 2, Role: "system", Content: evil}}},
 		"settings": &settingsData{Support: &supportData{Settings: store.SupportSettings{SlackTeamID: "T0123", SlackChannelID: "C0SUPPORT", FirstResponse: 15 * time.Minute, HandBack: 2 * time.Hour, Saved: true}, Workspaces: []store.ChannelConnection{ch}}, Providers: []providerView{
@@ -92,6 +103,7 @@ func samplePages(t *testing.T) map[string]any {
 		"onboarding": &onboardingData{Step: 2, Steps: []stepView{{N: 1, Title: evil, Short: evil, Done: true}, {N: 2, Title: "b", Current: true}, {N: 3}},
 			Progress: onboarding.Progress{Agent: &agent, Channels: []store.ChannelConnection{ch}, ChannelDone: true},
 			Agent:    &agent, SlackOAuth: true, SlackChannels: []store.ChannelConnection{ch}, AgentNames: map[string]string{aid.String(): evil},
+			WhatsAppChannels: []store.ChannelConnection{wa}, WhatsAppMissing: missing,
 			Form:    onboarding.AgentForm{Name: evil, Role: evil, Persona: evil, Instructions: evil, Model: evil},
 			Preview: evil, PreviewChannel: "slack", Models: []string{evil, "openai/gpt-4o-mini"}, DefaultModels: []string{evil}, OwnKeys: []string{evil}},
 		"slack": &slackPageData{Status: 409, Kind: "conflict", Heading: evil, Message: evil, RetryURL: "/slack/install?x=" + evil,

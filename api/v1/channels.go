@@ -102,7 +102,9 @@ func (a *API) connectWhatsApp(c *gin.Context) error {
 	if err := apiutil.Decode(c, &req); err != nil {
 		return err
 	}
-	conn, err := a.Designer.ConnectWhatsApp(c.Request.Context(), principal(c), tenantID, designer.WhatsAppConnection(req))
+	conn, err := a.Designer.ConnectWhatsApp(c.Request.Context(), principal(c), tenantID, designer.WhatsAppConnection{
+		PhoneNumberID: req.PhoneNumberID, WABAID: req.WABAID, AccessToken: req.AccessToken, AgentID: req.AgentID,
+		TemplateName: req.TemplateName, TemplateLanguage: req.TemplateLanguage})
 	if err != nil {
 		return err
 	}

@@ -86,7 +86,25 @@ func (h *WhatsApp) handshake(c *gin.Context) {
 		return
 	}
 	h.Metrics.outcome("whatsapp", OutcomeHandshake)
+	h.recordVerification(c.Request.Context())
 	c.Data(http.StatusOK, "text/plain; charset=utf-8", []byte(challenge))
+}
+
+// recordVerification records, durably, that Meta verified the webhook with
+// the configured token, for the setup wizard's "Check". Meta's verification
+// matters more than the record: a failure is logged and the challenge is
+// answered all the same.
+func (h *WhatsApp) recordVerification(ctx context.Context) {
+	if h.Store == nil {
+		return
+	}
+	ctx, cancel := context.WithTimeout(ctx, 2*time.Second)
+	defer cancel()
+	if err := h.Store.RecordWhatsAppVerification(ctx, whatsapp.VerifyTokenSHA256(h.VerifyToken)); err != nil {
+		h.Logger.ErrorContext(ctx, "could not record the whatsapp webhook verification; answering Meta anyway", "err", err)
+		return
+	}
+	h.Logger.InfoContext(ctx, "whatsapp webhook verified by the handshake")
 }
 
 func (h *WhatsApp) events(c *gin.Context) {

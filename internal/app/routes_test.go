@@ -159,8 +159,10 @@ func TestEveryRouteEveryRole(t *testing.T) {
 				id = h.ID
 				return err
 			case ":channel_id":
-				ch, err := tx.UpsertChannelConnection(ctx, store.ChannelConnection{AgentID: agent.ID, Kind: store.ChannelSlack,
-					ExternalID: "T" + strings.ToUpper(uuid.NewString()[:8]), Secret: []byte{1}})
+				// A WhatsApp number: every channel route takes one (the
+				// webhook check takes nothing else).
+				ch, err := tx.UpsertChannelConnection(ctx, store.ChannelConnection{AgentID: agent.ID, Kind: store.ChannelWhatsApp,
+					ExternalID: fmt.Sprint(uuid.New().ID()), Secret: []byte{1}})
 				id = ch.ID
 				return err
 			case ":user_id":

@@ -2,6 +2,7 @@ package app_test
 
 import (
 	"context"
+	"net/http"
 	"os"
 	"strings"
 	"testing"
@@ -15,6 +16,7 @@ import (
 	"github.com/konstruct/konstruct/internal/testkit/fakellm"
 	"github.com/konstruct/konstruct/internal/testkit/fakeslack"
 	"github.com/konstruct/konstruct/internal/testkit/fakestripe"
+	"github.com/konstruct/konstruct/internal/testkit/fakewhatsapp"
 )
 
 // TestPortalScreenshots walks every main page with realistic data, as an
@@ -27,9 +29,15 @@ func TestPortalScreenshots(t *testing.T) {
 	sl := fakeslack.New(t)
 	sl.SetOAuthClient(oauthClientID, oauthClientSecret)
 	provider := fakellm.New(t, fakellm.WithAPIKey("sk-acme-own-key-7f3a"))
+	// WhatsApp set up on the server, against a fake Graph API.
+	graph := fakewhatsapp.New(t)
+	graph.AddNumber("106540352242922", "EAAGm0PX4ZCps-acme-token", "+1 555-078-3881", "Acme Support")
 	env := fakestripe.New(t).Env()
 	for k, v := range map[string]string{"KONSTRUCT_SLACK_API_URL": sl.URL(), "KONSTRUCT_SLACK_CLIENT_ID": oauthClientID,
 		"KONSTRUCT_SLACK_CLIENT_SECRET": oauthClientSecret, "KONSTRUCT_HTTP_TOOL_ALLOW_CIDRS": "127.0.0.1/32"} {
+		env[k] = v
+	}
+	for k, v := range whatsAppEnv(graph) {
 		env[k] = v
 	}
 	h := newHarness(t, env)
@@ -138,6 +146,41 @@ func TestPortalScreenshots(t *testing.T) {
 	require.Contains(t, text(t, ctx, "[data-testid=provider-openai] [data-testid=key-state]"), "Your key ••••7f3a")
 	shot.take(ctx, "settings-model-keys")
 
+	// The WhatsApp wizard from the Channels page: no agent has a business
+	// function yet, so the form offers to declare one; Meta refuses a token;
+	// the right one leads to the webhook to paste and the check, before and
+	// after Meta's verification and a customer's first message.
+	visit(t, ctx, h.URL+home+"/channels/whatsapp")
+	shot.take(ctx, "whatsapp-wizard")
+	fill(t, ctx, map[string]string{"#wa-phone-number-id": "106540352242922", "#wa-waba-id": "102290129340398",
+		"#wa-access-token": "EAAG-expired-token", "#wa-business-function": "Order tracking, returns and delivery questions for Acme Robotics' web shop"})
+	submit(t, ctx, `[data-testid=connect-whatsapp]`, `#wa-access-token ~ .field-error`)
+	shot.take(ctx, "whatsapp-wizard-refused")
+	fill(t, ctx, map[string]string{"#wa-access-token": "EAAGm0PX4ZCps-acme-token"})
+	submit(t, ctx, `[data-testid=connect-whatsapp]`, `[data-testid=webhook-check]`)
+	whatsAppPage := strings.TrimPrefix(location(t, ctx), h.URL)
+	shot.take(ctx, "whatsapp-webhook")
+	require.NoError(t, fakewhatsapp.VerifyWebhook(context.Background(), h.URL+"/webhooks/whatsapp", waVerifyToken))
+	res, err := http.DefaultClient.Do(fakewhatsapp.NewWebhookRequest(h.URL+"/webhooks/whatsapp", waAppSecret,
+		fakewhatsapp.Messages("106540352242922", fakewhatsapp.Text("16505551234", "Hi, where is my order?"))))
+	require.NoError(t, err)
+	res.Body.Close()
+	require.NoError(t, chromedp.Do(ctx, chromedp.Click(css("[data-testid=check-webhook]"))))
+	waitText(t, ctx, "[data-testid=delivered-text]", "arrived just now")
+	shot.take(ctx, "whatsapp-webhook-verified")
+	visit(t, ctx, h.URL+home+"/channels")
+	shot.take(ctx, "admin-channels-whatsapp")
+	// A server without the WhatsApp settings: the stepper's card and the
+	// wizard say what the platform operator must set.
+	bare := newHarness(t, nil)
+	bctx := newChrome(t, 1440, 900)
+	visit(t, bctx, bare.URL+"/sign-up")
+	fill(t, bctx, map[string]string{"#name": "Bo", "#email": "bo@initech.test", "#organisation": "Initech", "#password": "Analytical-Engine-1843"})
+	submit(t, bctx, `button[type=submit]`, "[data-testid=stepper]")
+	require.Contains(t, text(t, bctx, "[data-testid=step-channel]"), "KONSTRUCT_WHATSAPP_APP_SECRET")
+	submit(t, bctx, `[data-testid=connect-whatsapp]`, "[data-testid=whatsapp-not-configured]")
+	shot.take(bctx, "whatsapp-wizard-not-configured")
+
 	// Phone width.
 	mctx := newChrome(t, 390, 844)
 	visit(t, mctx, h.URL+"/sign-in")
@@ -148,6 +191,10 @@ func TestPortalScreenshots(t *testing.T) {
 	shot.take(mctx, "mobile-onboarding")
 	visit(t, mctx, h.URL+home+"/conversations/"+s.Conversations[0].ID.String())
 	shot.take(mctx, "mobile-transcript")
+	visit(t, mctx, h.URL+home+"/channels/whatsapp?from=onboarding")
+	shot.take(mctx, "mobile-whatsapp-wizard")
+	visit(t, mctx, h.URL+whatsAppPage)
+	shot.take(mctx, "mobile-whatsapp-webhook")
 	require.NoError(t, chromedp.Do(mctx, chromedp.Click(css(".menu-toggle")), chromedp.Sleep(400*time.Millisecond)))
 	shot.take(mctx, "mobile-nav")
 

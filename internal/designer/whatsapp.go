@@ -6,10 +6,12 @@ import (
 	"fmt"
 	"regexp"
 	"strings"
+	"unicode/utf8"
 
 	"github.com/google/uuid"
 
 	"github.com/konstruct/konstruct/internal/accounts"
+	"github.com/konstruct/konstruct/internal/agents"
 	"github.com/konstruct/konstruct/internal/apperr"
 	"github.com/konstruct/konstruct/internal/authz"
 	"github.com/konstruct/konstruct/internal/channel/whatsapp"
@@ -33,6 +35,14 @@ type WhatsAppConnection struct {
 	AgentID          string
 	TemplateName     string
 	TemplateLanguage string
+	// BusinessFunction, when set, declares the agent's business function
+	// (the setup wizard lets the operator do it in the same step). It is
+	// saved with the connection, so a token Meta refuses saves neither.
+	BusinessFunction string
+	// NewAgent, when set, is created (AgentID is then ignored) with
+	// BusinessFunction in the transaction that stores the connection: a new
+	// organisation's first agent, from the setup wizard.
+	NewAgent *agents.Input
 }
 
 var (
@@ -54,7 +64,8 @@ func validTemplate(errs *apperr.Fields, name, language string) {
 
 // ConnectWhatsApp connects a WhatsApp number to one of the tenant's agents.
 // The agent must declare its business function (Meta's policy allows no
-// general-purpose assistant on WhatsApp). The Graph API is asked
+// general-purpose assistant on WhatsApp), or in.BusinessFunction declares it
+// (for in.NewAgent, it must). The Graph API is asked
 // (GET /{phone_number_id} with the token) whether the token may use the
 // number before anything is stored; the token is stored sealed, bound to the
 // tenant and the number. Connecting a number again re-points and re-keys it
@@ -66,6 +77,7 @@ func (s *Service) ConnectWhatsApp(ctx context.Context, p authz.Principal, tenant
 	number, waba := strings.TrimSpace(in.PhoneNumberID), strings.TrimSpace(in.WABAID)
 	token := strings.TrimSpace(in.AccessToken)
 	tplName, tplLang := strings.TrimSpace(in.TemplateName), strings.TrimSpace(in.TemplateLanguage)
+	function := strings.TrimSpace(in.BusinessFunction)
 	var errs apperr.Fields
 	if !graphID.MatchString(number) {
 		errs.Add("phone_number_id", "must be the number's Phone number ID from WhatsApp Manager or the app's API Setup page (digits, such as 106540352242922), not the phone number itself")
@@ -76,9 +88,28 @@ func (s *Service) ConnectWhatsApp(ctx context.Context, p authz.Principal, tenant
 	if token == "" || len(token) > 2048 || strings.ContainsAny(token, " \t\r\n") {
 		errs.Add("access_token", "must be an access token for the WhatsApp Business Account (a system user token with whatsapp_business_messaging)")
 	}
-	agentID, err := uuid.Parse(strings.TrimSpace(in.AgentID))
-	if err != nil {
-		errs.Add("agent_id", "must be the ID of one of this tenant's agents")
+	var agentID uuid.UUID
+	var newAgent agents.Input
+	if in.NewAgent == nil {
+		var err error
+		if agentID, err = uuid.Parse(strings.TrimSpace(in.AgentID)); err != nil {
+			errs.Add("agent_id", "must be the ID of one of this tenant's agents")
+		}
+		if n := utf8.RuneCountInString(function); n > agents.MaxBusinessFunction || !utf8.ValidString(function) || strings.ContainsRune(function, 0) {
+			errs.Add("business_function", fmt.Sprintf("must be at most %d characters of text", agents.MaxBusinessFunction))
+		}
+	} else {
+		newAgent = *in.NewAgent
+		newAgent.BusinessFunction = function
+		var fields apperr.Fields
+		if err := agents.Validate(&newAgent, s.KnownTools); errors.As(err, &fields) {
+			errs = append(errs, fields...)
+		} else if err != nil {
+			return store.ChannelConnection{}, err
+		}
+		if newAgent.BusinessFunction == "" && errs.Message("business_function") == "" {
+			errs.Add("business_function", "is required: WhatsApp's policy allows only agents scoped to one business function")
+		}
 	}
 	validTemplate(&errs, tplName, tplLang)
 	if err := errs.Err(); err != nil {
@@ -88,8 +119,18 @@ func (s *Service) ConnectWhatsApp(ctx context.Context, p authz.Principal, tenant
 		return store.ChannelConnection{}, errors.New("designer: connect WhatsApp: no Graph API client or secret box configured")
 	}
 	// The agent first: no call to Meta for a connection that cannot be made.
-	err = s.Store.WithTenant(ctx, tenantID, func(tx *store.Tx) error {
+	err := s.Store.WithTenant(ctx, tenantID, func(tx *store.Tx) error {
 		if err := accounts.RequireTenant(ctx, tx, tenantID); err != nil {
+			return err
+		}
+		switch {
+		case in.NewAgent != nil:
+			return nil
+		case function != "":
+			_, err := tx.GetAgent(ctx, agentID)
+			if errors.Is(err, store.ErrNotFound) {
+				return apperr.Fields{apperr.Invalid("agent_id", "no such agent in this tenant").Wrap(err)}
+			}
 			return err
 		}
 		return requireBusinessFunction(ctx, tx, agentID)
@@ -114,8 +155,30 @@ func (s *Service) ConnectWhatsApp(ctx context.Context, p authz.Principal, tenant
 	}
 	var conn store.ChannelConnection
 	err = s.Store.WithTenant(ctx, tenantID, func(tx *store.Tx) error {
-		if err := requireBusinessFunction(ctx, tx, agentID); err != nil {
-			return err
+		switch {
+		case in.NewAgent != nil:
+			if err := s.checkPlan(ctx, tx, tenantID, PlanAgents); err != nil {
+				return err
+			}
+			var a store.Agent
+			apply(&a, newAgent)
+			a, err := tx.CreateAgent(ctx, a)
+			if err != nil {
+				return err
+			}
+			agentID = a.ID
+			if err := tx.AppendAudit(ctx, store.AuditEvent{Actor: actor(p), Action: "agent.create", TargetType: "agent",
+				TargetID: a.ID.String(), Data: map[string]any{"name": a.Name, "business_function": a.BusinessFunction}}); err != nil {
+				return err
+			}
+		case function != "":
+			if err := s.declareBusinessFunction(ctx, tx, p, agentID, function); err != nil {
+				return err
+			}
+		default:
+			if err := requireBusinessFunction(ctx, tx, agentID); err != nil {
+				return err
+			}
 		}
 		// Re-pointing a number this tenant already has takes no new place.
 		if _, err := tx.GetChannelByExternalID(ctx, store.ChannelWhatsApp, number); errors.Is(err, store.ErrNotFound) {
@@ -144,6 +207,29 @@ func (s *Service) ConnectWhatsApp(ctx context.Context, p authz.Principal, tenant
 		return store.ChannelConnection{}, err
 	}
 	return conn, nil
+}
+
+// declareBusinessFunction sets an agent's business function, validated and
+// audited as the Agent Designer's edits are.
+func (s *Service) declareBusinessFunction(ctx context.Context, tx *store.Tx, p authz.Principal, agentID uuid.UUID, function string) error {
+	cur, err := tx.GetAgent(ctx, agentID)
+	if errors.Is(err, store.ErrNotFound) {
+		return apperr.Fields{apperr.Invalid("agent_id", "no such agent in this tenant").Wrap(err)}
+	}
+	if err != nil {
+		return err
+	}
+	in := InputOf(cur)
+	in.BusinessFunction = function
+	if err := agents.Validate(&in, s.KnownTools); err != nil {
+		return err
+	}
+	apply(&cur, in)
+	if _, err := tx.UpdateAgent(ctx, cur); err != nil {
+		return err
+	}
+	return tx.AppendAudit(ctx, store.AuditEvent{Actor: actor(p), Action: "agent.update", TargetType: "agent",
+		TargetID: agentID.String(), Data: map[string]any{"name": cur.Name, "business_function": in.BusinessFunction}})
 }
 
 // graphRefusal turns the Graph API's answer to the token check into what

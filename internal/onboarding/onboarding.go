@@ -194,6 +194,13 @@ func (s *Service) ChannelConnected(ctx context.Context, tenantID uuid.UUID, kind
 	return s.update(ctx, tenantID, store.OnboardingChange{Channel: kind})
 }
 
+// ChannelConnectedTo records the channel step done with a connection of kind
+// that routes to agentID, which becomes the agent the stepper configures
+// next (the setup wizard connected a WhatsApp number to it).
+func (s *Service) ChannelConnectedTo(ctx context.Context, tenantID uuid.UUID, kind string, agentID uuid.UUID) error {
+	return s.update(ctx, tenantID, store.OnboardingChange{Channel: kind, AgentID: &agentID})
+}
+
 // TryPortalFirst records the channel step done without a connection: the
 // operator tries the agent in the portal chat first and connects later.
 func (s *Service) TryPortalFirst(ctx context.Context, tenantID uuid.UUID) error {

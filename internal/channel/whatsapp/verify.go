@@ -85,3 +85,11 @@ func Handshake(q url.Values, verifyToken string) (challenge string, ok bool) {
 	}
 	return q.Get("hub.challenge"), true
 }
+
+// VerifyTokenSHA256 is the SHA-256 of a verify token: how a successful
+// handshake is recorded (store.RecordWhatsAppVerification), so that a
+// verification made with an earlier token does not count for a new one.
+func VerifyTokenSHA256(verifyToken string) []byte {
+	sum := sha256.Sum256([]byte(verifyToken))
+	return sum[:]
+}
