@@ -82,6 +82,8 @@ func fileLabel(ref MediaRef) string {
 		return "the image \"" + ref.Caption + "\""
 	case strings.HasPrefix(ref.MimeType, "image/"):
 		return "the image you sent" // a WhatsApp image without a caption
+	case strings.HasPrefix(ref.MimeType, "audio/"):
+		return "the audio message you sent"
 	}
 	return "the file you sent"
 }

@@ -224,3 +224,14 @@ func TestMediaMarker(t *testing.T) {
 	long := MediaMarker("", strings.Repeat("é", 300))
 	require.True(t, strings.HasSuffix(long, "…]"))
 }
+
+// What the user is told a file is, when it could not be read: its name, its
+// caption, or what the channel said it is (a WhatsApp image or voice note
+// has neither name nor caption).
+func TestFileLabel(t *testing.T) {
+	require.Equal(t, "invoice.pdf", fileLabel(MediaRef{Name: "invoice.pdf", MimeType: "application/pdf", Caption: "mine"}))
+	require.Equal(t, `the image "my receipt"`, fileLabel(MediaRef{MimeType: "image/png", Caption: "my receipt"}))
+	require.Equal(t, "the image you sent", fileLabel(MediaRef{MimeType: "image/jpeg"}))
+	require.Equal(t, "the audio message you sent", fileLabel(MediaRef{MimeType: "audio/ogg; codecs=opus"}))
+	require.Equal(t, "the file you sent", fileLabel(MediaRef{MimeType: "application/octet-stream"}))
+}
