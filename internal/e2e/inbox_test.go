@@ -3,6 +3,7 @@ package e2e
 import (
 	"fmt"
 	"net/http"
+	"os"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -68,6 +69,19 @@ func TestTemporalOutageLosesNothingAndAnswersInOrder(t *testing.T) {
 	require.Equal(t, "ok", ready.Checks["postgres"])
 	require.Contains(t, metricsText(t, p), fmt.Sprintf("konstruct_inbox_pending %d", threads*perThread))
 	require.Len(t, p.Slack.Messages(""), 1, "nothing answered while Temporal is unreachable")
+	// KONSTRUCT_E2E_OUTAGE (say 10m) holds the outage that long before
+	// Temporal comes back: the backlog waits in Postgres, whatever the time.
+	if hold := os.Getenv("KONSTRUCT_E2E_OUTAGE"); hold != "" {
+		d, err := time.ParseDuration(hold)
+		require.NoError(t, err, "KONSTRUCT_E2E_OUTAGE")
+		t.Logf("holding the outage for %s", d)
+		time.Sleep(d)
+		code, r := p.Ready(0)
+		require.Equal(t, http.StatusOK, code)
+		require.Equal(t, threads*perThread, int(r.Details.Inbox.Pending), "the backlog is intact after %s", d)
+		require.Len(t, p.Slack.Messages(""), 1, "nothing answered during the outage")
+		t.Logf("after %s: readyz %s, %d events waiting", d, r.Status, r.Details.Inbox.Pending)
+	}
 
 	proxy.Restore()
 	for c := 0; c < threads; c++ {
