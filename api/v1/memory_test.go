@@ -37,7 +37,7 @@ func seedMemories(t *testing.T, s *apitest.Server, tenantID, agentID uuid.UUID, 
 			Kind: store.MemorySummary, Role: "system", Content: "a summary", IdempotencyKey: uuid.NewString()}); err != nil {
 			return err
 		}
-		pending, err := tx.PendingMemories(ctx, agentID, user, 100, 5)
+		pending, err := tx.PendingMemories(ctx, agentID, user, nil, 0, 100, 5)
 		if err != nil {
 			return err
 		}

@@ -35,6 +35,11 @@ type Config struct {
 	RecallTimeout    time.Duration
 	MaxEmbedAttempts int // a row every model rejects is given up after this many tries (default 5)
 	Batch            int // pending rows embedded per call (default 32)
+	// StaleAfter: a turn embeds the rows it stored, the end user's rows a
+	// failed embedding left behind, and other pending rows once they are this
+	// old (default 1m: their turn died before embedding them), so concurrent
+	// turns never embed, and lock, the same rows.
+	StaleAfter time.Duration
 	// ExactBelow: an end user with fewer recallable memories than this is
 	// searched exactly, without the HNSW index (default 1000). Exact is as
 	// fast there and immune to the approximate graph's blind spots (many
@@ -45,6 +50,9 @@ type Config struct {
 func (c Config) withDefaults() Config {
 	if c.TopK <= 0 {
 		c.TopK = 5
+	}
+	if c.StaleAfter <= 0 {
+		c.StaleAfter = time.Minute
 	}
 	if c.EmbedTimeout <= 0 {
 		c.EmbedTimeout = 10 * time.Second
@@ -215,11 +223,13 @@ func (s *Service) Remember(ctx context.Context, t Target, ms []store.Memory) (Re
 		return out, nil
 	}
 	var pending []store.Memory
+	var own []string
 	err := s.store.WithTenant(ctx, t.TenantID, func(tx *store.Tx) error {
 		for _, m := range ms {
 			if m.Content == "" {
 				continue
 			}
+			own = append(own, m.IdempotencyKey)
 			m.AgentID, m.ConversationID, m.EndUserRef = t.AgentID, t.ConversationID, t.EndUserRef
 			ok, err := tx.AddMemory(ctx, m)
 			if err != nil {
@@ -230,7 +240,7 @@ func (s *Service) Remember(ctx context.Context, t Target, ms []store.Memory) (Re
 			}
 		}
 		var err error
-		pending, err = tx.PendingMemories(ctx, t.AgentID, t.EndUserRef, s.cfg.Batch+1, s.cfg.MaxEmbedAttempts)
+		pending, err = tx.PendingMemories(ctx, t.AgentID, t.EndUserRef, own, s.cfg.StaleAfter, s.cfg.Batch+1, s.cfg.MaxEmbedAttempts)
 		return err
 	})
 	if err != nil {
@@ -265,7 +275,7 @@ func (s *Service) Remember(ctx context.Context, t Target, ms []store.Memory) (Re
 			if llm.KindOf(eerr) == llm.KindRequest {
 				return tx.MemoryEmbedFailed(ctx, ids)
 			}
-			return nil
+			return tx.MemoryEmbedTried(ctx, ids)
 		}
 		return tx.SetMemoryEmbeddings(ctx, resp.EmbeddingModel(), ids, resp.Vectors)
 	})

@@ -51,13 +51,25 @@ func (t *Tx) AddMemory(ctx context.Context, m Memory) (inserted bool, err error)
 }
 
 // PendingMemories returns an end user's memories with an agent that have no
-// embedding yet and fewer than maxAttempts failed tries, oldest first.
-func (t *Tx) PendingMemories(ctx context.Context, agentID uuid.UUID, endUserRef string, limit, maxAttempts int) ([]Memory, error) {
+// embedding yet and fewer than maxAttempts failed tries: those whose
+// idempotency key is in own (the caller's turn just stored them) first, then
+// the oldest. With staleAfter > 0, another turn's rows count only once an
+// embedding of them failed (MemoryEmbedTried) or they are that old (their
+// turn died before embedding them), so concurrent turns of one end user
+// embed their own rows instead of all racing, and locking, the same batch.
+func (t *Tx) PendingMemories(ctx context.Context, agentID uuid.UUID, endUserRef string, own []string, staleAfter time.Duration,
+	limit, maxAttempts int) ([]Memory, error) {
+	if own == nil {
+		own = []string{}
+	}
 	rows, err := t.tx.Query(ctx, `
 		SELECT id, tenant_id, agent_id, end_user_ref, conversation_id, turn, kind, role, content, idempotency_key, created_at
 		FROM memories
 		WHERE agent_id = $1 AND end_user_ref = $2 AND embedding IS NULL AND embed_attempts < $4
-		ORDER BY created_at, id LIMIT $3`, agentID, endUserRef, limit, maxAttempts)
+		  AND ($6::double precision = 0 OR idempotency_key = ANY($5::text[]) OR embed_tried_at IS NOT NULL
+		       OR created_at < clock_timestamp() - $6::double precision * interval '1 second')
+		ORDER BY idempotency_key = ANY($5::text[]) DESC, created_at, id LIMIT $3`,
+		agentID, endUserRef, limit, maxAttempts, own, staleAfter.Seconds())
 	if err != nil {
 		return nil, fmt.Errorf("store: pending memories: %w", mapErr(err))
 	}
@@ -97,10 +109,22 @@ func (t *Tx) SetMemoryEmbeddings(ctx context.Context, model string, ids []uuid.U
 	return nil
 }
 
-// MemoryEmbedFailed counts a failed embedding attempt on memories ids.
+// MemoryEmbedFailed counts an embedding attempt every model refused on
+// memories ids (they are given up after a few).
 func (t *Tx) MemoryEmbedFailed(ctx context.Context, ids []uuid.UUID) error {
-	if _, err := t.tx.Exec(ctx, `UPDATE memories SET embed_attempts = embed_attempts + 1 WHERE id = ANY($1) AND embedding IS NULL`, ids); err != nil {
+	if _, err := t.tx.Exec(ctx, `UPDATE memories SET embed_attempts = embed_attempts + 1, embed_tried_at = now()
+		WHERE id = ANY($1) AND embedding IS NULL`, ids); err != nil {
 		return fmt.Errorf("store: memory embed failed: %w", mapErr(err))
+	}
+	return nil
+}
+
+// MemoryEmbedTried marks memories ids whose embedding failed for a reason
+// that does not count against them (an outage): any later turn of the end
+// user takes them.
+func (t *Tx) MemoryEmbedTried(ctx context.Context, ids []uuid.UUID) error {
+	if _, err := t.tx.Exec(ctx, `UPDATE memories SET embed_tried_at = now() WHERE id = ANY($1) AND embedding IS NULL`, ids); err != nil {
+		return fmt.Errorf("store: memory embed tried: %w", mapErr(err))
 	}
 	return nil
 }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/google/uuid"
 	"github.com/stretchr/testify/require"
@@ -24,7 +25,7 @@ func remember(t *testing.T, ctx context.Context, s *store.Store, sd seeded, user
 			Turn: turn, Kind: store.MemoryMessage, Role: "user", Content: content, IdempotencyKey: key})
 		require.NoError(t, err)
 		require.True(t, ok)
-		pending, err := tx.PendingMemories(ctx, sd.agent.ID, user, 10, 5)
+		pending, err := tx.PendingMemories(ctx, sd.agent.ID, user, nil, 0, 10, 5)
 		require.NoError(t, err)
 		require.Len(t, pending, 1)
 		id = pending[0].ID
@@ -138,16 +139,16 @@ func TestPendingMemories(t *testing.T) {
 		require.NoError(t, err)
 		require.False(t, ok, "a retried activity writes nothing twice")
 
-		pending, err := tx.PendingMemories(ctx, a.agent.ID, "U1", 10, 2)
+		pending, err := tx.PendingMemories(ctx, a.agent.ID, "U1", nil, 0, 10, 2)
 		require.NoError(t, err)
 		require.Len(t, pending, 1)
 		ids := []uuid.UUID{pending[0].ID}
 		require.NoError(t, tx.MemoryEmbedFailed(ctx, ids))
-		pending, err = tx.PendingMemories(ctx, a.agent.ID, "U1", 10, 2)
+		pending, err = tx.PendingMemories(ctx, a.agent.ID, "U1", nil, 0, 10, 2)
 		require.NoError(t, err)
 		require.Len(t, pending, 1, "one failure: still retried")
 		require.NoError(t, tx.MemoryEmbedFailed(ctx, ids))
-		pending, err = tx.PendingMemories(ctx, a.agent.ID, "U1", 10, 2)
+		pending, err = tx.PendingMemories(ctx, a.agent.ID, "U1", nil, 0, 10, 2)
 		require.NoError(t, err)
 		require.Empty(t, pending, "given up after maxAttempts")
 
@@ -179,6 +180,42 @@ func TestRecallQueryCanUseTheHNSWIndex(t *testing.T) {
 			ORDER BY embedding::vector(1536) <=> $1::vector(1536) LIMIT 10`, []any{"[" + v + "]", a.tenant.ID}, &plan)
 		require.NoError(t, err)
 		require.Contains(t, string(plan), "memories_embedding_1536_idx")
+		return nil
+	}))
+}
+
+// A turn embeds the rows it stored; another turn's fresh rows are not its
+// to take (they are being embedded concurrently), but rows a failure left
+// behind are, once stale.
+func TestPendingMemoriesOwnFirstOthersOnceStale(t *testing.T) {
+	ctx := context.Background()
+	db := testkit.NewDatabase(t)
+	s, err := store.Open(ctx, db.AppURL)
+	require.NoError(t, err)
+	defer s.Close()
+	a := seed(t, ctx, s, "a")
+	require.NoError(t, s.WithTenant(ctx, a.tenant.ID, func(tx *store.Tx) error {
+		for _, key := range []string{"wf1:1:mem:user", "wf2:1:mem:user"} {
+			_, err := tx.AddMemory(ctx, store.Memory{AgentID: a.agent.ID, EndUserRef: "U1", ConversationID: a.conversation.ID, Turn: 1,
+				Kind: store.MemoryMessage, Role: "user", Content: key, IdempotencyKey: key})
+			require.NoError(t, err)
+		}
+		pending, err := tx.PendingMemories(ctx, a.agent.ID, "U1", []string{"wf2:1:mem:user"}, time.Minute, 10, 5)
+		require.NoError(t, err)
+		require.Len(t, pending, 1, "the other turn's fresh row is left to it")
+		require.Equal(t, "wf2:1:mem:user", pending[0].IdempotencyKey)
+
+		pending, err = tx.PendingMemories(ctx, a.agent.ID, "U1", []string{"wf2:1:mem:user"}, time.Nanosecond, 10, 5)
+		require.NoError(t, err)
+		require.Len(t, pending, 2, "a stale row is anyone's")
+		require.Equal(t, "wf2:1:mem:user", pending[0].IdempotencyKey, "own rows first")
+
+		// A row whose embedding failed is anyone's at once.
+		require.NoError(t, tx.MemoryEmbedTried(ctx, []uuid.UUID{pending[1].ID}))
+		pending, err = tx.PendingMemories(ctx, a.agent.ID, "U1", nil, time.Hour, 10, 5)
+		require.NoError(t, err)
+		require.Len(t, pending, 1)
+		require.Equal(t, "wf1:1:mem:user", pending[0].IdempotencyKey)
 		return nil
 	}))
 }
